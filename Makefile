@@ -1,0 +1,37 @@
+# The two commands: `make run` and `make test` (each installs what is missing, then builds).
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+CMAKE_FLAGS ?=
+THREADS ?= 2
+DEMO_MODEL ?= tests/data/goldens/qwen3_moe
+DEMO_ARGS ?= --prompt-tokens 1,2,3,4,5 -n 32 --temperature 0
+
+.PHONY: all deps build run test test-asan bench clean
+
+all: build
+
+deps:
+	@bash scripts/install_deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) \
+	  $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
+	@cmake --build $(BUILD)
+
+run: build
+	$(BUILD)/moeinfer run --model $(DEMO_MODEL) $(DEMO_ARGS) --threads $(THREADS)
+
+test: build
+	@if [ -f scripts/fetch_tokenizers.sh ]; then bash scripts/fetch_tokenizers.sh; fi
+	ctest --test-dir $(BUILD) --output-on-failure -j2 --timeout 600
+
+test-asan: deps
+	@cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMOEINFER_SANITIZE=ON \
+	  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
+	@cmake --build $(BUILD_ASAN)
+	@if [ -f scripts/fetch_tokenizers.sh ]; then bash scripts/fetch_tokenizers.sh; fi
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j2 --timeout 900
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

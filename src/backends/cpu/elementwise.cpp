@@ -1,0 +1,58 @@
+// Row-wise fp32 kernels (see elementwise.h). Accumulations are in double where a sum spans a whole row.
+#include "backends/cpu/elementwise.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/thread_pool.h"
+
+namespace moeinfer::cpu {
+
+void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y) {
+    parallel_for(rows, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+            const float* xr = x + r * n;
+            float* yr = y + r * n;
+            double ss = 0;
+            for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * xr[i];
+            const float inv = 1.0f / std::sqrt(float(ss / n) + eps);
+            for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] * inv * w[i];
+        }
+    }, 4);
+}
+
+void silu_mul(const float* gate, const float* up, int64_t in_stride, int64_t rows, int64_t n, float* out) {
+    parallel_for(rows, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+            const float* g = gate + r * in_stride;
+            const float* u = up + r * in_stride;
+            float* o = out + r * n;
+            for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+        }
+    }, 4);
+}
+
+void add_inplace(float* x, const float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void softmax_row(float* x, int64_t n) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - m));
+    const float inv = float(1.0 / sum);
+    for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void log_softmax_row(float* x, int64_t n) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - m);
+    const float lse = float(m + std::log(sum));
+    for (int64_t i = 0; i < n; ++i) x[i] -= lse;
+}
+
+}  // namespace moeinfer::cpu

@@ -1,0 +1,29 @@
+// Matrix products against weights in their stored dtype (F32, F16, BF16, Q8_0, Q4_0): y = x · Wᵀ.
+// Weight rows are converted to fp32 a tile at a time into a per-thread buffer, never the whole matrix.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace moeinfer::cpu {
+
+// y[t, r] = sum_i x[t, i] * w[r, i] for r in [row_begin, row_end). x: [T, in]; w: [out, in]; y row stride y_stride.
+// Runs in the calling thread: the building block of matmul and grouped_matmul.
+void matmul_rows(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
+                 int64_t y_stride);
+
+// y[T, out] = x[T, in] · w[out, in]ᵀ, split over output rows on the thread pool.
+void matmul(const float* x, int64_t T, const Tensor& w, float* y);
+
+// One group of a grouped matmul: rows [row_begin, row_end) of x are multiplied by `weight`.
+struct MatmulGroup {
+    const Tensor* weight;  // [out, in]
+    int64_t row_begin, row_end;
+};
+
+// For every group g: y[g rows, out] = x[g rows, in] · g.weightᵀ. All groups share out/in sizes; the work of every
+// group is split into (group, output-row tile) items and run as one parallel region (the MoE expert GEMM).
+void grouped_matmul(const float* x, const std::vector<MatmulGroup>& groups, int64_t out, float* y);
+
+}  // namespace moeinfer::cpu

@@ -1,0 +1,49 @@
+// Generator: offline batched generation for the CLI and tests. All requests prefill together in one ragged
+// batch, then decode together, one token per live sequence per step, each with its own paged KV blocks.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "models/model.h"
+
+namespace moeinfer {
+
+struct GenerationRequest {
+    std::vector<int32_t> prompt;
+    int64_t max_new_tokens = 16;
+    SamplingParams sampling;
+    bool prompt_logprobs = false;     // also report log-probabilities of the prompt tokens (echo)
+    std::vector<int32_t> stop_ids;    // generation ends after emitting one of these
+};
+
+struct GenerationResult {
+    std::vector<int32_t> tokens;                              // generated ids (stop token included)
+    std::vector<TokenLogprob> logprobs;                       // one per generated token
+    std::vector<std::optional<TokenLogprob>> prompt_logprobs; // [prompt len], entry 0 empty (when asked for)
+};
+
+struct GenerationStats {
+    int64_t prompt_tokens = 0, generated_tokens = 0;
+    double prefill_seconds = 0, decode_seconds = 0;
+};
+
+class Generator {
+public:
+    explicit Generator(Model& model, int32_t block_size = 16);
+
+    // Validates every request first (non-empty prompt, ids < vocab, prompt + max_new_tokens within the context,
+    // sampling ranges), throwing std::invalid_argument naming the request and problem.
+    // on_token(request index, token) is called as each token is chosen (streaming).
+    std::vector<GenerationResult> generate(const std::vector<GenerationRequest>& requests,
+                                           const std::function<void(size_t, int32_t)>& on_token = {},
+                                           GenerationStats* stats = nullptr);
+
+private:
+    Model& model_;
+    int32_t block_size_;
+};
+
+}  // namespace moeinfer

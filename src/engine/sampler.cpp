@@ -1,0 +1,82 @@
+// Sampling (see sampler.h). Filters apply in the order temperature → top-k → top-p → min-p, as vLLM does.
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "backends/cpu/elementwise.h"
+
+namespace moeinfer {
+
+void SamplingParams::validate() const {
+    if (!(temperature >= 0) || !std::isfinite(temperature))
+        throw std::invalid_argument("temperature must be >= 0 (got " + std::to_string(temperature) + ")");
+    if (top_k < 0) throw std::invalid_argument("top_k must be >= 0 (got " + std::to_string(top_k) + ")");
+    if (!(top_p > 0 && top_p <= 1)) throw std::invalid_argument("top_p must be in (0, 1] (got " + std::to_string(top_p) + ")");
+    if (!(min_p >= 0 && min_p <= 1)) throw std::invalid_argument("min_p must be in [0, 1] (got " + std::to_string(min_p) + ")");
+    if (logprobs < 0 || logprobs > 20) throw std::invalid_argument("logprobs must be in [0, 20] (got " + std::to_string(logprobs) + ")");
+}
+
+TokenLogprob token_logprob(const float* logits, int64_t V, int32_t token, int32_t top_k) {
+    std::vector<float> lp(logits, logits + V);
+    cpu::log_softmax_row(lp.data(), V);
+    TokenLogprob out;
+    out.token = token;
+    out.logprob = lp[token];
+    if (top_k > 0) {
+        std::vector<int32_t> idx(V);
+        std::iota(idx.begin(), idx.end(), 0);
+        const int64_t k = std::min<int64_t>(top_k, V);
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                          [&](int32_t a, int32_t b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });
+        for (int64_t i = 0; i < k; ++i) out.top.emplace_back(idx[i], lp[idx[i]]);
+    }
+    return out;
+}
+
+int32_t sample_token(const float* logits, int64_t V, const SamplingParams& p, std::mt19937_64& rng,
+                     TokenLogprob* logprob_out) {
+    int32_t chosen;
+    if (p.temperature == 0) {
+        chosen = static_cast<int32_t>(std::max_element(logits, logits + V) - logits);  // first max on ties
+    } else {
+        std::vector<int32_t> idx(V);
+        std::iota(idx.begin(), idx.end(), 0);
+        std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+        int64_t n = (p.top_k > 0) ? std::min<int64_t>(p.top_k, V) : V;
+        std::vector<double> prob(n);
+        const double m = logits[idx[0]] / p.temperature;
+        double sum = 0;
+        for (int64_t i = 0; i < n; ++i) sum += prob[i] = std::exp(logits[idx[i]] / p.temperature - m);
+        if (p.top_p < 1) {
+            double cum = 0;
+            for (int64_t i = 0; i < n; ++i) {
+                cum += prob[i] / sum;
+                if (cum >= p.top_p) {
+                    n = i + 1;
+                    break;
+                }
+            }
+        }
+        if (p.min_p > 0) {
+            const double floor = p.min_p * prob[0];
+            while (n > 1 && prob[n - 1] < floor) --n;
+        }
+        double kept = 0;
+        for (int64_t i = 0; i < n; ++i) kept += prob[i];
+        double u = std::uniform_real_distribution<double>(0.0, kept)(rng);
+        int64_t i = 0;
+        for (; i < n - 1; ++i) {
+            u -= prob[i];
+            if (u < 0) break;
+        }
+        chosen = idx[i];
+    }
+    if (logprob_out) *logprob_out = token_logprob(logits, V, chosen, p.logprobs);
+    return chosen;
+}
+
+}  // namespace moeinfer

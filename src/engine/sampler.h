@@ -1,0 +1,37 @@
+// Sampler: turns one row of logits into the next token (greedy, or temperature / top-k / top-p / min-p with a
+// per-sequence seeded RNG) and reports log-probabilities of the model's raw distribution.
+#pragma once
+#include <cstdint>
+#include <random>
+#include <utility>
+#include <vector>
+
+namespace moeinfer {
+
+struct SamplingParams {
+    float temperature = 1.0f;  // 0 = greedy
+    int32_t top_k = 0;         // 0 = off
+    float top_p = 1.0f;        // 1 = off
+    float min_p = 0.0f;        // 0 = off
+    uint64_t seed = 0;
+    int32_t logprobs = 0;      // how many top alternatives to report per token (0: only the chosen token's)
+
+    // Throws std::invalid_argument naming the parameter when a value is out of range.
+    void validate() const;
+};
+
+struct TokenLogprob {
+    int32_t token = -1;
+    float logprob = 0;
+    std::vector<std::pair<int32_t, float>> top;  // best first
+};
+
+// The chosen token for `logits` [V]. `logprob_out`, when given, receives the chosen token's log-probability and
+// the top `params.logprobs` alternatives under the unmodified distribution.
+int32_t sample_token(const float* logits, int64_t V, const SamplingParams& params, std::mt19937_64& rng,
+                     TokenLogprob* logprob_out);
+
+// Log-probability of `token` and the top-k alternatives for a logits row (used for prompt logprobs too).
+TokenLogprob token_logprob(const float* logits, int64_t V, int32_t token, int32_t top_k);
+
+}  // namespace moeinfer

@@ -1,0 +1,22 @@
+// KvCache storage (see kv_cache.h).
+#include "kv/kv_cache.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace moeinfer {
+
+KvCache::KvCache(int32_t num_blocks, int32_t block_size, std::vector<int64_t> widths)
+    : block_size_(block_size), pool_(num_blocks) {
+    if (num_blocks <= 0 || block_size <= 0)
+        throw std::runtime_error("KV cache needs a positive number of blocks (got " + std::to_string(num_blocks) + ")");
+    storage_.reserve(widths.size());
+    for (int64_t w : widths) storage_.emplace_back(static_cast<size_t>(2 * num_blocks) * block_size * w, 0.f);
+}
+
+int32_t KvCache::blocks_for_bytes(int64_t bytes, int32_t block_size, int64_t bytes_per_token) {
+    const int64_t per_block = bytes_per_token * block_size;
+    return static_cast<int32_t>(std::max<int64_t>(1, bytes / per_block));
+}
+
+}  // namespace moeinfer

@@ -1,0 +1,20 @@
+// Dense MLP forward (see mlp.h).
+#include "layers/mlp.h"
+
+#include <vector>
+
+#include "backends/cpu/elementwise.h"
+#include "backends/cpu/matmul.h"
+
+namespace moeinfer {
+
+void mlp_forward(const MlpWeights& w, const float* x, int64_t T, float* out) {
+    const int64_t ff = w.gate.rows();
+    std::vector<float> g(T * ff), u(T * ff);
+    cpu::matmul(x, T, w.gate, g.data());
+    cpu::matmul(x, T, w.up, u.data());
+    cpu::silu_mul(g.data(), u.data(), ff, T, ff, g.data());
+    cpu::matmul(g.data(), T, w.down, out);
+}
+
+}  // namespace moeinfer

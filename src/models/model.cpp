@@ -1,0 +1,133 @@
+// Model loading and the decoder forward: embed → per layer (norm → attention → residual → norm → MLP/MoE →
+// residual) → final norm → lm_head on the requested rows only.
+#include "models/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <stdexcept>
+
+#include "backends/cpu/elementwise.h"
+#include "backends/cpu/matmul.h"
+#include "formats/dequant.h"
+#include "formats/gguf.h"
+#include "layers/attention.h"
+#include "layers/mlp.h"
+#include "layers/moe.h"
+#include "models/family.h"
+
+namespace moeinfer {
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+    std::unique_ptr<Model> m(new Model());
+    m->weights_ = Weights::open(path);
+    const Weights& w = *m->weights_;
+    const ModelConfig& c = w.config();
+    FamilyLoader loader = find_family(c.model_type);
+    if (!loader)
+        throw std::runtime_error("model '" + path + "': unsupported architecture '" + c.model_type +
+                                 "' (supported: " + supported_families() + ")");
+    m->embed_ = w.require("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+    m->final_norm_ = w.require_f32("model.norm.weight", {c.hidden_size});
+    const bool has_head = w.find("lm_head.weight") != nullptr;
+    if (!has_head && !c.tie_word_embeddings && !w.is_gguf())
+        throw std::runtime_error("model '" + path + "': missing tensor 'lm_head.weight' (tie_word_embeddings is false)");
+    m->lm_head_ = has_head ? w.require("lm_head.weight", {c.vocab_size, c.hidden_size}) : m->embed_;
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        m->layers_.push_back(loader(w, c, l));
+        m->routed_counts_.emplace_back(m->layers_.back().is_moe ? c.num_experts : 0, 0);
+    }
+    m->init_rope();
+    return m;
+}
+
+void Model::init_rope() {
+    const ModelConfig& c = config();
+    const RopeConfig& r = c.rope;
+    const int64_t half = c.head_dim / 2;
+    inv_freq_.resize(half);
+    for (int64_t i = 0; i < half; ++i) {
+        // As HF: inv_freq = 1 / theta^(2i/d), formed in fp32.
+        float f = 1.0f / std::pow(float(r.theta), float(2 * i) / float(c.head_dim));
+        if (r.scaling == RopeScaling::Linear) {
+            f /= float(r.factor);
+        } else if (r.scaling == RopeScaling::Llama3) {
+            const double wavelen = 2 * std::numbers::pi / f;
+            const double low_wavelen = r.original_max_position / r.low_freq_factor;
+            const double high_wavelen = r.original_max_position / r.high_freq_factor;
+            if (wavelen > low_wavelen) {
+                f = float(f / r.factor);
+            } else if (wavelen >= high_wavelen) {
+                const double smooth =
+                    (r.original_max_position / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+                f = float((1 - smooth) * f / r.factor + smooth * f);
+            }
+        }
+        inv_freq_[i] = f;
+    }
+    // GGUF files of llama3-scaled models carry the per-frequency divisors as a tensor instead.
+    if (weights_->is_gguf()) {
+        if (const Tensor* ff = weights_->gguf()->tensor("rope_freqs.weight")) {
+            if (ff->numel() != half)
+                throw std::runtime_error("model '" + weights_->path() + "': rope_freqs.weight has " +
+                                         std::to_string(ff->numel()) + " values, expected " + std::to_string(half));
+            std::vector<float> factors(half);
+            dequantize_row(ff->dtype, ff->data, factors.data(), half);
+            for (int64_t i = 0; i < half; ++i) inv_freq_[i] /= factors[i];
+        }
+    }
+}
+
+int64_t Model::parameter_count() const {
+    int64_t n = 0;
+    for (const Tensor& t : weights_->all_tensors()) n += t.numel();
+    return n;
+}
+
+std::vector<int64_t> Model::kv_widths() const {
+    const ModelConfig& c = config();
+    return std::vector<int64_t>(c.num_layers, c.num_kv_heads * c.head_dim);
+}
+
+void Model::forward(const Batch& batch, KvCache& kv, float* logits) {
+    const ModelConfig& c = config();
+    const int64_t T = batch.num_tokens(), H = c.hidden_size, V = c.vocab_size;
+    for (int64_t t = 0; t < T; ++t)
+        if (batch.token_ids[t] < 0 || batch.token_ids[t] >= V)
+            throw std::invalid_argument("token id " + std::to_string(batch.token_ids[t]) + " is out of range (vocab size " +
+                                        std::to_string(V) + ")");
+    std::vector<float> x(T * H), normed(T * H), branch(T * H);
+    for (int64_t t = 0; t < T; ++t) dequantize_row(embed_.dtype, embed_.row(batch.token_ids[t]), x.data() + t * H, H);
+
+    AttentionContext ctx;
+    ctx.meta = {batch.positions.data(), batch.token_seq.data(), batch.block_tables.data(), kv.block_size()};
+    ctx.shape = {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window, float(1.0 / std::sqrt(double(c.head_dim)))};
+    ctx.inv_freq = inv_freq_.data();
+    ctx.rope_interleaved = c.rope.interleaved;
+    ctx.norm_eps = float(c.rms_eps);
+    const float eps = float(c.rms_eps);
+
+    for (size_t l = 0; l < layers_.size(); ++l) {
+        const DecoderLayerWeights& lw = layers_[l];
+        ctx.k_cache = kv.k(l);
+        ctx.v_cache = kv.v(l);
+        cpu::rms_norm(x.data(), lw.attn_norm.data(), eps, T, H, normed.data());
+        attention_forward(lw.attn, normed.data(), T, ctx, branch.data());
+        cpu::add_inplace(x.data(), branch.data(), T * H);
+        cpu::rms_norm(x.data(), lw.ffn_norm.data(), eps, T, H, normed.data());
+        if (lw.is_moe)
+            moe_forward(lw.moe, normed.data(), T, branch.data(), routed_counts_[l]);
+        else
+            mlp_forward(lw.mlp, normed.data(), T, branch.data());
+        cpu::add_inplace(x.data(), branch.data(), T * H);
+    }
+
+    const int64_t R = static_cast<int64_t>(batch.logit_rows.size());
+    std::vector<float> rows(R * H);
+    for (int64_t r = 0; r < R; ++r)
+        std::copy_n(x.data() + int64_t(batch.logit_rows[r]) * H, H, rows.data() + r * H);
+    cpu::rms_norm(rows.data(), final_norm_.data(), eps, R, H, rows.data());
+    cpu::matmul(rows.data(), R, lm_head_, logits);
+}
+
+}  // namespace moeinfer

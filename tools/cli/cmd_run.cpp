@@ -1,0 +1,99 @@
+// `moeinfer run`: one prompt (text or token ids) through the Generator; streams text or prints one JSON object.
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+
+#include "args.h"
+#include "commands.h"
+#include "core/json.h"
+#include "core/thread_pool.h"
+#include "engine/generator.h"
+#include "models/model.h"
+
+namespace moeinfer::cli {
+namespace {
+
+json::Value logprob_json(const TokenLogprob& lp) {
+    json::Value o = json::Value::object();
+    o.set("token", int64_t(lp.token));
+    o.set("logprob", double(lp.logprob));
+    json::Value top = json::Value::array();
+    for (const auto& [id, v] : lp.top) top.push_back(json::Value(json::Value::Array{int64_t(id), double(v)}));
+    o.set("top", std::move(top));
+    return o;
+}
+
+json::Value ids_json(const std::vector<int32_t>& ids) {
+    json::Value a = json::Value::array();
+    for (int32_t id : ids) a.push_back(int64_t(id));
+    return a;
+}
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+    Args args(argc, argv,
+              {"model", "prompt", "prompt-tokens", "n", "temperature", "top-k", "top-p", "min-p", "seed", "logprobs",
+               "threads"},
+              {"echo", "json", "ignore-eos"});
+    const std::string model_path = args.require("model");
+    if (args.has("prompt") == args.has("prompt-tokens"))
+        throw std::invalid_argument("give exactly one of --prompt TEXT or --prompt-tokens 1,2,3");
+    set_num_threads(static_cast<int>(args.get_int("threads", 0)));
+
+    GenerationRequest req;
+    req.max_new_tokens = args.get_int("n", 32);
+    if (req.max_new_tokens < 0) throw std::invalid_argument("-n must be >= 0");
+    req.sampling.temperature = static_cast<float>(args.get_double("temperature", 0.8));
+    req.sampling.top_k = static_cast<int32_t>(args.get_int("top-k", 0));
+    req.sampling.top_p = static_cast<float>(args.get_double("top-p", 1.0));
+    req.sampling.min_p = static_cast<float>(args.get_double("min-p", 0.0));
+    req.sampling.seed = args.has("seed") ? static_cast<uint64_t>(args.get_int("seed", 0)) : std::random_device{}();
+    req.sampling.logprobs = static_cast<int32_t>(args.get_int("logprobs", 0));
+    req.sampling.validate();
+    req.prompt_logprobs = args.has("echo");
+    if (args.has("prompt-tokens")) {
+        req.prompt = parse_id_list(args.require("prompt-tokens"), "--prompt-tokens");
+    } else {
+        throw std::invalid_argument("text prompts need a tokenizer, which this build does not have yet; use --prompt-tokens");
+    }
+
+    auto model = Model::load(model_path);
+    if (!args.has("ignore-eos"))
+        for (int64_t id : model->config().eos_token_ids) req.stop_ids.push_back(static_cast<int32_t>(id));
+    Generator gen(*model);
+    const bool as_json = args.has("json");
+    GenerationStats stats;
+    auto results = gen.generate({req}, [&](size_t, int32_t tok) {
+        if (!as_json) {
+            std::printf("%d ", tok);
+            std::fflush(stdout);
+        }
+    }, &stats);
+    const GenerationResult& r = results[0];
+    if (as_json) {
+        json::Value out = json::Value::object();
+        out.set("prompt_tokens", ids_json(req.prompt));
+        out.set("tokens", ids_json(r.tokens));
+        out.set("text", "");
+        json::Value lps = json::Value::array();
+        for (const auto& lp : r.logprobs) lps.push_back(logprob_json(lp));
+        out.set("logprobs", std::move(lps));
+        if (req.prompt_logprobs) {
+            json::Value plps = json::Value::array();
+            for (const auto& lp : r.prompt_logprobs) plps.push_back(lp ? logprob_json(*lp) : json::Value());
+            out.set("prompt_logprobs", std::move(plps));
+        }
+        std::printf("%s\n", out.dump().c_str());
+    } else {
+        std::printf("\n");
+    }
+    std::fprintf(stderr, "prompt: %lld tokens, %.2f tokens/s | generation: %lld tokens, %.2f tokens/s | threads %d\n",
+                 static_cast<long long>(stats.prompt_tokens), stats.prompt_tokens / std::max(1e-9, stats.prefill_seconds),
+                 static_cast<long long>(stats.generated_tokens),
+                 stats.generated_tokens > 1 ? (stats.generated_tokens - 1) / std::max(1e-9, stats.decode_seconds) : 0.0,
+                 num_threads());
+    return 0;
+}
+
+}  // namespace moeinfer::cli

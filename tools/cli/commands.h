@@ -1,0 +1,9 @@
+// The CLI subcommands; each takes the arguments after its name and returns the process exit code.
+#pragma once
+
+namespace moeinfer::cli {
+
+int cmd_run(int argc, char** argv);
+int cmd_info(int argc, char** argv);
+
+}  // namespace moeinfer::cli

@@ -1,0 +1,30 @@
+// moeinfer CLI entry: dispatches subcommands; every error becomes one line on stderr and exit code 1.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+    using namespace moeinfer::cli;
+    const std::string usage =
+        "usage: moeinfer <command> [flags]\n"
+        "commands:\n"
+        "  run   --model PATH (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temperature T] [--top-k K]\n"
+        "        [--top-p P] [--min-p P] [--seed S] [--logprobs K] [--echo] [--json] [--threads N] [--ignore-eos]\n"
+        "  info  --model PATH\n";
+    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+        std::fputs(usage.c_str(), argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string cmd = argv[1];
+    try {
+        if (cmd == "run") return cmd_run(argc - 2, argv + 2);
+        if (cmd == "info") return cmd_info(argc - 2, argv + 2);
+        std::fprintf(stderr, "moeinfer: unknown command '%s'\n%s", cmd.c_str(), usage.c_str());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "moeinfer %s: error: %s\n", cmd.c_str(), e.what());
+        return 1;
+    }
+}

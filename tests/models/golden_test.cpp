@@ -1,0 +1,108 @@
+// Every family against HF transformers: prompt logprobs of HF's top-5 tokens within 2e-3 at every position and
+// 24 identical greedy tokens, with the prompts run one by one and together in one ragged batch.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "backends/cpu/elementwise.h"
+#include "engine/generator.h"
+#include "golden_util.h"
+#include "models/model.h"
+
+namespace moeinfer::test {
+namespace {
+
+constexpr double kLogprobTol = 2e-3;
+
+// Runs `prompts` as one batch and returns each prompt's [len, vocab] log-softmax rows.
+std::vector<std::vector<float>> prompt_logprobs(Model& m, const std::vector<std::vector<int32_t>>& prompts) {
+    const int64_t V = m.config().vocab_size;
+    std::vector<BlockTable> tables(prompts.size());
+    int64_t blocks = 0;
+    for (const auto& p : prompts) blocks += (p.size() + 15) / 16;
+    KvCache kv(static_cast<int32_t>(blocks), 16, m.kv_widths());
+    Batch batch;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        EXPECT_TRUE(tables[i].reserve(kv.pool(), prompts[i].size(), 16));
+        batch.add_sequence(prompts[i].data(), prompts[i].size(), 0, tables[i].blocks.data(), true);
+    }
+    std::vector<float> logits(batch.logit_rows.size() * V);
+    m.forward(batch, kv, logits.data());
+    std::vector<std::vector<float>> out;
+    size_t row = 0;
+    for (const auto& p : prompts) {
+        std::vector<float> rows(logits.begin() + row * V, logits.begin() + (row + p.size()) * V);
+        for (size_t t = 0; t < p.size(); ++t) cpu::log_softmax_row(rows.data() + t * V, V);
+        row += p.size();
+        out.push_back(std::move(rows));
+    }
+    return out;
+}
+
+void expect_top5_close(const Golden& g, size_t prompt, const std::vector<float>& ours, const std::string& label) {
+    const int64_t V = g.vocab;
+    const std::vector<float>& ref = g.logprobs[prompt];
+    double worst = 0;
+    for (size_t t = 0; t < g.prompts[prompt].size(); ++t) {
+        std::vector<int32_t> idx(V);
+        std::iota(idx.begin(), idx.end(), 0);
+        std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(),
+                          [&](int32_t a, int32_t b) { return ref[t * V + a] > ref[t * V + b]; });
+        for (int k = 0; k < 5; ++k) worst = std::max(worst, std::fabs(double(ours[t * V + idx[k]]) - ref[t * V + idx[k]]));
+    }
+    EXPECT_LT(worst, kLogprobTol) << label << " prompt " << prompt;
+}
+
+// Greedy tokens must match; after a step where HF's own top-1 margin is within tolerance, a divergence is a tie.
+void expect_greedy_equal(const Golden& g, size_t prompt, const std::vector<int32_t>& ours, const std::string& label) {
+    ASSERT_EQ(ours.size(), g.greedy[prompt].size()) << label;
+    for (size_t k = 0; k < ours.size(); ++k) {
+        if (ours[k] != g.greedy[prompt][k]) {
+            EXPECT_LT(g.margins[prompt][k], kLogprobTol) << label << " prompt " << prompt << " diverges at step " << k;
+            return;
+        }
+        if (g.margins[prompt][k] < kLogprobTol) return;
+    }
+}
+
+std::vector<GenerationRequest> greedy_requests(const Golden& g) {
+    std::vector<GenerationRequest> reqs;
+    for (const auto& p : g.prompts) {
+        GenerationRequest r;
+        r.prompt = p;
+        r.max_new_tokens = static_cast<int64_t>(g.greedy[0].size());
+        r.sampling.temperature = 0;
+        reqs.push_back(r);
+    }
+    return reqs;
+}
+
+class GoldenTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GoldenTest, PromptLogprobsOneByOneAndBatched) {
+    const Golden g = load_golden(GetParam());
+    auto model = Model::load(g.dir);
+    ASSERT_EQ(model->config().vocab_size, g.vocab);
+    for (size_t i = 0; i < g.prompts.size(); ++i)
+        expect_top5_close(g, i, prompt_logprobs(*model, {g.prompts[i]})[0], "alone");
+    auto together = prompt_logprobs(*model, g.prompts);
+    for (size_t i = 0; i < g.prompts.size(); ++i) expect_top5_close(g, i, together[i], "batched");
+}
+
+TEST_P(GoldenTest, GreedyTokensOneByOneAndBatched) {
+    const Golden g = load_golden(GetParam());
+    auto model = Model::load(g.dir);
+    Generator gen(*model);
+    auto reqs = greedy_requests(g);
+    for (size_t i = 0; i < reqs.size(); ++i) expect_greedy_equal(g, i, gen.generate({reqs[i]})[0].tokens, "alone");
+    auto together = gen.generate(reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) expect_greedy_equal(g, i, together[i].tokens, "batched");
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, GoldenTest, ::testing::ValuesIn(kGoldenFamilies),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
+}  // namespace moeinfer::test

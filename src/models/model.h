@@ -26,6 +26,12 @@ public:
     // batch.logit_rows into logits: [logit_rows.size(), vocab]. Token ids must be < vocab (checked).
     void forward(const Batch& batch, KvCache& kv, float* logits);
 
+    const Tensor& embedding() const { return embed_; }
+    const Tensor& lm_head() const { return lm_head_; }
+    const std::vector<float>& final_norm() const { return final_norm_; }
+    const std::vector<DecoderLayerWeights>& layers() const { return layers_; }
+    const std::vector<float>& inv_freq() const { return inv_freq_; }
+
     // Tokens routed to each expert so far: [layer][expert] (empty rows for dense layers).
     const std::vector<std::vector<uint64_t>>& routed_counts() const { return routed_counts_; }
 

@@ -54,6 +54,10 @@ ModelConfig config_from_gguf(const GgufFile& g) {
     c.moe_intermediate_size = g.get_u64(a + "expert_feed_forward_length", c.intermediate_size);
     c.shared_expert_intermediate_size = g.get_u64(a + "expert_shared_feed_forward_length", 0);
     c.norm_topk_prob = g.get_bool(a + "expert_weights_norm", c.norm_topk_prob);
+    // GGUF has no decoder_sparse_step / mlp_only_layers: a layer is sparse exactly when it has a router.
+    if (experts > 0)
+        for (int64_t l = 0; l < c.num_layers; ++l)
+            if (!g.tensor("blk." + std::to_string(l) + ".ffn_gate_inp.weight")) c.mlp_only_layers.push_back(l);
     if (const Tensor* emb = g.tensor("token_embd.weight")) c.vocab_size = emb->dim(0);
     c.vocab_size = g.get_u64(a + "vocab_size", c.vocab_size);
     if (const GgufValue* eos = g.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids.push_back(eos->as_i64());

@@ -19,7 +19,12 @@ DecoderLayerWeights load_qwen_layer(const Weights& w, const ModelConfig& c, int6
     if (c.shared_expert_intermediate_size > 0) {
         d.moe.has_shared = true;
         d.moe.shared = load_mlp(w, p + "mlp.shared_expert.", c.hidden_size, c.shared_expert_intermediate_size);
-        d.moe.shared_gate = w.require(p + "mlp.shared_expert_gate.weight", {1, c.hidden_size});
+        // HF stores the gate as a [1, H] Linear; llama.cpp's GGUF as an [H] vector.
+        const Tensor* g = w.find(p + "mlp.shared_expert_gate.weight");
+        const bool vec = g && g->shape == std::vector<int64_t>{c.hidden_size};
+        d.moe.shared_gate = w.require(p + "mlp.shared_expert_gate.weight", vec ? std::vector<int64_t>{c.hidden_size}
+                                                                                : std::vector<int64_t>{1, c.hidden_size});
+        d.moe.shared_gate.shape = {1, c.hidden_size};
     }
     return d;
 }

@@ -9,6 +9,7 @@
 #include "backends/cpu/elementwise.h"
 #include "engine/generator.h"
 #include "golden_util.h"
+#include "models/gguf_export.h"
 #include "models/model.h"
 
 namespace moeinfer::test {
@@ -102,6 +103,35 @@ TEST_P(GoldenTest, GreedyTokensOneByOneAndBatched) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, GoldenTest, ::testing::ValuesIn(kGoldenFamilies),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
+}  // namespace moeinfer::test
+
+// The same goldens through GGUF: export with our writer (llama.cpp names, llama-arch q/k row permutation,
+// rope_freqs for llama3 scaling) and reload. BF16 keeps the weights bit-identical.
+namespace moeinfer::test {
+namespace {
+
+class GgufGoldenTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GgufGoldenTest, ExportedGgufMatchesHf) {
+    const Golden g = load_golden(GetParam());
+    auto hf = Model::load(g.dir);
+    const std::string path = ::testing::TempDir() + "/golden_" + GetParam() + ".gguf";
+    export_gguf(*hf, path, DType::BF16);
+    auto model = Model::load(path);
+    EXPECT_EQ(model->config().num_layers, hf->config().num_layers);
+    auto together = prompt_logprobs(*model, g.prompts);
+    for (size_t i = 0; i < g.prompts.size(); ++i) expect_top5_close(g, i, together[i], "gguf");
+    Generator gen(*model);
+    auto out = gen.generate(greedy_requests(g));
+    for (size_t i = 0; i < out.size(); ++i) expect_greedy_equal(g, i, out[i].tokens, "gguf");
+    std::remove(path.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, GgufGoldenTest,
+                         ::testing::Values("llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"),
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace

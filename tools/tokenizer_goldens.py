@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+# Makes the tokenizer goldens in tests/data/tokenizer/: ids from HF `tokenizers` for every fetched tokenizer.json
+# x corpus text (with and without special tokens, plus decodes), and chat prompts rendered by transformers'
+# apply_chat_template. Runs where those packages are installed (the GPU machine); needs no network.
+import argparse, json, os, sys, time, traceback
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokenizers", required=True, help="folder with <name>/tokenizer.json (scripts/fetch_tokenizers.sh)")
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data", "tokenizer"))
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")
+    from tokenizers import Tokenizer
+    import tokenizers
+    texts = json.load(open(os.path.join(a.data, "corpus.json"), encoding="utf-8"))["texts"]
+    names = sorted(n for n in os.listdir(a.tokenizers) if os.path.exists(os.path.join(a.tokenizers, n, "tokenizer.json")))
+    speed = {}
+    for name in names:
+        d = os.path.join(a.tokenizers, name)
+        tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+        rows = []
+        for t in texts:
+            plain = tok.encode(t, add_special_tokens=False).ids
+            special = tok.encode(t, add_special_tokens=True).ids
+            rows.append({"text": t, "ids": plain, "ids_special": special,
+                         "decoded": tok.decode(special, skip_special_tokens=False),
+                         "decoded_skip": tok.decode(special, skip_special_tokens=True)})
+        hf_tf = None
+        try:
+            from transformers import AutoTokenizer
+            at = AutoTokenizer.from_pretrained(d)
+            hf_tf = [at(t, add_special_tokens=True)["input_ids"] for t in texts]
+        except Exception as e:  # recorded only for information: the tests compare against `tokenizers`
+            hf_tf = "error: %s" % e
+        big = "\n".join(texts) * 200
+        t0 = time.perf_counter(); tok.encode(big, add_special_tokens=False); dt = time.perf_counter() - t0
+        speed[name] = len(big.encode()) / dt / 1e6
+        json.dump({"tokenizers_version": tokenizers.__version__, "rows": rows, "transformers_ids_special": hf_tf},
+                  open(os.path.join(a.out, "ids_%s.json" % name), "w", encoding="utf-8"), ensure_ascii=False)
+        print(name, "ok", "%.1f MB/s" % speed[name], flush=True)
+    chat = render_chats(a)
+    chat["hf_tokenizers_encode_mb_s"] = speed
+    json.dump(chat, open(os.path.join(a.out, "chat_goldens.json"), "w", encoding="utf-8"), ensure_ascii=False, indent=1)
+
+def render_chats(a):
+    import transformers
+    from transformers import AutoTokenizer
+    convs = json.load(open(os.path.join(a.data, "conversations.json"), encoding="utf-8"))["conversations"]
+    families = {"qwen3": ("qwen3", None), "llama3": ("llama3", None), "deepseek_v3": ("deepseek_v3", None),
+                "gemma3": ("gemma3", None), "llama3_1": ("llama3", "templates/llama3_1.jinja")}
+    out = {"transformers_version": transformers.__version__, "templates": {}}
+    for fam, (tokname, tfile) in families.items():
+        tok = AutoTokenizer.from_pretrained(os.path.join(a.tokenizers, tokname))
+        if tfile:
+            template = open(os.path.join(a.data, tfile), encoding="utf-8").read()
+        else:
+            template = json.load(open(os.path.join(a.tokenizers, tokname, "tokenizer_config.json"), encoding="utf-8"))["chat_template"]
+        cases = []
+        for c in convs:
+            for agp in (False, True):
+                case = {"conversation": c["name"], "add_generation_prompt": agp}
+                try:
+                    r = tok.apply_chat_template(c["messages"], tools=c.get("tools"), chat_template=template,
+                                                add_generation_prompt=agp, tokenize=False)
+                    case["rendered"] = r
+                except Exception as e:
+                    case["error"] = "%s: %s" % (type(e).__name__, e)
+                cases.append(case)
+        out["templates"][fam] = {"tokenizer": tokname, "template_file": tfile, "bos_token": tok.bos_token,
+                                 "eos_token": tok.eos_token, "cases": cases}
+        print(fam, "rendered", sum("rendered" in c for c in cases), "errors", sum("error" in c for c in cases), flush=True)
+    return out
+
+if __name__ == "__main__":
+    main()

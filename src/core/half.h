@@ -20,7 +20,7 @@ inline float fp16_to_fp32_scalar(uint16_t h) {
         return std::bit_cast<float>(std::bit_cast<uint32_t>(v) | sign);
     }
     if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));  // inf / NaN (payload kept)
-    return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (mant << 13));       // rebias 15 -> 127
+    return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (mant << 13));        // rebias 15 -> 127
 }
 
 inline uint16_t fp32_to_fp16_scalar(float f) {
@@ -32,8 +32,8 @@ inline uint16_t fp32_to_fp16_scalar(float f) {
         return static_cast<uint16_t>(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
     }
     if (ax >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds (ties-to-even) past 65504 to inf
-    if (ax < 0x38800000u) {                         // below 2^-14: fp16 subnormal or zero
-        if (ax <= 0x33000000u) return sign;         // <= 2^-25 rounds to zero (2^-25 is a tie, zero is even)
+    if (ax < 0x38800000u) {                        // below 2^-14: fp16 subnormal or zero
+        if (ax <= 0x33000000u) return sign;        // <= 2^-25 rounds to zero (2^-25 is a tie, zero is even)
         const uint32_t e = ax >> 23;
         const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
         const uint32_t shift = 126u - e;  // units of 2^-24; e in [102, 112] gives shift 14..24
@@ -65,7 +65,9 @@ inline uint16_t fp32_to_fp16(float f) {
 #endif
 }
 
-inline float bf16_to_fp32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+inline float bf16_to_fp32(uint16_t b) {
+    return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+}
 
 inline uint16_t fp32_to_bf16(float f) {
     const uint32_t x = std::bit_cast<uint32_t>(f);

@@ -1,8 +1,9 @@
 // Scalar reference dequantize/quantize for GGML block layouts:
-//   Q8_0 block (34 bytes) = fp16 d, int8 q[32];             x = q * d
-//   Q4_0 block (18 bytes) = fp16 d, uint8 qs[16];           x[j] = ((qs[j] & 15) - 8) * d, x[j+16] = ((qs[j] >> 4) - 8) * d
+//   Q8_0 block (34 bytes) = fp16 d, int8 q[32];    x[j] = q[j] * d
+//   Q4_0 block (18 bytes) = fp16 d, uint8 qs[16];  x[j] = ((qs[j] & 15) - 8) * d, x[j+16] = ((qs[j] >> 4) - 8) * d
 #include "formats/dequant.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -19,8 +20,9 @@ constexpr int kQK = 32;  // elements per Q8_0 / Q4_0 block
 void check_n(const char* what, DType t, int64_t n) {
     const DTypeInfo& info = dtype_info(t);
     if (n < 0 || n % info.block_elems != 0)
-        throw std::invalid_argument(std::string(what) + ": " + std::to_string(n) + " elements is not a multiple of the " +
-                                    info.name + " block size " + std::to_string(info.block_elems));
+        throw std::invalid_argument(std::string(what) + ": " + std::to_string(n) +
+                                    " elements is not a multiple of the " + info.name + " block size " +
+                                    std::to_string(info.block_elems));
 }
 
 [[noreturn]] void unsupported(const char* what, DType t) {
@@ -34,7 +36,9 @@ uint16_t load_u16(const uint8_t* p) {
     return v;
 }
 
-void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+void store_u16(uint8_t* p, uint16_t v) {
+    std::memcpy(p, &v, 2);
+}
 
 }  // namespace
 

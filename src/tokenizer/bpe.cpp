@@ -56,7 +56,7 @@ std::string BpeModel::key_of(std::string_view t) const {
 
 BpeModel::BpeModel(std::vector<std::string> tokens, const std::vector<std::pair<std::string, std::string>>& merges,
                    std::vector<float> scores, BpeOptions opt)
-    : opt_(opt), tokens_(std::move(tokens)), scores_(std::move(scores)) {
+    : opt_(opt), tokens_(std::move(tokens)), scores_(std::move(scores)), merge_list_(merges) {
     key_to_id_.reserve(tokens_.size() * 2);
     for (int32_t id = 0; id < int32_t(tokens_.size()); ++id) {
         if (tokens_[id].empty()) continue;

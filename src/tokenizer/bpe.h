@@ -35,6 +35,8 @@ public:
     std::string token_bytes(int32_t id) const;
     int32_t size() const { return int32_t(tokens_.size()); }
     const BpeOptions& options() const { return opt_; }
+    const std::vector<std::pair<std::string, std::string>>& merges() const { return merge_list_; }
+    const std::vector<float>& scores() const { return scores_; }
 
 private:
     struct Symbol {
@@ -52,6 +54,7 @@ private:
     BpeOptions opt_;
     std::vector<std::string> tokens_;
     std::vector<float> scores_;
+    std::vector<std::pair<std::string, std::string>> merge_list_;  // as given, for export to GGUF
     std::unordered_map<std::string, int32_t> key_to_id_;  // raw bytes (byte-level) or token text -> id
     std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;  // (left id, right id) -> (rank, merged id)
     int32_t byte_ids_[256];  // byte-level: the single-byte token; byte fallback: <0xXX>; -1 if absent

@@ -16,6 +16,11 @@ public:
     static Normalizer from_json(const json::Value& v);
     std::string normalize(std::string_view text) const;
     bool empty() const { return steps_.empty(); }
+    bool has_prepend() const {
+        for (const auto& s : steps_)
+            if (s.kind == Kind::Prepend) return true;
+        return false;
+    }
 
     enum class Kind { Nfc, Replace, Prepend, Strip, Lowercase };
     struct Step {

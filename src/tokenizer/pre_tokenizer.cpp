@@ -16,6 +16,46 @@ const char* const kQwen2Pattern =
 const char* const kO200kPattern =
     R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+const char* const kDeepseekV3Patterns[3] = {
+    R"(\p{N}{1,3})",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    // DeepSeek's file writes CR and LF as raw characters inside this pattern; keep them so names compare.
+    R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^)" "\r\n" R"(\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[)"
+    "\r\n" R"(]*|\s*[)" "\r\n" R"(]+|\s+(?!\S)|\s+)"};
+
+PreTokenizer pre_tokenizer_for_gguf(const std::string& pre) {
+    PreTokenizer p;
+    if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3" || pre == "smaug-bpe") p.add_split_regex(kLlama3Pattern);
+    else if (pre == "qwen2" || pre == "qwen3") p.add_split_regex(kQwen2Pattern);
+    else if (pre == "gpt-4o" || pre == "o200k" || pre == "gpt-oss") p.add_split_regex(kO200kPattern);
+    else if (pre == "deepseek-v3")
+        for (const char* pat : kDeepseekV3Patterns) p.add_split_regex(pat);
+    else if (pre == "default" || pre == "gpt2" || pre.empty()) p.add_split_regex(kGpt2Pattern);
+    else throw std::runtime_error("GGUF: unsupported tokenizer.ggml.pre '" + pre + "'");
+    return p;
+}
+
+std::string gguf_pre_name(const PreTokenizer& p) {
+    std::vector<std::string> pats = p.split_patterns();
+    if (pats.size() == 1) {
+        if (pats[0] == kLlama3Pattern) return "llama-bpe";
+        if (pats[0] == kQwen2Pattern) return "qwen2";
+        if (pats[0] == kO200kPattern) return "gpt-4o";
+        if (pats[0] == kGpt2Pattern) return "default";
+    }
+    if (pats.size() == 3 && pats[0] == kDeepseekV3Patterns[0] && pats[1] == kDeepseekV3Patterns[1] &&
+        pats[2] == kDeepseekV3Patterns[2])
+        return "deepseek-v3";
+    return "";
+}
+
+std::vector<std::string> PreTokenizer::split_patterns() const {
+    std::vector<std::string> out;
+    for (const auto& st : steps_)
+        if (st.regex) out.push_back(st.regex->pattern());
+    return out;
+}
+
 static PreTokenizer::Behavior parse_behavior(const std::string& s) {
     using B = PreTokenizer::Behavior;
     if (s == "Isolated") return B::Isolated;

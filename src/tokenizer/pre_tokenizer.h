@@ -16,6 +16,13 @@ extern const char* const kGpt2Pattern;
 extern const char* const kLlama3Pattern;
 extern const char* const kQwen2Pattern;
 extern const char* const kO200kPattern;
+extern const char* const kDeepseekV3Patterns[3];  // applied in sequence, each Isolated
+
+// The split pre-tokenizer that GGUF `tokenizer.ggml.pre` names; throws for names it does not know.
+// The reverse, gguf_pre_name, gives "" for a pre-tokenizer that matches no known name.
+class PreTokenizer;
+PreTokenizer pre_tokenizer_for_gguf(const std::string& pre);
+std::string gguf_pre_name(const PreTokenizer& p);
 
 class PreTokenizer {
 public:
@@ -37,6 +44,8 @@ public:
     // Appends the pieces of `text` to `out`. `first` tells whether the text starts the input (Metaspace "first").
     void split(std::string_view text, bool first, std::vector<std::string>& out) const;
     bool empty() const { return steps_.empty(); }
+    // Regex sources of the Split/ByteLevel steps, in order (to name the pre-tokenizer in GGUF).
+    std::vector<std::string> split_patterns() const;
 
 private:
     static void parse_into(const json::Value& v, PreTokenizer& out);

@@ -14,33 +14,22 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/decoder.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/pre_tokenizer.h"
 
 namespace moeinfer {
 
-// A GGUF vocabulary as plain vectors, so the GGUF reader can build a Tokenizer without this module parsing GGUF.
-struct GgufVocab {
-    std::string model;  // tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece BPE)
-    std::string pre;    // tokenizer.ggml.pre: "llama-bpe", "qwen2", "deepseek-v3", "gpt-4o", "default", ...
-    std::vector<std::string> tokens;  // tokenizer.ggml.tokens, index = id
-    std::vector<float> scores;        // tokenizer.ggml.scores (llama)
-    std::vector<int32_t> types;       // tokenizer.ggml.token_type: 1 normal 2 unknown 3 control 4 user 5 unused 6 byte
-    std::vector<std::string> merges;  // tokenizer.ggml.merges, "a b" (gpt2)
-    std::optional<int32_t> bos_id, eos_id, unk_id, eot_id;
-    bool add_bos = false, add_eos = false;
-    bool add_space_prefix = true;  // tokenizer.ggml.add_space_prefix (llama)
-    std::string chat_template;     // tokenizer.chat_template
-};
-
 class Tokenizer {
 public:
-    // `path`: a tokenizer.json, or a model directory with tokenizer.json (+ tokenizer_config.json,
-    // generation_config.json). Errors name the file and the field.
+    // `path`: a tokenizer.json, a model directory with tokenizer.json (+ tokenizer_config.json,
+    // generation_config.json), or a .gguf file (its tokenizer.ggml.* vocabulary). Errors name the file and field.
     static std::unique_ptr<Tokenizer> from_file(const std::string& path);
     // `config` is tokenizer_config.json (may be null).
     static std::unique_ptr<Tokenizer> from_json(const json::Value& tokenizer_json, const json::Value& config);
     static std::unique_ptr<Tokenizer> from_gguf_vocab(const GgufVocab& vocab);
+    // The vocabulary as a GGUF would store it (what a converter writes); from_gguf_vocab of it encodes the same.
+    GgufVocab to_gguf_vocab() const;
 
     // Added/special tokens in `text` are always recognized (as HF does); add_special_tokens applies the
     // post-processor (e.g. BOS). Invalid UTF-8 is read as U+FFFD.

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "formats/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moeinfer {
@@ -139,6 +140,10 @@ static std::string read_text(const std::string& path) {
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_file(const std::string& path) {
+    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 && fs::is_regular_file(path)) {
+        auto f = GgufFile::open(path);
+        return from_gguf_vocab(read_gguf_vocab(*f));
+    }
     fs::path dir, file;
     if (fs::is_directory(path)) {
         dir = path;

@@ -32,7 +32,10 @@ public:
         for (auto& w : workers_) w.join();
         workers_.clear();
         stop_ = false;
-        for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+        // The starting generation is captured here, not read by the new thread, so a job (or stop) posted
+        // before the thread first runs is not missed.
+        const uint64_t start = generation_;
+        for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, start] { worker_loop(i, start); });
     }
 
     void run(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
@@ -65,8 +68,7 @@ private:
         if (begin < end) (*fn_)(begin, end);
     }
 
-    void worker_loop(int idx) {
-        uint64_t seen = generation_;
+    void worker_loop(int idx, uint64_t seen) {
         for (;;) {
             {
                 std::unique_lock<std::mutex> lock(mu_);

@@ -6,5 +6,6 @@ namespace moeinfer::cli {
 int cmd_run(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_convert(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 
 }  // namespace moeinfer::cli

@@ -43,6 +43,7 @@ public:
     std::string token_text(int32_t id) const;  // the token as written in the vocabulary
     std::optional<int32_t> token_id(std::string_view token) const;
     bool is_special(int32_t id) const;
+    bool is_added(int32_t id) const { return added_by_id_.count(id) != 0; }  // special or not
     const ChatTemplateSource& chat_template() const { return chat_; }
 
 private:

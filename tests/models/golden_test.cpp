@@ -80,9 +80,9 @@ std::vector<GenerationRequest> greedy_requests(const Golden& g) {
     return reqs;
 }
 
-class GoldenTest : public ::testing::TestWithParam<const char*> {};
+class ModelGoldenTest : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(GoldenTest, PromptLogprobsOneByOneAndBatched) {
+TEST_P(ModelGoldenTest, PromptLogprobsOneByOneAndBatched) {
     const Golden g = load_golden(GetParam());
     auto model = Model::load(g.dir);
     ASSERT_EQ(model->config().vocab_size, g.vocab);
@@ -92,7 +92,7 @@ TEST_P(GoldenTest, PromptLogprobsOneByOneAndBatched) {
     for (size_t i = 0; i < g.prompts.size(); ++i) expect_top5_close(g, i, together[i], "batched");
 }
 
-TEST_P(GoldenTest, GreedyTokensOneByOneAndBatched) {
+TEST_P(ModelGoldenTest, GreedyTokensOneByOneAndBatched) {
     const Golden g = load_golden(GetParam());
     auto model = Model::load(g.dir);
     Generator gen(*model);
@@ -102,7 +102,7 @@ TEST_P(GoldenTest, GreedyTokensOneByOneAndBatched) {
     for (size_t i = 0; i < reqs.size(); ++i) expect_greedy_equal(g, i, together[i].tokens, "batched");
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, GoldenTest, ::testing::ValuesIn(kGoldenFamilies),
+INSTANTIATE_TEST_SUITE_P(Families, ModelGoldenTest, ::testing::ValuesIn(kGoldenFamilies),
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
@@ -113,9 +113,9 @@ INSTANTIATE_TEST_SUITE_P(Families, GoldenTest, ::testing::ValuesIn(kGoldenFamili
 namespace moeinfer::test {
 namespace {
 
-class GgufGoldenTest : public ::testing::TestWithParam<const char*> {};
+class ModelGgufGoldenTest : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(GgufGoldenTest, ExportedGgufMatchesHf) {
+TEST_P(ModelGgufGoldenTest, ExportedGgufMatchesHf) {
     const Golden g = load_golden(GetParam());
     auto hf = Model::load(g.dir);
     const std::string path = ::testing::TempDir() + "/golden_" + GetParam() + ".gguf";
@@ -130,7 +130,7 @@ TEST_P(GgufGoldenTest, ExportedGgufMatchesHf) {
     std::remove(path.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, GgufGoldenTest,
+INSTANTIATE_TEST_SUITE_P(Families, ModelGgufGoldenTest,
                          ::testing::Values("llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"),
                          [](const auto& info) { return std::string(info.param); });
 

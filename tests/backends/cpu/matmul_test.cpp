@@ -1,0 +1,146 @@
+// matmul and grouped_matmul against the naive fp64 reference, for every weight dtype, odd shapes and several
+// token counts; the reference multiplies by dequantize_row of the very same bytes, so only summation order differs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <tuple>
+#include <vector>
+
+#include "../../ref/reference_ops.h"
+#include "../../ref/test_util.h"
+#include "backends/cpu/matmul.h"
+#include "core/thread_pool.h"
+
+namespace moeinfer {
+namespace {
+
+using testing::OwnedTensor;
+using testing::random_vector;
+
+// fp32 summation error grows with Σ|x·w|, not with |Σ x·w| (which can cancel to ~0), so bound by the former.
+void expect_matches_reference(const std::vector<float>& y, const std::vector<float>& x, int64_t T,
+                              const std::vector<float>& w, int64_t out, int64_t in) {
+    std::vector<float> want(T * out), ax(x.size()), aw(w.size()), bound(T * out);
+    ref::matmul(x.data(), T, w.data(), out, in, want.data());
+    for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
+    for (size_t i = 0; i < w.size(); ++i) aw[i] = std::fabs(w[i]);
+    ref::matmul(ax.data(), T, aw.data(), out, in, bound.data());
+    for (int64_t i = 0; i < T * out; ++i)
+        ASSERT_LE(std::fabs(y[i] - want[i]), 1e-5 * bound[i] + 1e-30) << "row " << i / out << " col " << i % out;
+}
+
+class ThreadCountGuard {
+public:
+    explicit ThreadCountGuard(int n) : saved_(num_threads()) { set_num_threads(n); }
+    ~ThreadCountGuard() { set_num_threads(saved_); }
+
+private:
+    int saved_;
+};
+
+struct Case {
+    DType dtype;
+    int64_t out, in;
+};
+
+class MatmulTest : public ::testing::TestWithParam<std::tuple<Case, int64_t>> {};
+
+TEST_P(MatmulTest, MatchesReferenceAndIsThreadCountInvariant) {
+    const auto [c, T] = GetParam();
+    const OwnedTensor w(c.dtype, c.out, c.in, 11 + c.out);
+    const std::vector<float> x = random_vector(T * c.in, 7 + T);
+    const std::vector<float> wf = ref::dequantize(w.tensor);
+
+    std::vector<float> y1(T * c.out, NAN), y2(T * c.out, NAN);
+    {
+        ThreadCountGuard g(1);
+        cpu::matmul(x.data(), T, w.tensor, y1.data());
+    }
+    {
+        ThreadCountGuard g(2);
+        cpu::matmul(x.data(), T, w.tensor, y2.data());
+    }
+    expect_matches_reference(y1, x, T, wf, c.out, c.in);
+    // Static partitioning promises bit-identical results whatever the thread count.
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+}
+
+// Plain dtypes take any width; block types need multiples of 32. 33 output rows cross the 16-row tile boundary.
+INSTANTIATE_TEST_SUITE_P(
+    AllDtypes, MatmulTest,
+    ::testing::Combine(::testing::Values(Case{DType::F32, 1, 1}, Case{DType::F32, 33, 769}, Case{DType::F32, 7, 7},
+                                         Case{DType::F16, 33, 769}, Case{DType::F16, 1, 7},
+                                         Case{DType::BF16, 33, 769}, Case{DType::BF16, 7, 1},
+                                         Case{DType::Q8_0, 33, 800}, Case{DType::Q8_0, 1, 32},
+                                         Case{DType::Q8_0, 7, 224}, Case{DType::Q4_0, 33, 800},
+                                         Case{DType::Q4_0, 1, 32}, Case{DType::Q4_0, 7, 224}),
+                       ::testing::Values(int64_t{1}, int64_t{3}, int64_t{17})),
+    [](const auto& info) {
+        const Case c = std::get<0>(info.param);
+        return std::string(dtype_name(c.dtype)) + "_" + std::to_string(c.out) + "x" + std::to_string(c.in) + "_T" +
+               std::to_string(std::get<1>(info.param));
+    });
+
+// Groups of rows of x, each against its own weight (possibly of different dtypes, same shape), including an empty
+// group; rows no group covers must be left untouched.
+TEST(GroupedMatmul, MatchesPerGroupReference) {
+    const int64_t out = 33, in = 224, rows = 20;
+    std::deque<OwnedTensor> ws;  // deque: stable addresses for the Tensor views
+    ws.emplace_back(DType::Q8_0, out, in, 1);
+    ws.emplace_back(DType::F32, out, in, 2);
+    ws.emplace_back(DType::Q4_0, out, in, 3);
+    ws.emplace_back(DType::BF16, out, in, 4);
+    ws.emplace_back(DType::F16, out, in, 5);
+    // Row ranges: [0,1) [1,1) empty [3,12) [12,19) [19,20); rows 1..2 belong to no group.
+    const std::vector<cpu::MatmulGroup> groups = {{&ws[0].tensor, 0, 1},
+                                                  {&ws[1].tensor, 1, 1},
+                                                  {&ws[2].tensor, 3, 12},
+                                                  {&ws[3].tensor, 12, 19},
+                                                  {&ws[4].tensor, 19, 20}};
+    const std::vector<float> x = random_vector(rows * in, 99);
+    const float kSentinel = 12345.f;
+    std::vector<float> y1(rows * out, kSentinel), y2(rows * out, kSentinel);
+    {
+        ThreadCountGuard g(1);
+        cpu::grouped_matmul(x.data(), groups, out, y1.data());
+    }
+    {
+        ThreadCountGuard g(2);
+        cpu::grouped_matmul(x.data(), groups, out, y2.data());
+    }
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+
+    for (const cpu::MatmulGroup& g : groups) {
+        const int64_t n = g.row_end - g.row_begin;
+        if (n == 0) continue;
+        const std::vector<float> wf = ref::dequantize(*g.weight);
+        const std::vector<float> xg(x.begin() + g.row_begin * in, x.begin() + g.row_end * in);
+        const std::vector<float> yg(y1.begin() + g.row_begin * out, y1.begin() + g.row_end * out);
+        SCOPED_TRACE(std::string("group of ") + dtype_name(g.weight->dtype));
+        expect_matches_reference(yg, xg, n, wf, out, in);
+    }
+    for (int64_t r = 1; r < 3; ++r)
+        for (int64_t o = 0; o < out; ++o) EXPECT_EQ(y1[r * out + o], kSentinel) << "uncovered row " << r;
+}
+
+// matmul_rows computes only its row range and honours the output stride.
+TEST(MatmulRows, WritesOnlyItsRangeWithStride) {
+    const int64_t out = 40, in = 7, T = 3, stride = 45;
+    const OwnedTensor w(DType::F32, out, in, 5);
+    const std::vector<float> x = random_vector(T * in, 6);
+    std::vector<float> y(T * stride, -1.f), want(T * out);
+    cpu::matmul_rows(x.data(), T, w.tensor, 5, 29, y.data(), stride);
+    ref::matmul(x.data(), T, static_cast<const float*>(w.tensor.data), out, in, want.data());
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t c = 0; c < stride; ++c) {
+            if (c >= 5 && c < 29)
+                EXPECT_NEAR(y[t * stride + c], want[t * out + c], 1e-5) << t << "," << c;
+            else
+                EXPECT_EQ(y[t * stride + c], -1.f) << "wrote outside its rows at " << t << "," << c;
+        }
+}
+
+}  // namespace
+}  // namespace moeinfer

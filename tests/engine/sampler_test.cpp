@@ -1,0 +1,216 @@
+// Sampler: greedy ties, seeded determinism, top-k / top-p / min-p never leaving their allowed sets, empirical
+// frequencies against the softmax (chi-square), parameter validation, and reported log-probabilities.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include "../ref/reference_ops.h"
+#include "../ref/test_util.h"
+#include "engine/sampler.h"
+
+namespace moeinfer {
+namespace {
+
+using testing::random_vector;
+
+SamplingParams params(float temperature, int32_t top_k = 0, float top_p = 1.f, float min_p = 0.f) {
+    SamplingParams p;
+    p.temperature = temperature;
+    p.top_k = top_k;
+    p.top_p = top_p;
+    p.min_p = min_p;
+    return p;
+}
+
+TEST(Sampler, GreedyIsArgmaxFirstOnTies) {
+    const std::vector<float> logits = {0.1f, 2.f, -1.f, 2.f, 1.9f};
+    std::mt19937_64 rng(1);
+    EXPECT_EQ(sample_token(logits.data(), 5, params(0), rng, nullptr), 1);
+    const std::vector<float> r = random_vector(769, 3);
+    EXPECT_EQ(sample_token(r.data(), 769, params(0), rng, nullptr),
+              std::max_element(r.begin(), r.end()) - r.begin());
+}
+
+TEST(Sampler, TopKOneIsGreedyAtAnyTemperature) {
+    const std::vector<float> tie = {0.f, 5.f, 5.f, 1.f};
+    for (float temp : {0.5f, 1.f, 10.f, 100.f}) {
+        std::mt19937_64 rng(7);
+        for (int i = 0; i < 200; ++i) {
+            const std::vector<float> r = random_vector(33, uint32_t(i));
+            ASSERT_EQ(sample_token(r.data(), 33, params(temp, 1), rng, nullptr),
+                      std::max_element(r.begin(), r.end()) - r.begin());
+            ASSERT_EQ(sample_token(tie.data(), 4, params(temp, 1), rng, nullptr), 1) << "tie must go to the lower id";
+        }
+    }
+}
+
+TEST(Sampler, SameSeedSameSequence) {
+    const std::vector<float> logits = random_vector(50, 9);
+    const SamplingParams p = params(0.8f, 20, 0.95f);
+    auto draw = [&](uint64_t seed) {
+        std::mt19937_64 rng(seed);
+        std::vector<int32_t> out;
+        for (int i = 0; i < 200; ++i) out.push_back(sample_token(logits.data(), 50, p, rng, nullptr));
+        return out;
+    };
+    EXPECT_EQ(draw(42), draw(42));
+    EXPECT_NE(draw(42), draw(43));
+}
+
+// Known distribution over 6 tokens, laid out unsorted so the filters must sort: probs by id.
+const std::vector<double> kProbs = {0.05, 0.3, 0.02, 0.5, 0.03, 0.1};
+std::vector<float> known_logits() {
+    std::vector<float> l;
+    for (double p : kProbs) l.push_back(float(std::log(p)) + 3.f);  // a shift must not matter
+    return l;
+}
+
+std::set<int32_t> drawn_set(const SamplingParams& p, int n = 4000) {
+    const std::vector<float> logits = known_logits();
+    std::mt19937_64 rng(123);
+    std::set<int32_t> seen;
+    for (int i = 0; i < n; ++i) seen.insert(sample_token(logits.data(), int64_t(logits.size()), p, rng, nullptr));
+    return seen;
+}
+
+TEST(Sampler, TopPKeepsTheSmallestPrefixReachingP) {
+    EXPECT_EQ(drawn_set(params(1.f, 0, 0.7f)), (std::set<int32_t>{3, 1}));        // 0.5 + 0.3 >= 0.7
+    EXPECT_EQ(drawn_set(params(1.f, 0, 0.85f)), (std::set<int32_t>{3, 1, 5}));    // + 0.1
+    EXPECT_EQ(drawn_set(params(1.f, 0, 0.3f)), (std::set<int32_t>{3}));
+    EXPECT_EQ(drawn_set(params(1.f, 2, 0.99f)), (std::set<int32_t>{3, 1}));       // top-k first
+}
+
+TEST(Sampler, MinPDropsTokensBelowFractionOfTheBest) {
+    EXPECT_EQ(drawn_set(params(1.f, 0, 1.f, 0.25f)), (std::set<int32_t>{3, 1}));     // floor 0.125
+    EXPECT_EQ(drawn_set(params(1.f, 0, 1.f, 0.15f)), (std::set<int32_t>{3, 1, 5}));  // floor 0.075
+    EXPECT_EQ(drawn_set(params(1.f, 0, 1.f, 1.f)), (std::set<int32_t>{3}));
+}
+
+// Chi-square of `draws` samples against probabilities `want` (each cell expects >= ~100 draws).
+double chi_square(const std::vector<float>& logits, const SamplingParams& p, const std::vector<double>& want,
+                  int draws) {
+    std::mt19937_64 rng(2024);
+    std::vector<int> count(logits.size(), 0);
+    for (int i = 0; i < draws; ++i) ++count[sample_token(logits.data(), int64_t(logits.size()), p, rng, nullptr)];
+    double chi = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+        const double e = want[i] * draws;
+        if (e == 0) {
+            EXPECT_EQ(count[i], 0) << "token " << i << " has probability 0";
+            continue;
+        }
+        chi += (count[i] - e) * (count[i] - e) / e;
+    }
+    return chi;
+}
+
+// With 9 degrees of freedom P(chi² > 33.7) = 1e-4; the seed is fixed, so this is deterministic, and a wrong
+// temperature or an off-by-one in the cumulative walk moves chi² into the hundreds.
+TEST(Sampler, FrequenciesMatchSoftmax) {
+    const std::vector<float> logits = random_vector(10, 31, 0.7f);
+    const std::vector<double> p1 = ref::softmax(logits.data(), 10);
+    EXPECT_LT(chi_square(logits, params(1.f), p1, 20000), 33.7);
+
+    std::vector<float> scaled = logits;
+    for (float& v : scaled) v /= 0.6f;
+    const std::vector<double> p06 = ref::softmax(scaled.data(), 10);
+    EXPECT_LT(chi_square(logits, params(0.6f), p06, 20000), 33.7);
+    EXPECT_GT(chi_square(logits, params(1.f), p06, 20000), 100) << "the test must tell temperatures apart";
+
+    // top_k = 4 renormalizes over the 4 best (3 degrees of freedom: P(chi² > 21.1) = 1e-4).
+    std::vector<int> order(10);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+    std::vector<double> pk(10, 0.0);
+    double kept = 0;
+    for (int i = 0; i < 4; ++i) kept += p1[order[i]];
+    for (int i = 0; i < 4; ++i) pk[order[i]] = p1[order[i]] / kept;
+    EXPECT_LT(chi_square(logits, params(1.f, 4), pk, 20000), 21.1);
+}
+
+TEST(SamplingParams, ValidateRejectsOutOfRange) {
+    auto bad = [](auto mutate) {
+        SamplingParams p;
+        mutate(p);
+        EXPECT_THROW(p.validate(), std::invalid_argument);
+    };
+    bad([](SamplingParams& p) { p.temperature = -0.1f; });
+    bad([](SamplingParams& p) { p.temperature = NAN; });
+    bad([](SamplingParams& p) { p.temperature = INFINITY; });
+    bad([](SamplingParams& p) { p.top_k = -1; });
+    bad([](SamplingParams& p) { p.top_p = 0.f; });
+    bad([](SamplingParams& p) { p.top_p = 1.01f; });
+    bad([](SamplingParams& p) { p.top_p = NAN; });
+    bad([](SamplingParams& p) { p.min_p = -0.01f; });
+    bad([](SamplingParams& p) { p.min_p = 1.5f; });
+    bad([](SamplingParams& p) { p.logprobs = -1; });
+    bad([](SamplingParams& p) { p.logprobs = 21; });
+
+    SamplingParams ok;
+    EXPECT_NO_THROW(ok.validate());
+    ok.temperature = 0;
+    ok.top_p = 1;
+    ok.min_p = 1;
+    ok.top_k = 1;
+    ok.logprobs = 20;
+    EXPECT_NO_THROW(ok.validate());
+    try {
+        SamplingParams p;
+        p.top_p = 0;
+        p.validate();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("top_p"), std::string::npos) << "message must name the parameter";
+    }
+}
+
+TEST(TokenLogprob, TopListIsSortedAndMatchesLogSoftmax) {
+    const int64_t V = 769;
+    const std::vector<float> logits = random_vector(V, 55, 3.0f);
+    const std::vector<double> lp = ref::log_softmax(logits.data(), V);
+    const TokenLogprob r = token_logprob(logits.data(), V, 17, 5);
+    EXPECT_EQ(r.token, 17);
+    EXPECT_NEAR(r.logprob, lp[17], 1e-5);
+    ASSERT_EQ(r.top.size(), 5u);
+    std::vector<int> order(V);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return lp[a] > lp[b]; });
+    for (size_t i = 0; i < 5; ++i) {
+        EXPECT_EQ(r.top[i].first, order[i]);
+        EXPECT_NEAR(r.top[i].second, lp[order[i]], 1e-5);
+        if (i > 0) {
+            EXPECT_GE(r.top[i - 1].second, r.top[i].second);
+        }
+    }
+
+    const TokenLogprob all = token_logprob(logits.data(), 7, 0, 100);  // top_k > V: the whole vocabulary
+    ASSERT_EQ(all.top.size(), 7u);
+    double sum = 0;
+    for (const auto& [id, l] : all.top) sum += std::exp(double(l));
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    EXPECT_TRUE(token_logprob(logits.data(), V, 3, 0).top.empty());
+}
+
+// sample_token reports log-probabilities of the raw distribution, not of the temperature-scaled one.
+TEST(TokenLogprob, SampleTokenReportsUnmodifiedDistribution) {
+    const std::vector<float> logits = random_vector(33, 8);
+    const std::vector<double> lp = ref::log_softmax(logits.data(), 33);
+    SamplingParams p = params(0.5f, 10);
+    p.logprobs = 3;
+    std::mt19937_64 rng(4);
+    for (int i = 0; i < 20; ++i) {
+        TokenLogprob out;
+        const int32_t t = sample_token(logits.data(), 33, p, rng, &out);
+        EXPECT_EQ(out.token, t);
+        EXPECT_NEAR(out.logprob, lp[t], 1e-5);
+        EXPECT_EQ(out.top.size(), 3u);
+    }
+}
+
+}  // namespace
+}  // namespace moeinfer

@@ -10,6 +10,10 @@
 
 namespace moeinfer {
 
+const char* const kChatMlTemplate =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
 using jinja::Args;
 using jinja::Value;
 

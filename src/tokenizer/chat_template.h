@@ -13,6 +13,9 @@ struct ChatTemplateSource {
     std::string bos_token, eos_token;
 };
 
+// A documented fallback for models without a template (ChatML, as Qwen and many fine-tunes use); callers opt in.
+extern const char* const kChatMlTemplate;
+
 // Reads chat_template and bos/eos strings from a parsed tokenizer_config.json (template lists pick "default").
 ChatTemplateSource chat_template_from_config(const json::Value& config);
 // `path`: a tokenizer_config.json or a model directory; a sibling chat_template.jinja overrides the config's.

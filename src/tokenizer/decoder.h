@@ -13,6 +13,7 @@ public:
     enum class Kind { ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace };
     struct Step {
         Kind kind;
+        Step(Kind k) : kind(k) {}  // NOLINT: implicit, so add({Kind::Fuse}) reads well
         std::string pattern, content;  // Replace: pattern -> content; Strip: content char; Metaspace: replacement
         int start = 0, stop = 0;       // Strip
         bool prepend = true;           // Metaspace: the first token's leading replacement came from prepending

@@ -125,6 +125,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf_vocab(const GgufVocab& v) {
         t->decoder_.add({Decoder::Kind::ByteLevel});
     }
     if (v.add_bos && v.bos_id) t->prefix_ids_.push_back(*v.bos_id);
+    t->config_add_bos_ = v.add_bos && v.bos_id;
     if (v.add_eos && v.eos_id) t->suffix_ids_.push_back(*v.eos_id);
     t->finish_setup();
     t->bos_id_ = v.bos_id;

@@ -25,6 +25,7 @@ public:
     enum class Kind { Nfc, Replace, Prepend, Strip, Lowercase };
     struct Step {
         Kind kind;
+        Step(Kind k) : kind(k) {}  // NOLINT: implicit, so add({Kind::Nfc}) reads well
         std::string pattern, content;  // Replace: literal pattern (or regex source) -> content; Prepend: content
         std::shared_ptr<Regex> regex;  // Replace with a Regex pattern
         bool left = false, right = false;  // Strip

@@ -29,6 +29,7 @@ public:
     enum class Behavior { Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous };
     struct Step {
         enum class Kind { Split, ByteLevel, Metaspace } kind;
+        Step(Kind k) : kind(k) {}  // NOLINT: implicit, like the other step types
         std::shared_ptr<Regex> regex;  // Split by regex (or ByteLevel's GPT-2 regex)
         std::string literal;           // Split by string
         Behavior behavior = Behavior::Isolated;

@@ -36,6 +36,7 @@ private:
     };
     enum class Kind : uint8_t { Char, Seq, Alt, Repeat, Look, Bol, Eol };
     struct Node {
+        Node(Kind k) : kind(k) {}  // NOLINT: implicit, so Node{Kind::Seq} builds one
         Kind kind;
         bool greedy = true, negative = false;
         int cls = -1;  // Char: index into classes_

@@ -45,6 +45,9 @@ public:
     bool is_special(int32_t id) const;
     bool is_added(int32_t id) const { return added_by_id_.count(id) != 0; }  // special or not
     const ChatTemplateSource& chat_template() const { return chat_; }
+    // Whether a raw prompt should start with BOS: tokenizer_config's add_bos_token (what transformers adds on top
+    // of the tokenizer.json post-processor, e.g. DeepSeek-V3) or GGUF add_bos_token; else what encode(.., true) does.
+    bool add_bos_token() const { return config_add_bos_.value_or(!prefix_ids_.empty()); }
 
 private:
     Tokenizer() = default;
@@ -62,6 +65,7 @@ private:
     std::optional<int32_t> bos_id_;
     std::vector<int32_t> eos_ids_;
     ChatTemplateSource chat_;
+    std::optional<bool> config_add_bos_;
 
     friend class TokenizerLoader;
 };

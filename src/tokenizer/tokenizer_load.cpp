@@ -123,6 +123,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(const json::Value& tj, const jso
 
     if (config.is_object()) {
         t->chat_ = chat_template_from_config(config);
+        if (const auto* ab = config.find("add_bos_token"); ab && ab->is_bool()) t->config_add_bos_ = ab->as_bool();
         if (!t->chat_.bos_token.empty()) t->bos_id_ = t->token_id(t->chat_.bos_token);
         if (!t->chat_.eos_token.empty())
             if (auto id = t->token_id(t->chat_.eos_token)) t->eos_ids_.push_back(*id);

@@ -87,6 +87,11 @@ TEST(ChatTemplate, ErrorsNameTheLine) {
     EXPECT_THROW(render(""), std::runtime_error);
 }
 
+TEST(ChatTemplate, ChatMlFallback) {
+    EXPECT_EQ(render_chat(kChatMlTemplate, json::parse(R"([{"role":"user","content":"hi"}])"), json::Value(), true, "", ""),
+              "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+}
+
 TEST(ChatTemplate, Semantics) {
     EXPECT_EQ(render("{{ [1, 2, 3][::-1] }}|{{ 'abc'[1:] }}|{{ 7 // 2 }}|{{ -7 % 3 }}|{{ 1 / 2 }}"), "[3, 2, 1]|bc|3|2|0.5");
     EXPECT_EQ(render("{{ {'a': 1, 'b': [true, none, 'x']} | tojson }}"), "{\"a\": 1, \"b\": [true, null, \"x\"]}");

@@ -117,6 +117,25 @@ TEST(Tokenizer, StreamNeverSplitsUtf8) {
     EXPECT_EQ(out, text);
 }
 
+TEST(Tokenizer, SpecialIdsFromConfig) {
+    for (const char* name : {"deepseek_v3", "qwen3", "llama3"})
+        if (!test::have_tokenizer(name)) GTEST_SKIP() << "run scripts/fetch_tokenizers.sh";
+    auto ds = Tokenizer::from_file(test::tokenizer_path("deepseek_v3"));
+    EXPECT_EQ(ds->bos_id(), 0);
+    EXPECT_EQ(ds->eos_ids(), std::vector<int32_t>{1});
+    EXPECT_TRUE(ds->add_bos_token());
+    EXPECT_EQ(ds->chat_template().bos_token, "<\xEF\xBD\x9C" "begin\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>");
+    auto qw = Tokenizer::from_file(test::tokenizer_path("qwen3"));
+    EXPECT_FALSE(qw->bos_id().has_value());
+    EXPECT_EQ(qw->eos_ids(), std::vector<int32_t>{151645});
+    EXPECT_FALSE(qw->add_bos_token());
+    EXPECT_EQ(qw->vocab_size(), 151669);
+    EXPECT_EQ(qw->token_text(151644), "<|im_start|>");
+    auto l3 = Tokenizer::from_file(test::tokenizer_path("llama3") + "/tokenizer.json");
+    EXPECT_EQ(l3->bos_id(), 128000);
+    EXPECT_FALSE(l3->chat_template().template_text.empty());
+}
+
 TEST(Regex, Semantics) {
     Regex re(R"((?i:'s|'t)|\p{L}+|\p{N}{1,3}|\s+(?!\S)|\s+)");
     std::string s = "It'S 12345  ok";

@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "engine/generator.h"
 #include "models/model.h"
+#include "text_io.h"
 
 namespace moeinfer::cli {
 namespace {
@@ -33,12 +34,12 @@ json::Value ids_json(const std::vector<int32_t>& ids) {
 
 int cmd_run(int argc, char** argv) {
     Args args(argc, argv,
-              {"model", "prompt", "prompt-tokens", "n", "temperature", "top-k", "top-p", "min-p", "seed", "logprobs",
-               "threads"},
+              {"model", "prompt", "prompt-tokens", "messages", "n", "temperature", "top-k", "top-p", "min-p", "seed",
+               "logprobs", "threads"},
               {"echo", "json", "ignore-eos"});
     const std::string model_path = args.require("model");
-    if (args.has("prompt") == args.has("prompt-tokens"))
-        throw std::invalid_argument("give exactly one of --prompt TEXT or --prompt-tokens 1,2,3");
+    if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
+        throw std::invalid_argument("give exactly one of --prompt TEXT, --messages FILE.json or --prompt-tokens 1,2,3");
     set_num_threads(static_cast<int>(args.get_int("threads", 0)));
 
     GenerationRequest req;
@@ -52,30 +53,48 @@ int cmd_run(int argc, char** argv) {
     req.sampling.logprobs = static_cast<int32_t>(args.get_int("logprobs", 0));
     req.sampling.validate();
     req.prompt_logprobs = args.has("echo");
+    // Token-id prompts work without a tokenizer; then output is ids and "text" is empty.
+    std::unique_ptr<Tokenizer> tok;
     if (args.has("prompt-tokens")) {
         req.prompt = parse_id_list(args.require("prompt-tokens"), "--prompt-tokens");
+        try {
+            tok = Tokenizer::from_file(model_path);
+        } catch (const std::exception&) {
+        }
     } else {
-        throw std::invalid_argument("text prompts need a tokenizer, which this build does not have yet; use --prompt-tokens");
+        tok = load_tokenizer(model_path);
+        req.prompt = args.has("prompt")
+                         ? encode_prompt(*tok, args.require("prompt"))
+                         : tok->encode(render_prompt(*tok, read_chat_input(args.require("messages")), true), false);
     }
 
     auto model = Model::load(model_path);
-    if (!args.has("ignore-eos"))
+    if (!args.has("ignore-eos")) {
         for (int64_t id : model->config().eos_token_ids) req.stop_ids.push_back(static_cast<int32_t>(id));
+        if (tok)
+            for (int32_t id : tok->eos_ids()) req.stop_ids.push_back(id);
+    }
     Generator gen(*model);
     const bool as_json = args.has("json");
     GenerationStats stats;
-    auto results = gen.generate({req}, [&](size_t, int32_t tok) {
-        if (!as_json) {
-            std::printf("%d ", tok);
-            std::fflush(stdout);
-        }
+    std::unique_ptr<StreamDecoder> stream;
+    if (tok) stream = std::make_unique<StreamDecoder>(*tok);
+    if (!as_json && tok) std::fputs(args.has("prompt") ? args.require("prompt").c_str() : "", stdout);
+    auto results = gen.generate({req}, [&](size_t, int32_t id) {
+        if (as_json) return;
+        if (stream)
+            std::fputs(stream->push(id).c_str(), stdout);
+        else
+            std::printf("%d ", id);
+        std::fflush(stdout);
     }, &stats);
+    if (!as_json && stream) std::fputs(stream->flush().c_str(), stdout);
     const GenerationResult& r = results[0];
     if (as_json) {
         json::Value out = json::Value::object();
         out.set("prompt_tokens", ids_json(req.prompt));
         out.set("tokens", ids_json(r.tokens));
-        out.set("text", "");
+        out.set("text", tok ? tok->decode(r.tokens, true) : std::string());
         json::Value lps = json::Value::array();
         for (const auto& lp : r.logprobs) lps.push_back(logprob_json(lp));
         out.set("logprobs", std::move(lps));

@@ -10,11 +10,14 @@ int main(int argc, char** argv) {
     const std::string usage =
         "usage: moeinfer <command> [flags]\n"
         "commands:\n"
-        "  run   --model PATH (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temperature T] [--top-k K]\n"
+        "  run   --model PATH (--prompt TEXT | --messages F.json | --prompt-tokens 1,2,3) [-n N] [--temperature T] [--top-k K]\n"
         "        [--top-p P] [--min-p P] [--seed S] [--logprobs K] [--echo] [--json] [--threads N] [--ignore-eos]\n"
         "  info  --model PATH\n"
         "  convert --model PATH --out FILE.gguf [--type F32|F16|BF16|Q8_0|Q4_0]\n"
-        "  bench --model PATH [-p 512] [-n 128] [-t THREADS] [-r 3] [--json]\n";
+        "  bench --model PATH [-p 512] [-n 128] [-t THREADS] [-r 3] [--json]\n"
+        "  tokenize --model PATH [--special] TEXT|-\n"
+        "  detokenize --model PATH [--skip-special] 1,2,3\n"
+        "  chat-template --model PATH --messages FILE.json [--add-generation-prompt]\n";
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::fputs(usage.c_str(), argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -25,6 +28,9 @@ int main(int argc, char** argv) {
         if (cmd == "info") return cmd_info(argc - 2, argv + 2);
         if (cmd == "convert") return cmd_convert(argc - 2, argv + 2);
         if (cmd == "bench") return cmd_bench(argc - 2, argv + 2);
+        if (cmd == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
+        if (cmd == "detokenize") return cmd_detokenize(argc - 2, argv + 2);
+        if (cmd == "chat-template") return cmd_chat_template(argc - 2, argv + 2);
         std::fprintf(stderr, "moeinfer: unknown command '%s'\n%s", cmd.c_str(), usage.c_str());
         return 2;
     } catch (const std::exception& e) {

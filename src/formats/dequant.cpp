@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/half.h"
+#include "formats/kquants.h"
 
 namespace moeinfer {
 
@@ -74,6 +75,11 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
                 }
             }
             return;
+        case DType::Q4_K: check_n("dequantize_row", t, n); return dequantize_row_q4_k(src, dst, n);
+        case DType::Q5_K: check_n("dequantize_row", t, n); return dequantize_row_q5_k(src, dst, n);
+        case DType::Q6_K: check_n("dequantize_row", t, n); return dequantize_row_q6_k(src, dst, n);
+        case DType::Q5_0: check_n("dequantize_row", t, n); return dequantize_row_q5_0(src, dst, n);
+        case DType::Q5_1: check_n("dequantize_row", t, n); return dequantize_row_q5_1(src, dst, n);
         default:
             unsupported("dequantize_row", t);
     }
@@ -127,6 +133,11 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
                 }
             }
             return;
+        case DType::Q4_K: check_n("quantize_row", t, n); return quantize_row_q4_k(src, dst, n);
+        case DType::Q5_K: check_n("quantize_row", t, n); return quantize_row_q5_k(src, dst, n);
+        case DType::Q6_K: check_n("quantize_row", t, n); return quantize_row_q6_k(src, dst, n);
+        case DType::Q5_0: check_n("quantize_row", t, n); return quantize_row_q5_0(src, dst, n);
+        case DType::Q5_1: check_n("quantize_row", t, n); return quantize_row_q5_1(src, dst, n);
         default:
             unsupported("quantize_row", t);
     }

@@ -174,12 +174,13 @@ TEST(Dequant, RejectsUnsupportedTypesAndSizes) {
     float x[256] = {};
     uint8_t buf[1024] = {};
     try {
-        dequantize_row(DType::Q4_K, buf, x, 256);
+        dequantize_row(DType::Q3_K, buf, x, 256);
         FAIL() << "no exception";
     } catch (const std::invalid_argument& e) {
-        EXPECT_NE(std::string(e.what()).find("Q4_K"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("Q3_K"), std::string::npos) << e.what();
     }
-    EXPECT_THROW(quantize_row(DType::Q6_K, x, buf, 256), std::invalid_argument);
+    EXPECT_THROW(quantize_row(DType::Q2_K, x, buf, 256), std::invalid_argument);
+    EXPECT_THROW(quantize_row(DType::Q4_K, x, buf, 255), std::invalid_argument);
     EXPECT_THROW(quantize_row(DType::I32, x, buf, 4), std::invalid_argument);
     EXPECT_THROW(quantize_row(DType::Q8_0, x, buf, 33), std::invalid_argument);
     EXPECT_THROW(dequantize_row(DType::Q4_0, buf, x, 48), std::invalid_argument);

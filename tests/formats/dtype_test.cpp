@@ -20,10 +20,10 @@ TEST(DType, BlockLayouts) {
     };
     const Row rows[] = {
         {DType::F32, 1, 4, true},       {DType::F16, 1, 2, true},       {DType::BF16, 1, 2, true},
-        {DType::Q4_0, 32, 18, true},    {DType::Q4_1, 32, 20, false},   {DType::Q5_0, 32, 22, false},
-        {DType::Q5_1, 32, 24, false},   {DType::Q8_0, 32, 34, true},    {DType::Q8_1, 32, 36, false},
-        {DType::Q2_K, 256, 84, false},  {DType::Q3_K, 256, 110, false}, {DType::Q4_K, 256, 144, false},
-        {DType::Q5_K, 256, 176, false}, {DType::Q6_K, 256, 210, false}, {DType::Q8_K, 256, 292, false},
+        {DType::Q4_0, 32, 18, true},    {DType::Q4_1, 32, 20, false},   {DType::Q5_0, 32, 22, true},
+        {DType::Q5_1, 32, 24, true},   {DType::Q8_0, 32, 34, true},    {DType::Q8_1, 32, 36, false},
+        {DType::Q2_K, 256, 84, false},  {DType::Q3_K, 256, 110, false}, {DType::Q4_K, 256, 144, true},
+        {DType::Q5_K, 256, 176, true}, {DType::Q6_K, 256, 210, true}, {DType::Q8_K, 256, 292, false},
         {DType::I8, 1, 1, false},       {DType::I16, 1, 2, false},      {DType::I32, 1, 4, false},
         {DType::I64, 1, 8, false},      {DType::F64, 1, 8, false},
     };

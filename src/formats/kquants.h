@@ -1,0 +1,29 @@
+// Scalar reference (de)quantization of GGML's K-quant super-block formats (Q4_K, Q5_K, Q6_K) and of the Q5_0 /
+// Q5_1 formats llama.cpp falls back to when a row is not a multiple of 256. Dequantization is bit-exact with
+// llama.cpp's dequantize_row_*; quantization follows its reference search (weighted scale/min fits).
+#pragma once
+#include <cstdint>
+
+namespace moeinfer {
+
+constexpr int kQK_K = 256;  // elements per K-quant super-block
+
+// Block layouts (little-endian, packed, as ggml-common.h):
+//   Q4_K (144 B) = fp16 d, fp16 dmin, u8 scales[12] (8 x 6-bit scale + 8 x 6-bit min), u8 qs[128] (nibbles)
+//   Q5_K (176 B) = Q4_K's header, u8 qh[32] (5th bits), u8 qs[128]
+//   Q6_K (210 B) = u8 ql[128] (low 4 bits), u8 qh[64] (high 2 bits), i8 scales[16], fp16 d
+//   Q5_0 (22 B)  = fp16 d, u8 qh[4], u8 qs[16];   Q5_1 (24 B) = fp16 d, fp16 m, u8 qh[4], u8 qs[16]
+// n must be a multiple of the block size (256, or 32 for Q5_0/Q5_1); callers check (dequant.cpp does).
+void dequantize_row_q4_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q6_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_1(const void* src, float* dst, int64_t n);
+
+void quantize_row_q4_k(const float* src, void* dst, int64_t n);
+void quantize_row_q5_k(const float* src, void* dst, int64_t n);
+void quantize_row_q6_k(const float* src, void* dst, int64_t n);
+void quantize_row_q5_0(const float* src, void* dst, int64_t n);
+void quantize_row_q5_1(const float* src, void* dst, int64_t n);
+
+}  // namespace moeinfer

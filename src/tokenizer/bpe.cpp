@@ -13,13 +13,14 @@ namespace {
 
 struct ByteTables {
     std::array<uint32_t, 256> to_char{};
-    std::unordered_map<uint32_t, int> to_byte;
+    std::array<int16_t, 512> to_byte{};  // every mapped char is below U+0200
     ByteTables() {
+        to_byte.fill(-1);
         uint32_t next = 256;
         for (int b = 0; b < 256; ++b) {
             bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
             to_char[b] = keep ? uint32_t(b) : next++;
-            to_byte[to_char[b]] = b;
+            to_byte[to_char[b]] = int16_t(b);
         }
     }
 };
@@ -33,12 +34,22 @@ constexpr size_t kMaxCacheEntries = 1 << 18;
 
 }  // namespace
 
-uint32_t byte_to_char(uint8_t b) { return byte_tables().to_char[b]; }
-int byte_of_char(uint32_t cp) {
-    const auto& m = byte_tables().to_byte;
-    auto it = m.find(cp);
-    return it == m.end() ? -1 : it->second;
+void MergeTable::build(const std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>>& entries) {
+    size_t cap = 16;
+    while (cap < entries.size() * 2) cap <<= 1;
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
+    for (const auto& [key, value] : entries) {
+        size_t i = hash(key) & mask_;
+        while (slots_[i].key != kEmpty && slots_[i].key != key) i = (i + 1) & mask_;
+        // A repeated merge takes its later rank: HF collects merges into a map, where later entries win.
+        slots_[i].key = key;
+        slots_[i].value = value;
+    }
 }
+
+uint32_t byte_to_char(uint8_t b) { return byte_tables().to_char[b]; }
+int byte_of_char(uint32_t cp) { return cp < 512 ? byte_tables().to_byte[cp] : -1; }
 
 std::string BpeModel::key_of(std::string_view t) const {
     if (!opt_.byte_level) return std::string(t);
@@ -71,15 +82,17 @@ BpeModel::BpeModel(std::vector<std::string> tokens, const std::vector<std::pair<
             byte_ids_[b] = opt_.byte_fallback ? key_to_id(name) : -1;
         }
     }
-    merges_.reserve(merges.size() * 2);
+    std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>> entries;
+    entries.reserve(merges.size());
     for (size_t r = 0; r < merges.size(); ++r) {
         std::string ka = key_of(merges[r].first), kb = key_of(merges[r].second);
         int32_t a = key_to_id(ka), b = key_to_id(kb), m = key_to_id(ka + kb);
         if (a < 0 || b < 0 || m < 0)
             throw std::runtime_error("BPE merge " + std::to_string(r) + " ('" + merges[r].first + "' '" +
                                      merges[r].second + "') names a token that is not in the vocab");
-        merges_.emplace(uint64_t(uint32_t(a)) << 32 | uint32_t(b), std::make_pair(int32_t(r), m));
+        entries.push_back({uint64_t(uint32_t(a)) << 32 | uint32_t(b), {int32_t(r), m}});
     }
+    merges_.build(entries);
 }
 
 int32_t BpeModel::key_to_id(std::string_view key) const {
@@ -102,10 +115,10 @@ bool BpeModel::pair_merge(const std::vector<Symbol>& syms, std::string_view piec
         new_id = id;
         return true;
     }
-    auto it = merges_.find(uint64_t(uint32_t(sa.id)) << 32 | uint32_t(sb.id));
-    if (it == merges_.end()) return false;
-    prio = it->second.first;
-    new_id = it->second.second;
+    const auto* m = merges_.find(uint64_t(uint32_t(sa.id)) << 32 | uint32_t(sb.id));
+    if (!m) return false;
+    prio = m->first;
+    new_id = m->second;
     return true;
 }
 

@@ -22,6 +22,31 @@ struct BpeOptions {
     std::optional<int32_t> unk_id;
 };
 
+// Open-addressing hash map from a (left id, right id) pair to (rank, merged id): the hot lookup of BPE, where
+// std::unordered_map's node chasing dominated the encode time.
+class MergeTable {
+public:
+    void build(const std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>>& entries);
+    const std::pair<int32_t, int32_t>* find(uint64_t key) const {
+        if (slots_.empty()) return nullptr;
+        for (size_t i = hash(key) & mask_;; i = (i + 1) & mask_) {
+            const Slot& s = slots_[i];
+            if (s.key == key) return &s.value;
+            if (s.key == kEmpty) return nullptr;
+        }
+    }
+
+private:
+    static constexpr uint64_t kEmpty = ~uint64_t(0);
+    static size_t hash(uint64_t k) { return size_t((k * 0x9E3779B97F4A7C15ull) >> 20); }
+    struct Slot {
+        uint64_t key = kEmpty;
+        std::pair<int32_t, int32_t> value;
+    };
+    std::vector<Slot> slots_;
+    size_t mask_ = 0;
+};
+
 class BpeModel {
 public:
     // tokens[id] is the token as written in the file ("" for ids the vocab does not define).
@@ -56,7 +81,7 @@ private:
     std::vector<float> scores_;
     std::vector<std::pair<std::string, std::string>> merge_list_;  // as given, for export to GGUF
     std::unordered_map<std::string, int32_t> key_to_id_;  // raw bytes (byte-level) or token text -> id
-    std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;  // (left id, right id) -> (rank, merged id)
+    MergeTable merges_;  // (left id << 32 | right id) -> (rank, merged id)
     int32_t byte_ids_[256];  // byte-level: the single-byte token; byte fallback: <0xXX>; -1 if absent
 
     mutable std::mutex cache_mu_;

@@ -10,9 +10,11 @@ namespace moeinfer {
 
 void Tokenizer::finish_setup() {
     added_by_id_.clear();
+    added_by_content_.clear();
     std::vector<const AddedToken*> raw, norm;
     for (size_t i = 0; i < added_.size(); ++i) {
         added_by_id_[added_[i].id] = i;
+        added_by_content_.emplace(added_[i].content, added_[i].id);
         // Tokens flagged `normalized` are looked for after normalization, the others in the raw text.
         (added_[i].normalized ? norm : raw).push_back(&added_[i]);
     }
@@ -69,8 +71,8 @@ std::string Tokenizer::token_text(int32_t id) const {
 }
 
 std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
-    for (const auto& a : added_)
-        if (a.content == token) return a.id;
+    auto it = added_by_content_.find(std::string(token));
+    if (it != added_by_content_.end()) return it->second;
     int32_t id = model_->token_to_id(token);
     if (id >= 0 && model_->token(id) == token) return id;
     return std::nullopt;

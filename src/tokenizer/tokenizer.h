@@ -60,6 +60,7 @@ private:
     Decoder decoder_;
     std::vector<AddedToken> added_;
     std::unordered_map<int32_t, size_t> added_by_id_;
+    std::unordered_map<std::string, int32_t> added_by_content_;
     AddedTokenMatcher raw_matcher_, normalized_matcher_;
     std::vector<int32_t> prefix_ids_, suffix_ids_;  // post-processor for a single sequence
     std::optional<int32_t> bos_id_;

@@ -17,7 +17,30 @@ void SamplingParams::validate() const {
     if (top_k < 0) throw std::invalid_argument("top_k must be >= 0 (got " + std::to_string(top_k) + ")");
     if (!(top_p > 0 && top_p <= 1)) throw std::invalid_argument("top_p must be in (0, 1] (got " + std::to_string(top_p) + ")");
     if (!(min_p >= 0 && min_p <= 1)) throw std::invalid_argument("min_p must be in [0, 1] (got " + std::to_string(min_p) + ")");
+    if (!(presence_penalty >= -2 && presence_penalty <= 2))
+        throw std::invalid_argument("presence_penalty must be in [-2, 2] (got " + std::to_string(presence_penalty) + ")");
+    if (!(frequency_penalty >= -2 && frequency_penalty <= 2))
+        throw std::invalid_argument("frequency_penalty must be in [-2, 2] (got " + std::to_string(frequency_penalty) + ")");
+    if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
+        throw std::invalid_argument("repetition_penalty must be > 0 (got " + std::to_string(repetition_penalty) + ")");
     if (logprobs < 0 || logprobs > 20) throw std::invalid_argument("logprobs must be in [0, 20] (got " + std::to_string(logprobs) + ")");
+}
+
+void apply_penalties(float* logits, int64_t V, const SamplingParams& p, const std::vector<int32_t>& prompt,
+                     const std::vector<int32_t>& generated) {
+    if (p.repetition_penalty != 1.0f) {
+        std::vector<bool> seen(V, false);
+        for (int32_t t : prompt) seen[t] = true;
+        for (int32_t t : generated) seen[t] = true;
+        for (int64_t i = 0; i < V; ++i)
+            if (seen[i]) logits[i] = logits[i] > 0 ? logits[i] / p.repetition_penalty : logits[i] * p.repetition_penalty;
+    }
+    if (p.presence_penalty != 0 || p.frequency_penalty != 0) {
+        std::vector<int32_t> count(V, 0);
+        for (int32_t t : generated) ++count[t];
+        for (int64_t i = 0; i < V; ++i)
+            if (count[i]) logits[i] -= p.frequency_penalty * count[i] + p.presence_penalty;
+    }
 }
 
 TokenLogprob token_logprob(const float* logits, int64_t V, int32_t token, int32_t top_k) {

@@ -15,6 +15,11 @@ struct SamplingParams {
     float min_p = 0.0f;        // 0 = off
     uint64_t seed = 0;
     int32_t logprobs = 0;      // how many top alternatives to report per token (0: only the chosen token's)
+    // OpenAI/vLLM penalties: presence/frequency over generated tokens (additive), repetition over prompt and
+    // generated tokens (divides positive logits, multiplies negative ones). 0 / 0 / 1 = off.
+    float presence_penalty = 0.0f;
+    float frequency_penalty = 0.0f;
+    float repetition_penalty = 1.0f;
 
     // Throws std::invalid_argument naming the parameter when a value is out of range.
     void validate() const;
@@ -25,6 +30,10 @@ struct TokenLogprob {
     float logprob = 0;
     std::vector<std::pair<int32_t, float>> top;  // best first
 };
+
+// Applies the penalties of `params` in place to logits [V], given the prompt and the tokens generated so far.
+void apply_penalties(float* logits, int64_t V, const SamplingParams& params, const std::vector<int32_t>& prompt,
+                     const std::vector<int32_t>& generated);
 
 // The chosen token for `logits` [V]. `logprob_out`, when given, receives the chosen token's log-probability and
 // the top `params.logprobs` alternatives under the unmodified distribution.

@@ -1,0 +1,258 @@
+// Engine loop and RequestHandle (see engine.h).
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+
+#include "engine/scheduler.h"
+
+namespace moeinfer {
+
+const char* finish_reason_name(FinishReason r) {
+    switch (r) {
+        case FinishReason::None: return "none";
+        case FinishReason::Length: return "length";
+        case FinishReason::Stop: return "stop";
+        case FinishReason::Cancelled: return "cancelled";
+        case FinishReason::Error: return "error";
+    }
+    return "?";
+}
+
+bool RequestHandle::wait(std::vector<TokenEvent>& out, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return !pending_.empty() || finish_ != FinishReason::None; });
+    while (!pending_.empty()) {
+        out.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+    }
+    return finish_ != FinishReason::None;
+}
+
+FinishReason RequestHandle::finish_reason() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return finish_;
+}
+
+std::string RequestHandle::error() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+}
+
+double RequestHandle::ttft_seconds() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_token_ == std::chrono::steady_clock::time_point{}) return 0;
+    return std::chrono::duration<double>(first_token_ - submitted_).count();
+}
+
+void RequestHandle::push(TokenEvent ev) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (first_token_ == std::chrono::steady_clock::time_point{}) first_token_ = std::chrono::steady_clock::now();
+        pending_.push_back(std::move(ev));
+    }
+    cv_.notify_all();
+}
+
+void RequestHandle::finish(FinishReason r, std::string error) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (finish_ != FinishReason::None) return;
+        finish_ = r;
+        error_ = std::move(error);
+    }
+    cv_.notify_all();
+}
+
+namespace {
+
+int32_t kv_blocks(const EngineConfig& c, const Model& m) {
+    int64_t bytes_per_token = 0;
+    for (int64_t w : m.kv_widths()) bytes_per_token += 2 * w * int64_t(sizeof(float));
+    return KvCache::blocks_for_bytes(c.kv_cache_mib << 20, c.block_size, bytes_per_token);
+}
+
+}  // namespace
+
+Engine::Engine(std::unique_ptr<Model> model, EngineConfig config) : model_(std::move(model)), config_(config) {
+    if (config_.max_num_seqs < 1 || config_.max_num_batched_tokens < 1 || config_.block_size < 1 ||
+        config_.kv_cache_mib < 1)
+        throw std::invalid_argument("engine limits (max_num_seqs, max_num_batched_tokens, kv cache) must be positive");
+    kv_ = std::make_unique<KvCache>(kv_blocks(config_, *model_), config_.block_size, model_->kv_widths());
+    scheduler_ = std::make_unique<Scheduler>(config_, *kv_);
+    for (int64_t id : model_->config().eos_token_ids) eos_ids_.push_back(static_cast<int32_t>(id));
+    update_metrics();
+}
+
+Engine::~Engine() { stop(false); }
+
+std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
+    const ModelConfig& c = model_->config();
+    if (o.prompt.empty()) throw std::invalid_argument("prompt: must not be empty");
+    for (int32_t id : o.prompt)
+        if (id < 0 || id >= c.vocab_size)
+            throw std::invalid_argument("prompt: token id " + std::to_string(id) + " is out of range (vocab size " +
+                                        std::to_string(c.vocab_size) + ")");
+    if (o.max_tokens < 1) throw std::invalid_argument("max_tokens: must be at least 1");
+    const int64_t n = static_cast<int64_t>(o.prompt.size());
+    if (n + o.max_tokens > c.max_position)
+        throw std::invalid_argument("prompt: " + std::to_string(n) + " prompt tokens + max_tokens " +
+                                    std::to_string(o.max_tokens) + " exceed the context length " +
+                                    std::to_string(c.max_position));
+    const int64_t blocks = (n + o.max_tokens + config_.block_size - 1) / config_.block_size;
+    if (blocks > kv_->num_blocks())
+        throw std::invalid_argument("prompt: the request needs " + std::to_string(blocks) +
+                                    " KV blocks but the cache holds " + std::to_string(kv_->num_blocks()));
+    if (o.min_tokens < 0) throw std::invalid_argument("min_tokens: must be >= 0");
+    o.sampling.validate();
+
+    auto seq = std::make_unique<Sequence>();
+    seq->handle = std::make_shared<RequestHandle>();
+    seq->handle->submitted_ = std::chrono::steady_clock::now();
+    seq->handle->prompt_tokens_ = n;
+    seq->tokens = o.prompt;
+    seq->num_prompt = n;
+    seq->rng.seed(o.sampling.seed);
+    seq->opts = std::move(o);
+    auto handle = seq->handle;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) throw EngineFull("the server is shutting down");
+        if (metrics_.waiting + static_cast<int64_t>(inbox_.size()) >= config_.max_waiting)
+            throw EngineFull("the request queue is full (" + std::to_string(config_.max_waiting) + " waiting)");
+        seq->id = next_id_++;
+        inbox_.push_back(std::move(seq));
+    }
+    cv_.notify_all();
+    return handle;
+}
+
+void Engine::start() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+}
+
+void Engine::stop(bool drain) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping_ = true;
+        draining_ = drain;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    // Whatever the loop did not take (or everything, if it never ran) is cancelled.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& s : inbox_) s->handle->finish(FinishReason::Cancelled);
+    inbox_.clear();
+    scheduler_->cancel_all();
+}
+
+void Engine::loop() {
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> lock(mu_);
+            cv_.wait(lock, [&] { return stopping_ || !inbox_.empty() || !scheduler_->idle(); });
+            for (auto& s : inbox_) scheduler_->add(std::move(s));
+            inbox_.clear();
+            if (stopping_ && (!draining_ || scheduler_->idle())) break;
+        }
+        try {
+            step();
+        } catch (const std::exception& e) {
+            // A failed forward must not take the server down: fail the requests in flight, keep serving.
+            scheduler_->cancel_all(FinishReason::Error, std::string("engine step failed: ") + e.what());
+            std::fprintf(stderr, "engine: step failed: %s\n", e.what());
+        }
+        update_metrics();
+    }
+}
+
+void Engine::step() {
+    StepPlan plan = scheduler_->plan();
+    if (plan.chunks.empty()) {
+        // Nothing fits right now (e.g. the cache is full of waiting work); yield instead of spinning hot.
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return;
+    }
+    const int64_t V = model_->config().vocab_size;
+    std::vector<float> logits(plan.batch.logit_rows.size() * V);
+    model_->forward(plan.batch, *kv_, logits.data());
+    scheduler_->commit(plan);
+    size_t row = 0;
+    for (const ScheduledChunk& c : plan.chunks) {
+        Sequence& s = *c.seq;
+        const bool all_rows = s.opts.prompt_logprobs && c.start < s.num_prompt;
+        if (all_rows) {
+            if (c.start == 0) s.prompt_logprobs.assign(1, std::nullopt);
+            for (int64_t i = 0; i < c.length; ++i) {
+                const int64_t next = c.start + i + 1;  // the row after token i predicts token `next`
+                if (next < s.num_prompt)
+                    s.prompt_logprobs.push_back(token_logprob(&logits[(row + i) * V], V, s.tokens[next], s.opts.sampling.logprobs));
+            }
+            row += c.length;
+        } else {
+            row += 1;
+        }
+        if (c.samples) sample_and_stream(s, &logits[(row - 1) * V]);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    ++metrics_.steps;
+    for (const ScheduledChunk& c : plan.chunks) metrics_.prompt_tokens += std::max<int64_t>(0, std::min(c.start + c.length, c.seq->num_prompt) - c.start);
+}
+
+void Engine::sample_and_stream(Sequence& s, const float* row) {
+    const int64_t V = model_->config().vocab_size;
+    std::vector<float> logits(row, row + V);
+    const std::vector<int32_t> generated = s.generated();
+    apply_penalties(logits.data(), V, s.opts.sampling, s.prompt(), generated);
+    const bool early = s.num_generated() < s.opts.min_tokens;
+    if (early) {  // EOS and stop ids are banned until min_tokens
+        for (int32_t id : s.opts.stop_token_ids) logits[id] = -std::numeric_limits<float>::infinity();
+        if (!s.opts.ignore_eos)
+            for (int32_t id : eos_ids_) logits[id] = -std::numeric_limits<float>::infinity();
+    }
+    TokenEvent ev;
+    // Logprobs are reported from the model's distribution, before penalties (as vLLM's default).
+    ev.token = sample_token(logits.data(), V, s.opts.sampling, s.rng, nullptr);
+    ev.logprob = token_logprob(row, V, ev.token, s.opts.sampling.logprobs);
+    s.tokens.push_back(ev.token);
+    s.handle->push(std::move(ev));
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++metrics_.generated_tokens;
+    }
+    const int32_t t = s.tokens.back();
+    FinishReason reason = FinishReason::None;
+    const bool is_eos = std::find(eos_ids_.begin(), eos_ids_.end(), t) != eos_ids_.end();
+    const bool is_stop = std::find(s.opts.stop_token_ids.begin(), s.opts.stop_token_ids.end(), t) != s.opts.stop_token_ids.end();
+    if (!early && ((is_eos && !s.opts.ignore_eos) || is_stop)) reason = FinishReason::Stop;
+    else if (s.num_generated() >= s.opts.max_tokens || static_cast<int64_t>(s.tokens.size()) >= model_->config().max_position)
+        reason = FinishReason::Length;
+    if (reason == FinishReason::None) return;
+    s.handle->set_prompt_logprobs(std::move(s.prompt_logprobs));
+    s.handle->finish(reason);
+    scheduler_->finish(&s);
+}
+
+void Engine::update_metrics() {
+    std::lock_guard<std::mutex> lock(mu_);
+    metrics_.running = scheduler_->num_running();
+    metrics_.waiting = scheduler_->num_waiting();
+    metrics_.kv_blocks_total = kv_->num_blocks();
+    metrics_.kv_blocks_cached = kv_->pool().num_cached();
+    metrics_.kv_blocks_in_use = kv_->pool().num_in_use();
+    metrics_.prefix_cache_queries = scheduler_->prefix_queries();
+    metrics_.prefix_cache_hits = scheduler_->prefix_hits();
+    metrics_.preemptions = scheduler_->preemptions();
+    metrics_.routed_tokens = model_->routed_counts();
+}
+
+EngineMetrics Engine::metrics() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    EngineMetrics m = metrics_;
+    m.waiting += static_cast<int64_t>(inbox_.size());
+    return m;
+}
+
+}  // namespace moeinfer

@@ -1,0 +1,133 @@
+// Engine: the serving loop. Requests are submitted from any thread; one engine thread runs continuous batching
+// (scheduler → batch → forward → sample) and hands tokens to each request's RequestHandle, so HTTP threads
+// never block the loop and the loop never waits on a client.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "models/model.h"
+
+namespace moeinfer {
+
+struct EngineConfig {
+    int32_t max_num_seqs = 64;             // running sequences at once
+    int32_t max_num_batched_tokens = 512;  // tokens per forward step (decode tokens + prefill chunks)
+    int64_t kv_cache_mib = 256;            // KV cache size
+    int32_t block_size = 16;
+    int32_t max_waiting = 1024;            // queue bound: submit() throws EngineFull beyond it
+    bool enable_prefix_caching = true;
+};
+
+struct RequestOptions {
+    std::vector<int32_t> prompt;
+    int64_t max_tokens = 16;
+    SamplingParams sampling;
+    std::vector<int32_t> stop_token_ids;  // in addition to the model's EOS unless ignore_eos
+    bool ignore_eos = false;
+    int64_t min_tokens = 0;               // EOS/stop ids are not honoured before this many tokens
+    bool prompt_logprobs = false;         // report log-probabilities of prompt tokens (echo + logprobs)
+};
+
+enum class FinishReason { None, Length, Stop, Cancelled, Error };
+const char* finish_reason_name(FinishReason r);  // "length", "stop", "cancelled", "error"
+
+struct TokenEvent {
+    int32_t token;
+    TokenLogprob logprob;  // chosen token's logprob and top alternatives (as many as sampling.logprobs)
+};
+
+// Shared between the engine thread (producer) and the request's client thread (consumer).
+class RequestHandle {
+public:
+    // Waits up to `timeout` for news; moves new tokens into `out`. Returns true once finished (and drained).
+    bool wait(std::vector<TokenEvent>& out, std::chrono::milliseconds timeout);
+    void cancel() { cancelled_.store(true); }  // the engine frees the request's blocks at its next step
+    bool cancelled() const { return cancelled_.load(); }
+    FinishReason finish_reason() const;
+    std::string error() const;                 // set when finish_reason() == Error
+    const std::vector<std::optional<TokenLogprob>>& prompt_logprobs() const { return prompt_logprobs_; }  // after finish
+    int64_t prompt_tokens() const { return prompt_tokens_; }
+    double ttft_seconds() const;               // submit → first token; 0 before it
+
+    // Engine side.
+    void push(TokenEvent ev);
+    void finish(FinishReason r, std::string error = {});
+    void set_prompt_logprobs(std::vector<std::optional<TokenLogprob>> lp) { prompt_logprobs_ = std::move(lp); }
+
+private:
+    friend class Engine;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<TokenEvent> pending_;
+    FinishReason finish_ = FinishReason::None;
+    std::string error_;
+    std::atomic<bool> cancelled_{false};
+    std::vector<std::optional<TokenLogprob>> prompt_logprobs_;
+    int64_t prompt_tokens_ = 0;
+    std::chrono::steady_clock::time_point submitted_, first_token_;
+};
+
+struct EngineFull : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct EngineMetrics {
+    int64_t running = 0, waiting = 0;
+    int64_t kv_blocks_total = 0, kv_blocks_in_use = 0, kv_blocks_cached = 0;
+    int64_t prefix_cache_queries = 0, prefix_cache_hits = 0;  // in blocks
+    int64_t prompt_tokens = 0, generated_tokens = 0, preemptions = 0, steps = 0;
+    std::vector<std::vector<uint64_t>> routed_tokens;  // [layer][expert]
+};
+
+class Scheduler;
+class KvCache;
+struct Sequence;
+
+class Engine {
+public:
+    Engine(std::unique_ptr<Model> model, EngineConfig config);
+    ~Engine();  // stops the loop (cancelling what is left)
+
+    const ModelConfig& model_config() const { return model_->config(); }
+    const EngineConfig& config() const { return config_; }
+
+    // Validates (throws std::invalid_argument naming the field: empty prompt, id ≥ vocab, prompt + max_tokens
+    // beyond the context, sampling ranges) and queues the request; throws EngineFull when the queue is full.
+    std::shared_ptr<RequestHandle> submit(RequestOptions options);
+
+    void start();               // runs the loop on its own thread
+    void stop(bool drain);      // drain: finish in-flight and queued requests first; else cancel them
+    EngineMetrics metrics() const;
+
+private:
+    void loop();
+    void step();  // one scheduling round: plan, forward, sample, stream
+    void sample_and_stream(Sequence& s, const float* logits);
+    void update_metrics();  // publishes the loop's state for metrics()
+
+    std::unique_ptr<Model> model_;
+    EngineConfig config_;
+    std::unique_ptr<KvCache> kv_;
+    std::unique_ptr<Scheduler> scheduler_;  // touched only by the loop thread
+    std::vector<int32_t> eos_ids_;
+    mutable std::mutex mu_;                 // guards inbox_, metrics_, stopping_, draining_, next_id_
+    std::condition_variable cv_;
+    std::vector<std::unique_ptr<Sequence>> inbox_;
+    EngineMetrics metrics_;
+    int64_t next_id_ = 0;
+    std::thread thread_;
+    bool stopping_ = false, draining_ = false;
+};
+
+}  // namespace moeinfer

@@ -1,0 +1,63 @@
+// Scheduler: continuous batching under a token budget. Each step: running decodes first (one token each), then
+// chunked prefill of partly prefilled sequences, then new admissions in FCFS order — so a long prompt is split
+// across steps and never stalls running decodes. When blocks run out, the most recently admitted sequence is
+// preempted (its blocks freed, recomputed later). Full blocks go into the prefix cache as they fill.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/sequence.h"
+#include "kv/kv_cache.h"
+
+namespace moeinfer {
+
+struct ScheduledChunk {
+    Sequence* seq;
+    int64_t start, length;  // tokens [start, start + length) are fed this step
+    bool samples;           // the chunk reaches the end of the sequence: sample its next token
+};
+
+struct StepPlan {
+    Batch batch;
+    std::vector<ScheduledChunk> chunks;  // batch sequence i = chunks[i]
+};
+
+class Scheduler {
+public:
+    Scheduler(const EngineConfig& config, KvCache& kv);
+
+    void add(std::unique_ptr<Sequence> seq);  // to the back of the waiting queue
+    bool idle() const { return waiting_.empty() && running_.empty(); }
+    int64_t num_running() const { return static_cast<int64_t>(running_.size()); }
+    int64_t num_waiting() const { return static_cast<int64_t>(waiting_.size()); }
+    int64_t preemptions() const { return preemptions_; }
+    int64_t prefix_queries() const { return prefix_queries_; }
+    int64_t prefix_hits() const { return prefix_hits_; }
+
+    // Drops cancelled sequences (freeing their blocks) and plans the next step; an empty plan means nothing fits.
+    StepPlan plan();
+    // After the forward: advances num_computed and registers newly full blocks in the prefix cache.
+    void commit(const StepPlan& plan);
+    // Frees a finished sequence (its blocks stay cached for prefix reuse).
+    void finish(Sequence* seq);
+    // Ends everything queued or running with `reason` (shutdown without drain, or a failed step).
+    void cancel_all(FinishReason reason = FinishReason::Cancelled, const std::string& error = {});
+
+private:
+    bool ensure_blocks(Sequence& s, int64_t num_tokens);  // preempting others if needed; false if impossible
+    void preempt(Sequence& victim);
+    void admit_prefix(Sequence& s);  // reuses cached full blocks of the prompt
+    void register_full_blocks(Sequence& s);
+
+    EngineConfig config_;
+    KvCache& kv_;
+    std::deque<std::unique_ptr<Sequence>> waiting_;
+    std::vector<std::unique_ptr<Sequence>> running_;  // admission order
+    int64_t preemptions_ = 0, prefix_queries_ = 0, prefix_hits_ = 0;
+};
+
+}  // namespace moeinfer

@@ -1,0 +1,33 @@
+// Sequence: one request's state inside the engine — its tokens, how many have KV in the cache, its blocks,
+// its RNG and the handle that streams results to the client.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "engine/engine.h"
+#include "kv/block_pool.h"
+
+namespace moeinfer {
+
+struct Sequence {
+    int64_t id = 0;
+    RequestOptions opts;
+    std::shared_ptr<RequestHandle> handle;
+    std::vector<int32_t> tokens;  // prompt then generated
+    int64_t num_prompt = 0;
+    int64_t num_computed = 0;     // tokens whose K/V are in the cache
+    int64_t num_hashed_blocks = 0;  // leading full blocks registered in the prefix cache
+    uint64_t last_block_hash = 0;   // hash of block num_hashed_blocks - 1
+    BlockTable table;
+    std::mt19937_64 rng;
+    std::vector<std::optional<TokenLogprob>> prompt_logprobs;
+
+    int64_t num_generated() const { return static_cast<int64_t>(tokens.size()) - num_prompt; }
+    std::vector<int32_t> generated() const { return {tokens.begin() + num_prompt, tokens.end()}; }
+    std::vector<int32_t> prompt() const { return {tokens.begin(), tokens.begin() + num_prompt}; }
+};
+
+}  // namespace moeinfer

@@ -26,7 +26,7 @@ std::string gguf_arch(const ModelConfig& c) {
 
 class Exporter {
 public:
-    Exporter(GgufWriter& w, DType type) : w_(w), type_(type) {}
+    Exporter(GgufWriter& w, DType type, const TensorTypeChooser& choose) : w_(w), type_(type), choose_(choose) {}
 
     // Adds rows of `src` (any dtype) as `name` in the export type; row_order permutes rows when non-empty.
     void matrix(const std::string& name, const std::vector<const Tensor*>& parts, const std::vector<int64_t>& shape,
@@ -34,6 +34,10 @@ public:
         const int64_t cols = shape.back();
         DType out = (cols % dtype_info(type_).block_elems == 0) ? type_ : DType::F16;
         if (force != DType::Unknown) out = force;
+        if (choose_) out = choose_(name, shape, out);
+        if (cols % dtype_info(out).block_elems != 0)
+            throw std::runtime_error("GGUF export: tensor '" + name + "' rows of " + std::to_string(cols) +
+                                     " cannot be stored as " + dtype_name(out));
         std::vector<float> row(cols);
         std::vector<uint8_t>& buf = buffers_.emplace_back();
         const size_t rb = dtype_row_bytes(out, cols);
@@ -59,6 +63,7 @@ public:
 private:
     GgufWriter& w_;
     DType type_;
+    const TensorTypeChooser& choose_;
     std::deque<std::vector<uint8_t>> buffers_;  // deque: stable addresses until write()
     std::deque<std::vector<float>> vectors_;
 };
@@ -83,7 +88,8 @@ std::vector<float> permuted(const std::vector<float>& v, const std::vector<int64
 
 }  // namespace
 
-void export_gguf(const Model& model, const std::string& path, DType type) {
+void export_gguf(const Model& model, const std::string& path, DType type, const TensorTypeChooser& choose,
+                 int file_type) {
     const ModelConfig& c = model.config();
     if (c.rope.interleaved) throw std::runtime_error("GGUF export: the model was itself loaded from a llama-arch GGUF");
     const std::string arch = gguf_arch(c);
@@ -91,6 +97,7 @@ void export_gguf(const Model& model, const std::string& path, DType type) {
     GgufWriter w;
     w.add_string("general.architecture", arch);
     w.add_string("general.name", c.model_type);
+    if (file_type >= 0) w.add_u32("general.file_type", uint32_t(file_type));
     w.add_u32(a + "context_length", uint32_t(c.max_position));
     w.add_u32(a + "embedding_length", uint32_t(c.hidden_size));
     w.add_u32(a + "block_count", uint32_t(c.num_layers));
@@ -119,7 +126,7 @@ void export_gguf(const Model& model, const std::string& path, DType type) {
     if (c.bos_token_id >= 0) w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(c.bos_token_id));
     if (!c.eos_token_ids.empty()) w.add_u32("tokenizer.ggml.eos_token_id", uint32_t(c.eos_token_ids[0]));
 
-    Exporter ex(w, type);
+    Exporter ex(w, type, choose);
     const int64_t H = c.hidden_size;
     ex.matrix("token_embd.weight", {&model.embedding()}, {c.vocab_size, H});
     ex.vector("output_norm.weight", model.final_norm());

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,10 @@ int main(int argc, char** argv) {
         size_t len = 3 + next() % 8;
         for (size_t k = 0; k < len; ++k) random_words += char('a' + next() % 26);
         random_words += next() % 12 == 0 ? ".\n" : " ";
+    }
+    if (const char* dump = std::getenv("MOEINFER_BENCH_DUMP")) {  // lets a peer (HF tokenizers) time the same text
+        std::ofstream(std::string(dump) + "/mixed.txt", std::ios::binary) << text;
+        std::ofstream(std::string(dump) + "/random.txt", std::ios::binary) << random_words;
     }
     std::printf("text: %.1f MB mixed (corpus of %zu texts, repeated); %.1f MB random words\n", text.size() / 1e6,
                 corpus.at("texts").size(), random_words.size() / 1e6);

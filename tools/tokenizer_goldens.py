@@ -9,8 +9,12 @@ def main():
     ap.add_argument("--tokenizers", required=True, help="folder with <name>/tokenizer.json (scripts/fetch_tokenizers.sh)")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data", "tokenizer"))
     ap.add_argument("--out", required=True)
+    ap.add_argument("--peer-bench", help="folder where `MOEINFER_BENCH_DUMP=DIR tokenizer_bench` wrote mixed.txt and "
+                    "random.txt: only time HF tokenizers on them (the peer figures for bench/RESULTS.md)")
     a = ap.parse_args()
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
+    if a.peer_bench:
+        return peer_bench(a.tokenizers, a.peer_bench)
     from tokenizers import Tokenizer
     import tokenizers
     texts = json.load(open(os.path.join(a.data, "corpus.json"), encoding="utf-8"))["texts"]
@@ -42,6 +46,18 @@ def main():
     chat = render_chats(a)
     chat["hf_tokenizers_encode_mb_s"] = speed
     json.dump(chat, open(os.path.join(a.out, "chat_goldens.json"), "w", encoding="utf-8"), ensure_ascii=False, indent=1)
+
+def peer_bench(tokdir, dump):
+    from tokenizers import Tokenizer
+    mixed = open(os.path.join(dump, "mixed.txt"), encoding="utf-8").read()
+    rnd = open(os.path.join(dump, "random.txt"), encoding="utf-8").read()
+    print("HF tokenizers, one thread, same texts as tokenizer_bench")
+    for n in ["llama3", "qwen3", "deepseek_v3", "gptoss", "llama2", "gemma3"]:
+        tok = Tokenizer.from_file(os.path.join(tokdir, n, "tokenizer.json"))
+        t0 = time.perf_counter(); ids = tok.encode(mixed, add_special_tokens=False).ids; t1 = time.perf_counter()
+        tok.encode(rnd, add_special_tokens=False); t2 = time.perf_counter()
+        print("%-12s tokens %9d encode %6.1f MB/s random %6.1f MB/s" % (
+            n, len(ids), len(mixed.encode()) / 1e6 / (t1 - t0), len(rnd.encode()) / 1e6 / (t2 - t1)), flush=True)
 
 def render_chats(a):
     import transformers

@@ -75,7 +75,11 @@ int32_t kv_blocks(const EngineConfig& c, const Model& m) {
 
 }  // namespace
 
-Engine::Engine(std::unique_ptr<Model> model, EngineConfig config) : model_(std::move(model)), config_(config) {
+Engine::Engine(std::unique_ptr<Model> model, EngineConfig config) : Engine(*model, config) {
+    owned_model_ = std::move(model);
+}
+
+Engine::Engine(Model& model, EngineConfig config) : model_(&model), config_(config) {
     if (config_.max_num_seqs < 1 || config_.max_num_batched_tokens < 1 || config_.block_size < 1 ||
         config_.kv_cache_mib < 1)
         throw std::invalid_argument("engine limits (max_num_seqs, max_num_batched_tokens, kv cache) must be positive");
@@ -94,8 +98,11 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
         if (id < 0 || id >= c.vocab_size)
             throw std::invalid_argument("prompt: token id " + std::to_string(id) + " is out of range (vocab size " +
                                         std::to_string(c.vocab_size) + ")");
-    if (o.max_tokens < 1) throw std::invalid_argument("max_tokens: must be at least 1");
+    if (o.max_tokens < 0) throw std::invalid_argument("max_tokens: must not be negative");
     const int64_t n = static_cast<int64_t>(o.prompt.size());
+    if (n > c.max_position)
+        throw std::invalid_argument("prompt: the prompt has " + std::to_string(n) +
+                                    " tokens, more than the context length " + std::to_string(c.max_position));
     if (n + o.max_tokens > c.max_position)
         throw std::invalid_argument("prompt: " + std::to_string(n) + " prompt tokens + max_tokens " +
                                     std::to_string(o.max_tokens) + " exceed the context length " +
@@ -194,7 +201,14 @@ void Engine::step() {
         } else {
             row += 1;
         }
-        if (c.samples) sample_and_stream(s, &logits[(row - 1) * V]);
+        if (!c.samples) continue;
+        if (s.opts.max_tokens == 0) {  // prompt only
+            s.handle->set_prompt_logprobs(std::move(s.prompt_logprobs));
+            s.handle->finish(FinishReason::Length);
+            scheduler_->finish(&s);
+        } else {
+            sample_and_stream(s, &logits[(row - 1) * V]);
+        }
     }
     std::lock_guard<std::mutex> lock(mu_);
     ++metrics_.steps;

@@ -31,7 +31,7 @@ struct EngineConfig {
 
 struct RequestOptions {
     std::vector<int32_t> prompt;
-    int64_t max_tokens = 16;
+    int64_t max_tokens = 16;              // 0: only process the prompt (e.g. for prompt logprobs)
     SamplingParams sampling;
     std::vector<int32_t> stop_token_ids;  // in addition to the model's EOS unless ignore_eos
     bool ignore_eos = false;
@@ -97,12 +97,14 @@ struct Sequence;
 class Engine {
 public:
     Engine(std::unique_ptr<Model> model, EngineConfig config);
+    Engine(Model& model, EngineConfig config);  // non-owning: `model` must outlive the engine
     ~Engine();  // stops the loop (cancelling what is left)
 
     const ModelConfig& model_config() const { return model_->config(); }
+    Model& model() { return *model_; }
     const EngineConfig& config() const { return config_; }
 
-    // Validates (throws std::invalid_argument naming the field: empty prompt, id ≥ vocab, prompt + max_tokens
+    // Validates (throws std::invalid_argument naming the field: empty prompt, id ≥ vocab, max_tokens < 0, prompt + max_tokens
     // beyond the context, sampling ranges) and queues the request; throws EngineFull when the queue is full.
     std::shared_ptr<RequestHandle> submit(RequestOptions options);
 
@@ -116,7 +118,8 @@ private:
     void sample_and_stream(Sequence& s, const float* logits);
     void update_metrics();  // publishes the loop's state for metrics()
 
-    std::unique_ptr<Model> model_;
+    std::unique_ptr<Model> owned_model_;
+    Model* model_;
     EngineConfig config_;
     std::unique_ptr<KvCache> kv_;
     std::unique_ptr<Scheduler> scheduler_;  // touched only by the loop thread

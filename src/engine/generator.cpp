@@ -1,142 +1,84 @@
-// Generator (see generator.h). The KV cache is sized for exactly the requests at hand.
+// Generator (see generator.h): an Engine sized for exactly these requests, driven to completion. The budget lets
+// every prompt prefill in one ragged batch; decode then runs all live sequences together.
 #include "engine/generator.h"
 
 #include <chrono>
 #include <stdexcept>
 #include <string>
 
-#include "core/check.h"
-#include "kv/kv_cache.h"
+#include "engine/engine.h"
 
 namespace moeinfer {
 
 Generator::Generator(Model& model, int32_t block_size) : model_(model), block_size_(block_size) {}
 
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-void validate_request(const GenerationRequest& r, size_t index, const ModelConfig& c) {
-    const std::string who = "request " + std::to_string(index) + ": ";
-    if (r.prompt.empty()) throw std::invalid_argument(who + "the prompt is empty");
-    for (int32_t id : r.prompt)
-        if (id < 0 || id >= c.vocab_size)
-            throw std::invalid_argument(who + "prompt token id " + std::to_string(id) + " is out of range (vocab size " +
-                                        std::to_string(c.vocab_size) + ")");
-    if (r.max_new_tokens < 0) throw std::invalid_argument(who + "max_new_tokens must be >= 0");
-    const int64_t total = static_cast<int64_t>(r.prompt.size()) + r.max_new_tokens;
-    if (static_cast<int64_t>(r.prompt.size()) > c.max_position)
-        throw std::invalid_argument(who + "the prompt has " + std::to_string(r.prompt.size()) +
-                                    " tokens, more than the context length " + std::to_string(c.max_position));
-    if (total > c.max_position)
-        throw std::invalid_argument(who + "prompt (" + std::to_string(r.prompt.size()) + ") + max_new_tokens (" +
-                                    std::to_string(r.max_new_tokens) + ") exceeds the context length " +
-                                    std::to_string(c.max_position));
-    try {
-        r.sampling.validate();
-    } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(who + e.what());
-    }
-}
-
-}  // namespace
-
 std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRequest>& requests,
                                                   const std::function<void(size_t, int32_t)>& on_token,
                                                   GenerationStats* stats) {
-    const ModelConfig& c = model_.config();
-    const int64_t V = c.vocab_size;
-    int64_t blocks_needed = 0;
-    for (size_t i = 0; i < requests.size(); ++i) {
-        validate_request(requests[i], i, c);
-        blocks_needed += (requests[i].prompt.size() + requests[i].max_new_tokens + block_size_ - 1) / block_size_;
-    }
     std::vector<GenerationResult> results(requests.size());
     if (requests.empty()) return results;
-    KvCache kv(static_cast<int32_t>(blocks_needed), block_size_, model_.kv_widths());
+    int64_t prompt_tokens = 0, blocks = 0;
+    for (const auto& r : requests) {
+        prompt_tokens += static_cast<int64_t>(r.prompt.size());
+        blocks += (static_cast<int64_t>(r.prompt.size()) + r.max_new_tokens + block_size_ - 1) / block_size_;
+    }
+    int64_t bytes_per_block = 0;
+    for (int64_t w : model_.kv_widths()) bytes_per_block += 2 * w * int64_t(sizeof(float)) * block_size_;
+    EngineConfig cfg;
+    cfg.max_num_seqs = static_cast<int32_t>(requests.size());
+    cfg.max_num_batched_tokens = static_cast<int32_t>(std::max<int64_t>(prompt_tokens, 1));
+    cfg.block_size = block_size_;
+    cfg.kv_cache_mib = (blocks * bytes_per_block + (1 << 20) - 1) >> 20;
+    cfg.max_waiting = static_cast<int32_t>(requests.size());
+    cfg.enable_prefix_caching = false;  // each request is computed in full (goldens compare exactly this)
+    Engine engine(model_, cfg);
 
-    struct Live {
-        BlockTable table;
-        std::mt19937_64 rng;
-        int64_t length = 0;  // tokens in the cache
-        int32_t next = -1;   // token to feed next step
-        bool done = false;
-    };
-    std::vector<Live> live(requests.size());
-    auto t0 = std::chrono::steady_clock::now();
-
-    // Prefill: every prompt in one ragged batch.
-    Batch batch;
-    std::vector<size_t> first_logit_row(requests.size());
+    std::vector<std::shared_ptr<RequestHandle>> handles;
     for (size_t i = 0; i < requests.size(); ++i) {
         const GenerationRequest& r = requests[i];
-        live[i].rng.seed(r.sampling.seed);
-        const int64_t n = static_cast<int64_t>(r.prompt.size());
-        MOE_CHECK(live[i].table.reserve(kv.pool(), n + r.max_new_tokens, block_size_), "KV cache sized too small");
-        first_logit_row[i] = batch.logit_rows.size();
-        batch.add_sequence(r.prompt.data(), n, 0, live[i].table.blocks.data(), r.prompt_logprobs);
-        live[i].length = n;
-    }
-    std::vector<float> logits(batch.logit_rows.size() * V);
-    model_.forward(batch, kv, logits.data());
-
-    auto emit = [&](size_t i, const float* row) {
-        const GenerationRequest& r = requests[i];
-        TokenLogprob lp;
-        const int32_t tok = sample_token(row, V, r.sampling, live[i].rng, &lp);
-        results[i].tokens.push_back(tok);
-        results[i].logprobs.push_back(std::move(lp));
-        live[i].next = tok;
-        if (on_token) on_token(i, tok);
-        if (static_cast<int64_t>(results[i].tokens.size()) >= r.max_new_tokens) live[i].done = true;
-        for (int32_t s : r.stop_ids) live[i].done |= tok == s;
-    };
-    for (size_t i = 0; i < requests.size(); ++i) {
-        const GenerationRequest& r = requests[i];
-        const int64_t n = static_cast<int64_t>(r.prompt.size());
-        if (r.prompt_logprobs) {
-            results[i].prompt_logprobs.emplace_back();  // nothing predicts the first token
-            for (int64_t p = 1; p < n; ++p)
-                results[i].prompt_logprobs.push_back(
-                    token_logprob(&logits[(first_logit_row[i] + p - 1) * V], V, r.prompt[p], r.sampling.logprobs));
+        RequestOptions o;
+        o.prompt = r.prompt;
+        o.max_tokens = r.max_new_tokens;
+        o.sampling = r.sampling;
+        o.stop_token_ids = r.stop_ids;
+        o.ignore_eos = true;  // the caller lists every stop id it wants
+        o.prompt_logprobs = r.prompt_logprobs;
+        try {
+            handles.push_back(engine.submit(std::move(o)));
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("request " + std::to_string(i) + ": " + e.what());
         }
-        const size_t last_row = first_logit_row[i] + (r.prompt_logprobs ? n - 1 : 0);
-        if (r.max_new_tokens == 0) {
-            live[i].done = true;
-            continue;
-        }
-        emit(i, &logits[last_row * V]);
     }
-    const double prefill = seconds_since(t0);
-    t0 = std::chrono::steady_clock::now();
-
-    // Decode: one token per live sequence per step, all in one batch.
-    for (;;) {
-        Batch step;
-        std::vector<size_t> who;
+    const auto t0 = std::chrono::steady_clock::now();
+    engine.start();
+    double first_token_at = 0;
+    std::vector<bool> done(requests.size(), false);
+    for (size_t remaining = requests.size(); remaining > 0;) {
         for (size_t i = 0; i < requests.size(); ++i) {
-            if (live[i].done) continue;
-            step.add_sequence(&live[i].next, 1, live[i].length, live[i].table.blocks.data(), false);
-            who.push_back(i);
-        }
-        if (who.empty()) break;
-        logits.resize(who.size() * V);
-        model_.forward(step, kv, logits.data());
-        for (size_t j = 0; j < who.size(); ++j) {
-            ++live[who[j]].length;
-            emit(who[j], &logits[j * V]);
+            if (done[i]) continue;
+            std::vector<TokenEvent> evs;
+            const bool finished = handles[i]->wait(evs, std::chrono::milliseconds(remaining == 1 ? 100 : 1));
+            for (auto& ev : evs) {
+                if (first_token_at == 0)
+                    first_token_at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                results[i].tokens.push_back(ev.token);
+                if (on_token) on_token(i, ev.token);
+                results[i].logprobs.push_back(std::move(ev.logprob));
+            }
+            if (!finished) continue;
+            if (handles[i]->finish_reason() == FinishReason::Error) throw std::runtime_error(handles[i]->error());
+            results[i].prompt_logprobs = handles[i]->prompt_logprobs();
+            done[i] = true;
+            --remaining;
         }
     }
-    for (auto& l : live) l.table.release(kv.pool());
+    engine.stop(true);
     if (stats) {
-        for (size_t i = 0; i < requests.size(); ++i) {
-            stats->prompt_tokens += requests[i].prompt.size();
-            stats->generated_tokens += results[i].tokens.size();
-        }
-        stats->prefill_seconds += prefill;
-        stats->decode_seconds += seconds_since(t0);
+        const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        stats->prompt_tokens += prompt_tokens;
+        for (const auto& r : results) stats->generated_tokens += static_cast<int64_t>(r.tokens.size());
+        stats->prefill_seconds += first_token_at > 0 ? first_token_at : total;
+        stats->decode_seconds += first_token_at > 0 ? total - first_token_at : 0;
     }
     return results;
 }

@@ -91,7 +91,6 @@ std::vector<float> permuted(const std::vector<float>& v, const std::vector<int64
 void export_gguf(const Model& model, const std::string& path, DType type, const TensorTypeChooser& choose,
                  int file_type) {
     const ModelConfig& c = model.config();
-    if (c.rope.interleaved) throw std::runtime_error("GGUF export: the model was itself loaded from a llama-arch GGUF");
     const std::string arch = gguf_arch(c);
     const std::string a = arch + ".";
     GgufWriter w;
@@ -139,8 +138,16 @@ void export_gguf(const Model& model, const std::string& path, DType type, const 
             factors[i] = base / model.inv_freq()[i];
         }
         ex.vector("rope_freqs.weight", factors);
+    } else if (const GgufFile* src = model.weights().gguf()) {
+        // A GGUF source keeps llama3-style divisors in rope_freqs.weight (no scaling key): pass them through.
+        if (const Tensor* ff = src->tensor("rope_freqs.weight")) {
+            std::vector<float> factors(ff->numel());
+            dequantize_row(ff->dtype, ff->data, factors.data(), ff->numel());
+            ex.vector("rope_freqs.weight", factors);
+        }
     }
-    const bool pairs = arch == "llama";
+    // A model read from a llama-arch GGUF already holds q/k rows in pair order (rope.interleaved): keep them.
+    const bool pairs = arch == "llama" && !c.rope.interleaved;
     const auto q_order = pairs ? pair_permutation(c.num_heads, c.head_dim) : std::vector<int64_t>{};
     const auto k_order = pairs ? pair_permutation(c.num_kv_heads, c.head_dim) : std::vector<int64_t>{};
     for (int64_t l = 0; l < c.num_layers; ++l) {

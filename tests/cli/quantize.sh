@@ -96,6 +96,16 @@ for i in range(3):
 print("quantized runs ok")
 PY
 
+# GGUF input (llama arch: q/k rows already in pair order, rope_freqs tensor passed through): requantizing the
+# BF16 file gives the same tokens as quantizing the HF directory.
+P=$(python3 -c "import json; print(','.join(map(str, json.load(open('$G/golden.json'))['prompts'][1])))")
+for TYPE in BF16 Q8_0; do
+    "$BIN" quantize "$T/BF16.gguf" "$T/re_$TYPE.gguf" --type $TYPE >/dev/null 2>&1
+    "$BIN" run --model "$T/re_$TYPE.gguf" --prompt-tokens "$P" -n 24 --temperature 0 --json --threads 2 \
+        2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['tokens'])" >"$T/re_$TYPE.tok"
+    python3 -c "import json; print(json.load(open('$T/$TYPE.1.json'))['tokens'])" | cmp - "$T/re_$TYPE.tok"
+done
+
 # MoE (8 experts, layer 1 sparse): the router stays F32, 8-expert files keep attn_v/attn_k at Q8_0 and bump
 # attn_output to Q5_K (-> Q5_1 for rows of 128), as llama.cpp does for Mixtral-style models; the file runs.
 M=tests/data/goldens/qwen3_moe

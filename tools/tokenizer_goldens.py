@@ -6,7 +6,9 @@ import argparse, json, os, sys, time, traceback
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tokenizers", required=True, help="folder with <name>/tokenizer.json (scripts/fetch_tokenizers.sh)")
+    ap.add_argument("--tokenizers", help="folder with <name>/tokenizer.json (scripts/fetch_tokenizers.sh)")
+    ap.add_argument("--jinja", action="store_true", help="only render tests/data/tokenizer/jinja_cases.json with "
+                    "jinja2 configured as transformers configures it (needs jinja2 alone; runs anywhere)")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data", "tokenizer"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--peer-bench", help="folder where `MOEINFER_BENCH_DUMP=DIR tokenizer_bench` wrote mixed.txt and "
@@ -15,6 +17,8 @@ def main():
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
     if a.peer_bench:
         return peer_bench(a.tokenizers, a.peer_bench)
+    if a.jinja:
+        return jinja_goldens(a.data, a.out)
     from tokenizers import Tokenizer
     import tokenizers
     texts = json.load(open(os.path.join(a.data, "corpus.json"), encoding="utf-8"))["texts"]
@@ -46,6 +50,42 @@ def main():
     chat = render_chats(a)
     chat["hf_tokenizers_encode_mb_s"] = speed
     json.dump(chat, open(os.path.join(a.out, "chat_goldens.json"), "w", encoding="utf-8"), ensure_ascii=False, indent=1)
+
+def transformers_like_env():
+    # The environment transformers' chat-template renderer builds (facts: sandboxed, trim/lstrip blocks, loop
+    # controls, a json.dumps tojson without HTML escaping, raise_exception, strftime_now).
+    import datetime
+    from jinja2 import TemplateError
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda f: datetime.datetime.now().strftime(f)
+    return env
+
+def jinja_goldens(data, out):
+    import jinja2
+    env = transformers_like_env()
+    cases = json.load(open(os.path.join(data, "jinja_cases.json"), encoding="utf-8"))["cases"]
+    res = []
+    for c in cases:
+        r = {"name": c["name"]}
+        try:
+            r["rendered"] = env.from_string(c["template"]).render(**c["context"])
+        except Exception as e:
+            r["error"] = "%s: %s" % (type(e).__name__, e)
+        res.append(r)
+    json.dump({"jinja2_version": jinja2.__version__, "results": res},
+              open(os.path.join(out, "jinja_goldens.json"), "w", encoding="utf-8"), ensure_ascii=False, indent=1)
+    print("jinja cases:", len(res), "errors:", sum("error" in r for r in res))
 
 def peer_bench(tokdir, dump):
     from tokenizers import Tokenizer

@@ -17,15 +17,8 @@ const char* const kChatMlTemplate =
 using jinja::Args;
 using jinja::Value;
 
-static jinja::Object make_globals(const json::Value& messages, const json::Value& tools, bool add_generation_prompt,
-                                  const std::string& bos_token, const std::string& eos_token) {
-    jinja::Object g;
-    g.emplace_back("messages", Value::from_json(messages));
-    g.emplace_back("tools", tools.is_null() ? Value::none() : Value::from_json(tools));
-    g.emplace_back("documents", Value::none());
-    g.emplace_back("add_generation_prompt", Value::boolean(add_generation_prompt));
-    g.emplace_back("bos_token", Value::string(bos_token));
-    g.emplace_back("eos_token", Value::string(eos_token));
+// The helper functions every template sees.
+static void add_functions(jinja::Object& g) {
     g.emplace_back("raise_exception", Value::function([](Args& a) -> Value {
         throw std::runtime_error("raise_exception: " + a.get(0, "message").str());
     }));
@@ -61,17 +54,48 @@ static jinja::Object make_globals(const json::Value& messages, const json::Value
         for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) r.push_back(Value::integer(i));
         return Value::array(std::move(r));
     }));
-    return g;
+}
+
+static void set_var(jinja::Object& g, const std::string& k, Value v) {
+    for (auto& [name, x] : g)
+        if (name == k) {
+            x = std::move(v);
+            return;
+        }
+    g.emplace_back(k, std::move(v));
+}
+
+static std::string render(const std::string& template_text, jinja::Object globals) {
+    jinja::Body body = jinja::parse_template(template_text);
+    jinja::Interpreter interp;
+    return interp.render(body, globals);
 }
 
 std::string render_chat(const std::string& template_text, const json::Value& messages, const json::Value& tools,
-                        bool add_generation_prompt, const std::string& bos_token, const std::string& eos_token) {
+                        bool add_generation_prompt, const std::string& bos_token, const std::string& eos_token,
+                        const json::Value& extra) {
     if (template_text.empty())
         throw std::runtime_error("chat template: the model has no chat_template (tokenizer_config.json or GGUF)");
     if (!messages.is_array()) throw std::runtime_error("chat template: messages must be a JSON array");
-    jinja::Body body = jinja::parse_template(template_text);
-    jinja::Interpreter interp;
-    return interp.render(body, make_globals(messages, tools, add_generation_prompt, bos_token, eos_token));
+    jinja::Object g;
+    g.emplace_back("messages", Value::from_json(messages));
+    g.emplace_back("tools", tools.is_null() ? Value::none() : Value::from_json(tools));
+    g.emplace_back("documents", Value::none());
+    g.emplace_back("add_generation_prompt", Value::boolean(add_generation_prompt));
+    g.emplace_back("bos_token", Value::string(bos_token));
+    g.emplace_back("eos_token", Value::string(eos_token));
+    add_functions(g);
+    if (extra.is_object())
+        for (const auto& [k, v] : extra.as_object()) set_var(g, k, Value::from_json(v));
+    return render(template_text, std::move(g));
+}
+
+std::string render_template(const std::string& template_text, const json::Value& variables) {
+    jinja::Object g;
+    add_functions(g);
+    if (variables.is_object())
+        for (const auto& [k, v] : variables.as_object()) set_var(g, k, Value::from_json(v));
+    return render(template_text, std::move(g));
 }
 
 }  // namespace moeinfer

@@ -24,7 +24,13 @@ ChatTemplateSource chat_template_from_path(const std::string& path);
 // Renders `template_text` with `messages` (JSON array of {role, content, tool_calls?, ...}), `tools` (array or
 // null), add_generation_prompt, bos_token and eos_token, like transformers' apply_chat_template. Throws
 // std::runtime_error naming the template line for syntax errors, raise_exception() and evaluation errors.
+// `extra` (a JSON object or null) adds template variables, like apply_chat_template's keyword arguments
+// (e.g. {"enable_thinking": false} for Qwen3).
 std::string render_chat(const std::string& template_text, const json::Value& messages, const json::Value& tools,
-                        bool add_generation_prompt, const std::string& bos_token, const std::string& eos_token);
+                        bool add_generation_prompt, const std::string& bos_token, const std::string& eos_token,
+                        const json::Value& extra = json::Value());
+
+// Renders any template with `variables` (a JSON object) and the same helper functions; for tests and tools.
+std::string render_template(const std::string& template_text, const json::Value& variables);
 
 }  // namespace moeinfer

@@ -169,7 +169,7 @@ Value dict_method(const Value& self, const std::string& name) {
     if (name == "items")
         return Value::function([self](Args&) {
             Array r;
-            for (const auto& [k, v] : *self.obj) r.push_back(Value::array({Value::string(k), v}));
+            for (const auto& [k, v] : *self.obj) r.push_back(Value::tuple({Value::string(k), v}));
             return Value::array(std::move(r));
         });
     if (name == "keys")

@@ -117,7 +117,7 @@ Value apply_filter(Interpreter& in, const std::string& name, const Value& v, Arg
     if (name == "items") {
         if (!v.is_object()) eval_error(line, "items filter needs a mapping");
         Array r;
-        for (const auto& [k, x] : *v.obj) r.push_back(Value::array({Value::string(k), x}));
+        for (const auto& [k, x] : *v.obj) r.push_back(Value::tuple({Value::string(k), x}));
         return Value::array(std::move(r));
     }
     if (name == "string") return Value::string(v.str());

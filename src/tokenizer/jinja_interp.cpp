@@ -97,6 +97,7 @@ Interpreter::Flow Interpreter::exec(const Body& body, std::string& out) {
 
 Interpreter::Flow Interpreter::exec_for(const Node& n, std::string& out) {
     std::vector<Value> items = iterate(eval(*n.expr), n.line);
+    // Each iteration gets a fresh scope: Jinja does not carry `set` inside a loop body across iterations.
     scopes_.emplace_back();
     auto bind = [&](const Value& item) {
         if (n.targets.size() == 1) {
@@ -117,6 +118,7 @@ Interpreter::Flow Interpreter::exec_for(const Node& n, std::string& out) {
     }
     const int64_t len = int64_t(items.size());
     for (int64_t k = 0; k < len; ++k) {
+        scopes_.back().clear();
         bind(items[k]);
         Value loop = Value::object({{"index", Value::integer(k + 1)},
                                     {"index0", Value::integer(k)},
@@ -277,7 +279,7 @@ Value Interpreter::eval(const Expr& e) {
         case Expr::Kind::Tuple: {
             Array a;
             for (const auto& k : e.kids) a.push_back(eval(*k));
-            return Value::array(std::move(a));
+            return e.kind == Expr::Kind::Tuple ? Value::tuple(std::move(a)) : Value::array(std::move(a));
         }
         case Expr::Kind::Dict: {
             Value d = Value::object();

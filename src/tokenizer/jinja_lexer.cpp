@@ -18,7 +18,14 @@ static int count_lines(const std::string& s, size_t from, size_t to) {
 }
 
 std::vector<TemplateToken> lex_template(const std::string& src_in) {
-    std::string src = src_in;
+    // Jinja normalizes line endings (\r\n, \r) of the template to \n.
+    std::string src;
+    src.reserve(src_in.size());
+    for (size_t i = 0; i < src_in.size(); ++i) {
+        if (src_in[i] != '\r') src += src_in[i];
+        else if (i + 1 < src_in.size() && src_in[i + 1] == '\n') continue;
+        else src += '\n';
+    }
     if (!src.empty() && src.back() == '\n') src.pop_back();  // keep_trailing_newline=False
     std::vector<TemplateToken> out;
     size_t pos = 0;
@@ -33,7 +40,6 @@ std::vector<TemplateToken> lex_template(const std::string& src_in) {
         if (open != std::string::npos && open + 1 >= src.size()) open = std::string::npos;
         std::string text = src.substr(pos, (open == std::string::npos ? src.size() : open) - pos);
         if (trim_next_newline && !text.empty() && text[0] == '\n') text.erase(0, 1);
-        else if (trim_next_newline && text.size() >= 2 && text[0] == '\r' && text[1] == '\n') text.erase(0, 2);
         if (strip_next) {
             size_t k = 0;
             while (k < text.size() && isspace(static_cast<unsigned char>(text[k]))) ++k;

@@ -141,9 +141,10 @@ std::string Value::repr() const {
         case Kind::Float: return float_repr(f);
         case Kind::String: return py_quote(s);
         case Kind::Array: {
-            std::string out = "[";
+            std::string out = is_tuple ? "(" : "[";
             for (size_t k = 0; k < arr->size(); ++k) out += (k ? ", " : "") + (*arr)[k].repr();
-            return out + "]";
+            if (is_tuple && arr->size() == 1) out += ",";
+            return out + (is_tuple ? ")" : "]");
         }
         case Kind::Object: {
             std::string out = is_namespace ? "<Namespace {" : "{";

@@ -29,6 +29,7 @@ struct Value {
     std::shared_ptr<Object> obj;
     std::shared_ptr<Function> fn;
     bool is_namespace = false;     // namespace() objects accept `set ns.attr = ...`
+    bool is_tuple = false;         // an Array that prints as a Python tuple (dict items, tuple literals)
 
     Value() = default;
     static Value none() { Value v; v.kind = Kind::None; return v; }
@@ -38,6 +39,7 @@ struct Value {
     static Value string(std::string x) { Value v; v.kind = Kind::String; v.s = std::move(x); return v; }
     static Value array(Array a = {}) { Value v; v.kind = Kind::Array; v.arr = std::make_shared<Array>(std::move(a)); return v; }
     static Value object(Object o = {}) { Value v; v.kind = Kind::Object; v.obj = std::make_shared<Object>(std::move(o)); return v; }
+    static Value tuple(Array a) { Value v = array(std::move(a)); v.is_tuple = true; return v; }
     static Value function(Function f) { Value v; v.kind = Kind::Function; v.fn = std::make_shared<Function>(std::move(f)); return v; }
     static Value from_json(const json::Value& j);
 

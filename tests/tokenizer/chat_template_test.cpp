@@ -113,3 +113,42 @@ TEST(ChatTemplate, Semantics) {
 
 }  // namespace
 }  // namespace moeinfer
+
+namespace moeinfer {
+namespace {
+
+// Small templates covering Jinja semantics one construct at a time, against jinja2 configured as transformers
+// configures it (tools/tokenizer_goldens.py --jinja).
+TEST(ChatTemplate, JinjaConformance) {
+    json::Value cases = json::parse_file(test::tokenizer_data("jinja_cases.json"));
+    json::Value goldens = json::parse_file(test::tokenizer_data("jinja_goldens.json"));
+    const auto& results = goldens.at("results").as_array();
+    ASSERT_EQ(cases.at("cases").size(), results.size());
+    int ok = 0, n = 0;
+    for (size_t i = 0; i < results.size(); ++i) {
+        const auto& c = cases.at("cases")[i];
+        const auto& r = results[i];
+        const std::string& tmpl = c.at("template").as_string();
+        const json::Value& ctx = c.at("context");
+        ++n;
+        if (r.contains("rendered")) {
+            std::string got;
+            try {
+                got = render_template(tmpl, ctx);
+            } catch (const std::exception& e) {
+                ADD_FAILURE() << c.at("name").as_string() << ": " << e.what();
+                continue;
+            }
+            EXPECT_EQ(got, r.at("rendered").as_string()) << c.at("name").as_string();
+            ok += got == r.at("rendered").as_string();
+        } else {
+            EXPECT_THROW(render_template(tmpl, ctx), std::runtime_error)
+                << c.at("name").as_string() << " should fail: " << r.at("error").as_string();
+            ++ok;
+        }
+    }
+    std::printf("[jinja conformance] %d/%d cases as jinja2\n", ok, n);
+}
+
+}  // namespace
+}  // namespace moeinfer

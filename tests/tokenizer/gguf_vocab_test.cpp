@@ -2,6 +2,8 @@
 // and used must give the HF goldens' ids.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "core/json.h"

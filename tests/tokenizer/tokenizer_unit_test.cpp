@@ -2,6 +2,8 @@
 // files), streaming of split UTF-8, the regex engine and NFC.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 

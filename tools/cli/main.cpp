@@ -18,7 +18,9 @@ int main(int argc, char** argv) {
         "  quantize IN OUT [--type Q4_K_M|Q4_K_S|Q5_K_M|Q6_K|Q8_0|Q4_0|F16|BF16]\n"
         "  tokenize --model PATH [--special] TEXT|-\n"
         "  detokenize --model PATH [--skip-special] 1,2,3\n"
-        "  chat-template --model PATH --messages FILE.json [--add-generation-prompt]\n";
+        "  chat-template --model PATH --messages FILE.json [--add-generation-prompt]\n"
+        "  serve --model PATH [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--served-model-name NAME]\n"
+        "        [--max-num-seqs N] [--max-num-batched-tokens N] [--kv-cache-mib N] [--threads N]\n";
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::fputs(usage.c_str(), argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
         if (cmd == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
         if (cmd == "detokenize") return cmd_detokenize(argc - 2, argv + 2);
         if (cmd == "chat-template") return cmd_chat_template(argc - 2, argv + 2);
+        if (cmd == "serve") return cmd_serve(argc - 2, argv + 2);
         std::fprintf(stderr, "moeinfer: unknown command '%s'\n%s", cmd.c_str(), usage.c_str());
         return 2;
     } catch (const std::exception& e) {

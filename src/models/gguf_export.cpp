@@ -4,13 +4,17 @@
 
 #include <cmath>
 #include <deque>
+#include <filesystem>
 #include <numbers>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
 #include "formats/dequant.h"
 #include "formats/gguf.h"
 #include "models/model.h"
+#include "tokenizer/gguf_vocab.h"
+#include "tokenizer/tokenizer.h"
 
 namespace moeinfer {
 namespace {
@@ -22,6 +26,49 @@ std::string gguf_arch(const ModelConfig& c) {
     if (c.model_type == "qwen2_moe") return "qwen2moe";
     if (c.model_type == "qwen3_moe") return "qwen3moe";
     throw std::runtime_error("GGUF export: architecture '" + c.model_type + "' has no llama.cpp GGUF equivalent");
+}
+
+// The tokenizer that travels with the weights, as tokenizer.ggml.* keys, so the GGUF file is self-contained:
+// an HF directory's tokenizer.json (+ tokenizer_config.json / generation_config.json), or the vocabulary of a
+// source GGUF. None when the source has no tokenizer (e.g. the random-weight goldens).
+std::optional<GgufVocab> source_vocab(const Model& model) {
+    namespace fs = std::filesystem;
+    fs::path src = model.weights().path();
+    if (fs::is_regular_file(src) && src.extension() == ".gguf") {
+        try {
+            return Tokenizer::from_file(src.string())->to_gguf_vocab();
+        } catch (const std::exception&) {
+            return std::nullopt;  // a GGUF without tokenizer.ggml.* keys
+        }
+    }
+    if (fs::is_regular_file(src)) src = src.parent_path();  // model.safetensors beside its config.json
+    if (!fs::exists(src / "tokenizer.json")) return std::nullopt;
+    // A tokenizer.json that is present but unreadable is an error: silently dropping it would ship a GGUF that
+    // cannot encode text.
+    const auto tok = Tokenizer::from_file(src.string());
+    GgufVocab v = tok->to_gguf_vocab();
+    const ModelConfig& c = model.config();
+    if (static_cast<int64_t>(v.tokens.size()) > c.vocab_size)
+        throw std::runtime_error("GGUF export: tokenizer in '" + src.string() + "' has " +
+                                 std::to_string(v.tokens.size()) + " tokens, more than the model's vocab_size " +
+                                 std::to_string(c.vocab_size));
+    // Embedding rows past the tokenizer's last id (padding some models carry) still need token strings.
+    for (int64_t id = static_cast<int64_t>(v.tokens.size()); id < c.vocab_size; ++id) {
+        v.tokens.push_back("[PAD" + std::to_string(id) + "]");
+        v.types.push_back(kTokUnused);
+        if (!v.scores.empty()) v.scores.push_back(-1e9f);
+    }
+    // The stop ids (tokenizer_config eos + generation_config eos_token_id, then config.json's): the first is eos,
+    // a second (e.g. ChatML's <|im_end|>) becomes eot, which GGUF readers also stop at.
+    const std::vector<int32_t> tok_stops = tok->eos_ids();  // returned by value
+    std::vector<int64_t> stops(tok_stops.begin(), tok_stops.end());
+    stops.insert(stops.end(), c.eos_token_ids.begin(), c.eos_token_ids.end());
+    for (int64_t id : stops) {
+        if (!v.eos_id) v.eos_id = static_cast<int32_t>(id);
+        else if (!v.eot_id && id != *v.eos_id) v.eot_id = static_cast<int32_t>(id);
+    }
+    if (!v.bos_id && c.bos_token_id >= 0) v.bos_id = static_cast<int32_t>(c.bos_token_id);
+    return v;
 }
 
 class Exporter {
@@ -122,8 +169,12 @@ void export_gguf(const Model& model, const std::string& path, DType type, const 
             w.add_u32(a + "expert_shared_feed_forward_length", uint32_t(c.shared_expert_intermediate_size));
         w.add_bool(a + "expert_weights_norm", c.norm_topk_prob);
     }
-    if (c.bos_token_id >= 0) w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(c.bos_token_id));
-    if (!c.eos_token_ids.empty()) w.add_u32("tokenizer.ggml.eos_token_id", uint32_t(c.eos_token_ids[0]));
+    if (const auto vocab = source_vocab(model)) {
+        write_gguf_vocab(w, *vocab);
+    } else {
+        if (c.bos_token_id >= 0) w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(c.bos_token_id));
+        if (!c.eos_token_ids.empty()) w.add_u32("tokenizer.ggml.eos_token_id", uint32_t(c.eos_token_ids[0]));
+    }
 
     Exporter ex(w, type, choose);
     const int64_t H = c.hidden_size;

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
         "  info  --model PATH\n"
         "  convert --model PATH --out FILE.gguf [--type F32|F16|BF16|Q8_0|Q4_0]\n"
         "  bench --model PATH [-p 512] [-n 128] [-t THREADS] [-r 3] [--json]\n"
+        "  perplexity --model PATH --file TEXT [--ctx 512] [--chunks N] [--threads N]\n"
         "  quantize IN OUT [--type Q4_K_M|Q4_K_S|Q5_K_M|Q6_K|Q8_0|Q4_0|F16|BF16]\n"
         "  tokenize --model PATH [--special] TEXT|-\n"
         "  detokenize --model PATH [--skip-special] 1,2,3\n"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
         if (cmd == "info") return cmd_info(argc - 2, argv + 2);
         if (cmd == "convert") return cmd_convert(argc - 2, argv + 2);
         if (cmd == "bench") return cmd_bench(argc - 2, argv + 2);
+        if (cmd == "perplexity") return cmd_perplexity(argc - 2, argv + 2);
         if (cmd == "quantize") return cmd_quantize(argc - 2, argv + 2);
         if (cmd == "tokenize") return cmd_tokenize(argc - 2, argv + 2);
         if (cmd == "detokenize") return cmd_detokenize(argc - 2, argv + 2);

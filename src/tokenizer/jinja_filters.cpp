@@ -239,12 +239,75 @@ Value apply_filter(Interpreter& in, const std::string& name, const Value& v, Arg
         }
         return Value::string(r);
     }
+    if (name == "format") {
+        Value tup = Value::tuple(args.pos);
+        return Value::string(percent_format(v.str(), args.pos.size() == 1 && !args.pos[0].is_tuple ? args.pos[0] : tup, line));
+    }
     if (name == "wordcount") {
         Args a;
         Value f = get_attr(Value::string(v.str()), "split", line);
         return Value::integer(int64_t((*f.fn)(a).arr->size()));
     }
     eval_error(line, "unknown filter '" + name + "'");
+}
+
+std::string percent_format(const std::string& fmt, const Value& args, int line) {
+    std::vector<Value> list = args.is_tuple ? *args.arr : std::vector<Value>{args};
+    size_t next = 0;
+    std::string out;
+    for (size_t i = 0; i < fmt.size(); ++i) {
+        if (fmt[i] != '%') {
+            out += fmt[i];
+            continue;
+        }
+        size_t j = i + 1;
+        std::string spec = "%";
+        while (j < fmt.size() && std::string("-+ #0").find(fmt[j]) != std::string::npos) spec += fmt[j++];
+        while (j < fmt.size() && (isdigit(static_cast<unsigned char>(fmt[j])) || fmt[j] == '.')) spec += fmt[j++];
+        if (j >= fmt.size()) eval_error(line, "incomplete format");
+        char conv = fmt[j];
+        i = j;
+        if (conv == '%') {
+            out += '%';
+            continue;
+        }
+        if (next >= list.size()) eval_error(line, "not enough arguments for format string");
+        const Value& a = list[next++];
+        char buf[512];
+        switch (conv) {
+            case 's':
+            case 'r': {
+                std::string text = conv == 's' ? a.str() : a.repr();
+                snprintf(buf, sizeof buf, (spec + "s").c_str(), text.c_str());
+                out += text.size() < 400 ? std::string(buf) : text;
+                break;
+            }
+            case 'd':
+            case 'i':
+            case 'x':
+            case 'X':
+            case 'o':
+            case 'c':
+                if (!a.is_number()) eval_error(line, std::string("%") + conv + " format: a real number is required, not " + a.type_name());
+                snprintf(buf, sizeof buf, (spec + "ll" + (conv == 'i' ? 'd' : conv)).c_str(),
+                         (long long)(a.kind == Value::Kind::Float ? (long long)a.f : a.kind == Value::Kind::Bool ? a.b : a.i));
+                out += buf;
+                break;
+            case 'f':
+            case 'F':
+            case 'e':
+            case 'E':
+            case 'g':
+            case 'G':
+                if (!a.is_number()) eval_error(line, std::string("must be real number, not ") + a.type_name());
+                snprintf(buf, sizeof buf, (spec + conv).c_str(), a.as_double());
+                out += buf;
+                break;
+            default: eval_error(line, std::string("unsupported format character '") + conv + "'");
+        }
+    }
+    if (next < list.size() && args.is_tuple) eval_error(line, "not all arguments converted during string formatting");
+    return out;
 }
 
 }  // namespace moeinfer::jinja

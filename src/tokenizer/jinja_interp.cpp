@@ -205,6 +205,7 @@ Value Interpreter::binary(const Expr& e) {
     if (op == "in") return Value::boolean(contains(b, a, e.line));
     if (op == "not in") return Value::boolean(!contains(b, a, e.line));
     if (op == "~") return Value::string(a.str() + b.str());
+    if (op == "%" && a.is_string()) return Value::string(percent_format(a.s, b, e.line));
     if (a.is_undefined() || b.is_undefined()) eval_error(e.line, "'" + op + "' on an undefined value");
     bool ints = (a.kind == K::Int || a.kind == K::Bool) && (b.kind == K::Int || b.kind == K::Bool);
     int64_t ai = a.kind == K::Bool ? a.b : a.i, bi = b.kind == K::Bool ? b.b : b.i;

@@ -36,6 +36,8 @@ Value get_item(const Value& v, const Value& key, int line);
 Value apply_filter(Interpreter& in, const std::string& name, const Value& v, Args& args, int line);
 bool apply_test(const std::string& name, const Value& v, Args& args, int line);
 std::vector<Value> iterate(const Value& v, int line);  // list items, dict keys or str characters
+// Python's `fmt % args` (printf-style: %s %r %d %i %f %e %g %x %o %c %%, flags, width, precision).
+std::string percent_format(const std::string& fmt, const Value& args, int line);
 Value slice(const Value& v, const Value& start, const Value& stop, const Value& step, int line);
 
 }  // namespace moeinfer::jinja

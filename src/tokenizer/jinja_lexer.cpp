@@ -1,6 +1,8 @@
 // Lexing of templates: finding tags with their whitespace control, and tokenizing expressions.
 #include "tokenizer/jinja_lexer.h"
 
+#include "tokenizer/unicode.h"
+
 #include <algorithm>
 #include <cctype>
 #include <stdexcept>
@@ -156,10 +158,29 @@ std::vector<ExprToken> lex_expression(const std::string& s, int line) {
                     case 'n': v += '\n'; break;
                     case 't': v += '\t'; break;
                     case 'r': v += '\r'; break;
+                    case 'a': v += '\a'; break;
+                    case 'b': v += '\b'; break;
+                    case 'f': v += '\f'; break;
+                    case 'v': v += '\v'; break;
+                    case '0': v += '\0'; break;
                     case '\\': v += '\\'; break;
                     case '\'': v += '\''; break;
                     case '"': v += '"'; break;
                     case '\n': break;
+                    case 'x':
+                    case 'u':
+                    case 'U': {  // Python's \xHH, \uHHHH, \UHHHHHHHH
+                        size_t digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+                        uint32_t cp = 0;
+                        size_t k = 0;
+                        for (; k < digits && j + 1 < s.size() && isxdigit(static_cast<unsigned char>(s[j + 1])); ++k) {
+                            char h = s[++j];
+                            cp = cp * 16 + uint32_t(isdigit(static_cast<unsigned char>(h)) ? h - '0' : tolower(h) - 'a' + 10);
+                        }
+                        if (k != digits || cp > 0x10FFFF) syntax_error(line, std::string("bad \\") + e + " escape");
+                        unicode::append_utf8(v, cp);
+                        break;
+                    }
                     default: v += '\\', v += e;
                 }
             }

@@ -18,7 +18,7 @@ namespace moeinfer::cli {
 int cmd_serve(int argc, char** argv) {
     Args args(argc, argv,
               {"model", "host", "port", "api-key", "served-model-name", "max-num-seqs", "max-num-batched-tokens",
-               "kv-cache-mib", "threads", "max-body-mib", "request-timeout-ms"},
+               "kv-cache-mib", "threads", "max-body-mib", "request-timeout-ms", "max-waiting"},
               {"no-prefix-caching", "quiet"});
     const std::string model_path = args.require("model");
     set_num_threads(static_cast<int>(args.get_int("threads", 0)));
@@ -27,6 +27,7 @@ int cmd_serve(int argc, char** argv) {
     ec.max_num_seqs = static_cast<int32_t>(args.get_int("max-num-seqs", ec.max_num_seqs));
     ec.max_num_batched_tokens = static_cast<int32_t>(args.get_int("max-num-batched-tokens", ec.max_num_batched_tokens));
     ec.kv_cache_mib = args.get_int("kv-cache-mib", ec.kv_cache_mib);
+    ec.max_waiting = static_cast<int32_t>(args.get_int("max-waiting", ec.max_waiting));  // beyond: 503
     ec.enable_prefix_caching = !args.has("no-prefix-caching");
 
     server::HttpServerConfig hc;

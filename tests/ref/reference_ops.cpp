@@ -115,18 +115,34 @@ void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool norma
 
 namespace {
 
+// Q8_0 / Q4_0 weights multiply int8-quantized activations (32 per block, d = max|x| / 127, round to nearest):
+// that is the kernels' documented contract, so the reference rounds the same inputs the same way.
+std::vector<float> activations_for(DType weight_dtype, const float* x, int64_t n) {
+    std::vector<float> v(x, x + n);
+    if ((weight_dtype != DType::Q8_0 && weight_dtype != DType::Q4_0) || n % 32 != 0) return v;
+    for (int64_t b = 0; b < n; b += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[b + j]));
+        const float d = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < 32; ++j) v[b + j] = d * float(std::lrintf(v[b + j] * inv));
+    }
+    return v;
+}
+
 // down(silu(gate(x)) · up(x)) for one token, all in double.
 std::vector<double> swiglu(const std::vector<float>& gate, const std::vector<float>& up,
-                           const std::vector<float>& down, int64_t ff, int64_t H, const float* x) {
-    std::vector<double> a(ff);
+                           const std::vector<float>& down, int64_t ff, int64_t H, const float* x_in, DType dtype) {
+    const std::vector<float> x = activations_for(dtype, x_in, H);
+    std::vector<float> a(ff);
     for (int64_t f = 0; f < ff; ++f) {
         double g = 0, u = 0;
         for (int64_t i = 0; i < H; ++i) {
             g += double(gate[f * H + i]) * x[i];
             u += double(up[f * H + i]) * x[i];
         }
-        a[f] = silu(g) * u;
+        a[f] = float(silu(g) * u);  // the kernel keeps this intermediate in fp32
     }
+    a = activations_for(dtype, a.data(), ff);
     std::vector<double> y(H, 0.0);
     for (int64_t o = 0; o < H; ++o)
         for (int64_t f = 0; f < ff; ++f) y[o] += down[o * ff + f] * a[f];
@@ -150,7 +166,8 @@ void moe(const MoeWeights& w, const float* x, int64_t T, float* out, std::vector
             const int32_t e = ids[s];
             if (counts) ++(*counts)[e];
             const int64_t ff = w.gate[e].rows();
-            const std::vector<double> y = swiglu(dequantize(w.gate[e]), dequantize(w.up[e]), dequantize(w.down[e]), ff, H, xt);
+            const std::vector<double> y = swiglu(dequantize(w.gate[e]), dequantize(w.up[e]), dequantize(w.down[e]), ff, H, xt,
+                                                w.gate[e].dtype);
             for (int64_t i = 0; i < H; ++i) acc[i] += weights[s] * y[i];
         }
         if (w.has_shared) {
@@ -162,7 +179,8 @@ void moe(const MoeWeights& w, const float* x, int64_t T, float* out, std::vector
                 gate = 1.0 / (1.0 + std::exp(-z));
             }
             const std::vector<double> y = swiglu(dequantize(w.shared.gate), dequantize(w.shared.up),
-                                                 dequantize(w.shared.down), w.shared.gate.rows(), H, xt);
+                                                 dequantize(w.shared.down), w.shared.gate.rows(), H, xt,
+                                                 w.shared.gate.dtype);
             for (int64_t i = 0; i < H; ++i) acc[i] += gate * y[i];
         }
         for (int64_t i = 0; i < H; ++i) out[t * H + i] = float(acc[i]);

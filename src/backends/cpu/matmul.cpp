@@ -1,10 +1,14 @@
-// Matmul kernels over stored-dtype weights (see matmul.h). A tile of kTileRows weight rows is converted to fp32
-// once and reused for every token, so prefill converts each weight row once per call, not once per token.
+// Matmul kernels over stored-dtype weights (see matmul.h). Per weight dtype:
+//  - Q8_0 / Q4_0: activations are quantized to int8 blocks once per call; int8 dot products per (row, token).
+//  - F16 / BF16 with few tokens (decode): fused dot products read the stored row directly.
+//  - otherwise: a tile of kTileRows rows is converted to fp32 once, then the register-blocked micro-kernel runs
+//    over 4 rows × 4 tokens at a time, so prefill converts each weight row once per call, not once per token.
 #include "backends/cpu/matmul.h"
 
 #include <algorithm>
 
-#include "backends/cpu/simd.h"
+#include "backends/cpu/fused_dot.h"
+#include "backends/cpu/microkernel.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "formats/dequant.h"
@@ -13,6 +17,15 @@ namespace moeinfer::cpu {
 namespace {
 
 constexpr int64_t kTileRows = 16;
+constexpr int64_t kFusedMaxTokens = 3;  // up to this many tokens, F16/BF16 rows are read in place
+
+struct Activations {
+    const float* x;       // [T, in]
+    const BlockQ8* xq;    // [T, in / 32] when the weights want int8 activations, else nullptr
+    int64_t T;
+};
+
+bool wants_q8(DType t, int64_t in) { return (t == DType::Q8_0 || t == DType::Q4_0) && in % 32 == 0; }
 
 std::vector<float>& tile_buffer(size_t n) {
     thread_local std::vector<float> buf;
@@ -20,11 +33,24 @@ std::vector<float>& tile_buffer(size_t n) {
     return buf;
 }
 
-}  // namespace
-
-void matmul_rows(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
+void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
                  int64_t y_stride) {
-    const int64_t in = w.cols();
+    const int64_t in = w.cols(), T = a.T;
+    if (a.xq && wants_q8(w.dtype, in)) {
+        const int64_t nb = in / 32;
+        auto dot = w.dtype == DType::Q8_0 ? dot_q8_0_q8 : dot_q4_0_q8;
+        for (int64_t r = row_begin; r < row_end; ++r)
+            for (int64_t t = 0; t < T; ++t) y[t * y_stride + r] = dot(w.row(r), a.xq + t * nb, nb);
+        return;
+    }
+    if ((w.dtype == DType::F16 || w.dtype == DType::BF16) && T <= kFusedMaxTokens) {
+        auto dot = w.dtype == DType::F16 ? dot_f32_f16 : dot_f32_bf16;
+        for (int64_t r = row_begin; r < row_end; ++r) {
+            const auto* wr = reinterpret_cast<const uint16_t*>(w.row(r));
+            for (int64_t t = 0; t < T; ++t) y[t * y_stride + r] = dot(a.x + t * in, wr, in);
+        }
+        return;
+    }
     const bool direct = w.dtype == DType::F32;
     std::vector<float>& buf = tile_buffer(direct ? 0 : kTileRows * in);
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kTileRows) {
@@ -36,33 +62,57 @@ void matmul_rows(const float* x, int64_t T, const Tensor& w, int64_t row_begin, 
             for (int64_t r = 0; r < nr; ++r) dequantize_row(w.dtype, w.row(r0 + r), buf.data() + r * in, in);
             tile = buf.data();
         }
-        for (int64_t t = 0; t < T; ++t) {
-            const float* xt = x + t * in;
-            float* yt = y + t * y_stride + r0;
-            for (int64_t r = 0; r < nr; ++r) yt[r] = dot_f32(xt, tile + r * in, in);
-        }
+        for (int64_t t = 0; t < T; t += 4)
+            for (int64_t r = 0; r < nr; r += 4)
+                micro_gemm(tile + r * in, std::min<int64_t>(4, nr - r), a.x + t * in, in, std::min<int64_t>(4, T - t),
+                           in, y + t * y_stride + r0 + r, y_stride);
     }
+}
+
+Activations prepare(const float* x, int64_t T, int64_t in, bool quantize, std::vector<BlockQ8>& storage) {
+    if (quantize) quantize_q8_blocks(x, T, in, storage);
+    return {x, quantize ? storage.data() : nullptr, T};
+}
+
+}  // namespace
+
+void matmul_rows(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
+                 int64_t y_stride) {
+    std::vector<BlockQ8> q;
+    rows_kernel(prepare(x, T, w.cols(), wants_q8(w.dtype, w.cols()), q), w, row_begin, row_end, y, y_stride);
 }
 
 void matmul(const float* x, int64_t T, const Tensor& w, float* y) {
     MOE_CHECK(w.shape.size() == 2, "matmul weight " + w.name + " must be 2-D");
     const int64_t out = w.rows();
+    std::vector<BlockQ8> q;
+    const Activations a = prepare(x, T, w.cols(), wants_q8(w.dtype, w.cols()), q);
     const int64_t tiles = (out + kTileRows - 1) / kTileRows;
     parallel_for(tiles, [&](int64_t b, int64_t e) {
-        matmul_rows(x, T, w, b * kTileRows, std::min(out, e * kTileRows), y, out);
+        rows_kernel(a, w, b * kTileRows, std::min(out, e * kTileRows), y, out);
     });
 }
 
 void grouped_matmul(const float* x, const std::vector<MatmulGroup>& groups, int64_t out, float* y) {
+    if (groups.empty()) return;
+    const int64_t in = groups[0].weight->cols();
+    int64_t rows = 0;
+    bool quantize = false;
+    for (const MatmulGroup& g : groups) {
+        rows = std::max(rows, g.row_end);
+        quantize |= wants_q8(g.weight->dtype, in);
+    }
+    std::vector<BlockQ8> q;
+    const Activations all = prepare(x, rows, in, quantize, q);
     const int64_t tiles_per_group = (out + kTileRows - 1) / kTileRows;
     const int64_t items = static_cast<int64_t>(groups.size()) * tiles_per_group;
     parallel_for(items, [&](int64_t b, int64_t e) {
         for (int64_t item = b; item < e; ++item) {
             const MatmulGroup& g = groups[item / tiles_per_group];
             const int64_t r0 = (item % tiles_per_group) * kTileRows;
-            const int64_t in = g.weight->cols();
-            matmul_rows(x + g.row_begin * in, g.row_end - g.row_begin, *g.weight, r0, std::min(out, r0 + kTileRows),
-                        y + g.row_begin * out, out);
+            const Activations a{x + g.row_begin * in, all.xq ? all.xq + g.row_begin * (in / 32) : nullptr,
+                                g.row_end - g.row_begin};
+            rows_kernel(a, *g.weight, r0, std::min(out, r0 + kTileRows), y + g.row_begin * out, out);
         }
     });
 }

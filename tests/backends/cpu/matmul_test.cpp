@@ -2,6 +2,7 @@
 // token counts; the reference multiplies by dequantize_row of the very same bytes, so only summation order differs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -10,6 +11,7 @@
 
 #include "../../ref/reference_ops.h"
 #include "../../ref/test_util.h"
+#include "backends/cpu/fused_dot.h"
 #include "backends/cpu/matmul.h"
 #include "core/thread_pool.h"
 
@@ -29,6 +31,28 @@ void expect_matches_reference(const std::vector<float>& y, const std::vector<flo
     ref::matmul(ax.data(), T, aw.data(), out, in, bound.data());
     for (int64_t i = 0; i < T * out; ++i)
         ASSERT_LE(std::fabs(y[i] - want[i]), 1e-5 * bound[i] + 1e-30) << "row " << i / out << " col " << i % out;
+}
+
+// The activations the kernel really multiplies: Q8_0 / Q4_0 weights take int8-quantized activations (by design,
+// as llama.cpp does); every other dtype takes x as is. The int8 products are exact, so the bound stays tight.
+std::vector<float> kernel_activations(const std::vector<float>& x, int64_t T, int64_t in, DType dtype) {
+    if (dtype != DType::Q8_0 && dtype != DType::Q4_0) return x;
+    std::vector<cpu::BlockQ8> q;
+    cpu::quantize_q8_blocks(x.data(), T, in, q);
+    std::vector<float> out(x.size());
+    for (size_t b = 0; b < q.size(); ++b)
+        for (int j = 0; j < 32; ++j) out[b * 32 + j] = q[b].d * q[b].q[j];
+    return out;
+}
+
+TEST(QuantizedActivations, StayWithinHalfAStepOfTheInput) {
+    const std::vector<float> x = random_vector(3 * 64, 5);
+    const std::vector<float> xe = kernel_activations(x, 3, 64, DType::Q8_0);
+    for (size_t b = 0; b < x.size() / 32; ++b) {
+        float amax = 0;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+        for (int j = 0; j < 32; ++j) EXPECT_LE(std::fabs(xe[b * 32 + j] - x[b * 32 + j]), amax / 127 * 0.5001f);
+    }
 }
 
 class ThreadCountGuard {
@@ -62,7 +86,7 @@ TEST_P(MatmulTest, MatchesReferenceAndIsThreadCountInvariant) {
         ThreadCountGuard g(2);
         cpu::matmul(x.data(), T, w.tensor, y2.data());
     }
-    expect_matches_reference(y1, x, T, wf, c.out, c.in);
+    expect_matches_reference(y1, kernel_activations(x, T, c.in, c.dtype), T, wf, c.out, c.in);
     // Static partitioning promises bit-identical results whatever the thread count.
     EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
 }
@@ -119,7 +143,7 @@ TEST(GroupedMatmul, MatchesPerGroupReference) {
         const std::vector<float> xg(x.begin() + g.row_begin * in, x.begin() + g.row_end * in);
         const std::vector<float> yg(y1.begin() + g.row_begin * out, y1.begin() + g.row_end * out);
         SCOPED_TRACE(std::string("group of ") + dtype_name(g.weight->dtype));
-        expect_matches_reference(yg, xg, n, wf, out, in);
+        expect_matches_reference(yg, kernel_activations(xg, n, in, g.weight->dtype), n, wf, out, in);
     }
     for (int64_t r = 1; r < 3; ++r)
         for (int64_t o = 0; o < out; ++o) EXPECT_EQ(y1[r * out + o], kSentinel) << "uncovered row " << r;

@@ -131,6 +131,21 @@ PY
     grep '^moeinfer_prefix_cache_hit_ratio' "$T/metrics" >/dev/null || fail "prefix hit ratio metric"
 fi
 
+# A client that disconnects mid-request has its request cancelled at once (streamed or not): nothing keeps
+# running for the ~4000 tokens it asked for, and its KV blocks are released.
+for stream in true false; do
+    curl -s --max-time 0.4 "$URL/v1/completions" "${AUTH[@]}" "${J[@]}" \
+        -d "{\"prompt\":[9,8,7],\"max_tokens\":4000,\"ignore_eos\":true,\"stream\":$stream}" >/dev/null || true
+    for _ in $(seq 40); do
+        curl -s "$URL/metrics" >"$T/metrics"
+        grep -q '^moeinfer_num_requests_running{[^}]*} 0$' "$T/metrics" && break
+        sleep 0.025
+    done
+    grep -q '^moeinfer_num_requests_running{[^}]*} 0$' "$T/metrics" || fail "disconnected request (stream=$stream) still running"
+    grep -q '^moeinfer_kv_blocks_in_use{[^}]*} 0$' "$T/metrics" || fail "disconnected request (stream=$stream) holds KV blocks"
+done
+echo "disconnect: ok"
+
 # SIGTERM while a request streams: it still completes, then the server exits 0.
 curl -sN "$URL/v1/completions" "${AUTH[@]}" "${J[@]}" \
     -d '{"prompt":[1,2,3],"max_tokens":3000,"temperature":0,"stream":true,"ignore_eos":true}' >"$T/drain" &

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "formats/dequant.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -49,6 +50,21 @@ float dot_f32_bf16(const float* x, const uint16_t* w, int64_t n) {
 #endif
     for (; i < n; ++i) sum += x[i] * bf16_to_fp32(w[i]);
     return sum;
+}
+
+void row_to_f32(DType t, const void* src, float* dst, int64_t n) {
+#if defined(__AVX512F__)
+    if (t == DType::F16 || t == DType::BF16) {
+        const uint16_t* w = static_cast<const uint16_t*>(src);
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(dst + i, t == DType::F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w + i)))
+                                                      : bf16x16_to_f32(w + i));
+        for (; i < n; ++i) dst[i] = t == DType::F16 ? fp16_to_fp32(w[i]) : bf16_to_fp32(w[i]);
+        return;
+    }
+#endif
+    dequantize_row(t, src, dst, n);
 }
 
 void quantize_q8_blocks(const float* x, int64_t rows, int64_t n, std::vector<BlockQ8>& out) {

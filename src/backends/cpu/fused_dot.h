@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace moeinfer::cpu {
 
 // One block of 32 activations quantized to int8: x ≈ d · q.
@@ -15,6 +17,9 @@ struct BlockQ8 {
 
 float dot_f32_f16(const float* x, const uint16_t* w, int64_t n);
 float dot_f32_bf16(const float* x, const uint16_t* w, int64_t n);
+
+// dst[n] = row of `t` in fp32: vectorized for F16 / BF16, dequantize_row otherwise.
+void row_to_f32(DType t, const void* src, float* dst, int64_t n);
 
 // x: [rows, n] fp32 → rows × n/32 blocks (n must be a multiple of 32). Symmetric: d = max|x| / 127.
 void quantize_q8_blocks(const float* x, int64_t rows, int64_t n, std::vector<BlockQ8>& out);

@@ -59,7 +59,7 @@ void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64
         if (direct) {
             tile = static_cast<const float*>(w.data) + r0 * in;
         } else {
-            for (int64_t r = 0; r < nr; ++r) dequantize_row(w.dtype, w.row(r0 + r), buf.data() + r * in, in);
+            for (int64_t r = 0; r < nr; ++r) row_to_f32(w.dtype, w.row(r0 + r), buf.data() + r * in, in);
             tile = buf.data();
         }
         for (int64_t t = 0; t < T; t += 4)

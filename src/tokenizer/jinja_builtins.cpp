@@ -71,18 +71,18 @@ Value split(const std::string& s, const Value& sep, int64_t maxsplit) {
     return Value::array(std::move(out));
 }
 
-std::string case_map(std::string s, bool upper) {
-    for (char& c : s) c = char(upper ? toupper(static_cast<unsigned char>(c)) : tolower(static_cast<unsigned char>(c)));
-    return s;
-}
+std::string case_map(const std::string& s, bool upper) { return upper ? unicode::to_upper(s) : unicode::to_lower(s); }
 
+// Python's str.title(): a cased char after a cased char is lowercased, other cased chars are uppercased.
 std::string title(const std::string& s) {
-    std::string r = s;
-    bool prev_alpha = false;
-    for (char& c : r) {
-        bool alpha = isalpha(static_cast<unsigned char>(c));
-        if (alpha) c = char(prev_alpha ? tolower(static_cast<unsigned char>(c)) : toupper(static_cast<unsigned char>(c)));
-        prev_alpha = alpha;
+    std::string r;
+    bool prev_cased = false;
+    for (size_t i = 0; i < s.size();) {
+        size_t b = i;
+        uint32_t cp = unicode::decode_utf8(s, i);
+        std::string one = s.substr(b, i - b);
+        r += prev_cased ? unicode::to_lower(one) : unicode::to_upper(one);
+        prev_cased = unicode::is_cased(cp);
     }
     return r;
 }
@@ -118,9 +118,10 @@ Value string_method(const Value& self, const std::string& name) {
     if (name == "title") return fn([s](Args&) { return Value::string(title(s)); });
     if (name == "capitalize")
         return fn([s](Args&) {
-            std::string r = case_map(s, false);
-            if (!r.empty()) r[0] = char(toupper(static_cast<unsigned char>(r[0])));
-            return Value::string(r);
+            if (s.empty()) return Value::string("");
+            size_t i = 0;
+            unicode::decode_utf8(s, i);
+            return Value::string(unicode::to_upper(s.substr(0, i)) + unicode::to_lower(s.substr(i)));
         });
     if (name == "replace")
         return fn([s](Args& a) {

@@ -108,11 +108,7 @@ std::string Normalizer::normalize(std::string_view text) const {
                 s = s.substr(b, e - b);
                 break;
             }
-            case Kind::Lowercase:
-                // ASCII only: full Unicode lowercasing is not needed by the supported model families.
-                for (char& c : s)
-                    if (c >= 'A' && c <= 'Z') c = char(c + 32);
-                break;
+            case Kind::Lowercase: s = unicode::to_lower(s); break;
         }
     }
     return s;

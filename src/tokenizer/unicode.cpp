@@ -15,6 +15,9 @@ struct DecompositionEntry {
 struct CompositionEntry {
     uint32_t first, second, composite;
 };
+struct CaseEntry {
+    uint32_t cp, to[3];
+};
 #include "tokenizer/unicode_tables.inc"
 
 constexpr uint32_t kMaxCp = 0x110000;
@@ -76,7 +79,30 @@ uint32_t compose_pair(uint32_t a, uint32_t b) {
     return it == c.end() ? 0 : it->second;
 }
 
+std::string map_case(std::string_view s, const CaseEntry* table, size_t n) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        uint32_t cp = decode_utf8(s, i);
+        const CaseEntry* e = std::lower_bound(table, table + n, cp, [](const CaseEntry& a, uint32_t c) { return a.cp < c; });
+        if (e == table + n || e->cp != cp) {
+            append_utf8(out, cp);
+            continue;
+        }
+        for (uint32_t t : e->to)
+            if (t) append_utf8(out, t);
+    }
+    return out;
+}
+
 }  // namespace
+
+std::string to_upper(std::string_view s) { return map_case(s, kUpperMap, std::size(kUpperMap)); }
+std::string to_lower(std::string_view s) { return map_case(s, kLowerMap, std::size(kLowerMap)); }
+bool is_cased(uint32_t cp) {
+    Category c = category(cp);
+    return c == Lu || c == Ll || c == Lt;
+}
 
 const char* const kCategoryNames[kCategoryCount] = {"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd",
                                                     "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm",

@@ -43,4 +43,9 @@ size_t incomplete_utf8_tail(std::string_view s);
 // Canonical composition (NFC) of valid UTF-8 text.
 std::string nfc(std::string_view s);
 
+// Python's str.upper() / str.lower() (full mappings such as ß -> SS; no context-dependent final sigma).
+std::string to_upper(std::string_view s);
+std::string to_lower(std::string_view s);
+bool is_cased(uint32_t cp);  // Lu, Ll or Lt: what Python's title() treats as part of a word
+
 }  // namespace moeinfer::unicode

@@ -3,8 +3,8 @@ BUILD ?= build
 BUILD_ASAN ?= build-asan
 CMAKE_FLAGS ?=
 THREADS ?= 2
-DEMO_MODEL ?= tests/data/goldens/qwen3_moe
-DEMO_ARGS ?= --prompt-tokens 1,2,3,4,5 -n 32 --temperature 0
+DEMO_MODEL ?= models/demo
+DEMO_ARGS ?= --prompt "The old man looked at the" -n 96 --temperature 0.8 --top-p 0.95 --seed 42
 
 .PHONY: all deps build run test test-asan bench clean
 
@@ -20,6 +20,8 @@ build: deps
 
 run: build
 	$(BUILD)/moeinfer run --model $(DEMO_MODEL) $(DEMO_ARGS) --threads $(THREADS)
+	@echo
+	$(BUILD)/moeinfer perplexity --model $(DEMO_MODEL) --file models/demo/heldout.txt --ctx 256 --chunks 8 --threads $(THREADS)
 
 test: build
 	@if [ -f scripts/fetch_tokenizers.sh ]; then bash scripts/fetch_tokenizers.sh; fi

@@ -107,6 +107,7 @@ int cmd_run(int argc, char** argv) {
     } else {
         std::printf("\n");
     }
+    std::fflush(stdout);  // the text ends before the summary line when both go to one terminal or pipe
     std::fprintf(stderr, "prompt: %lld tokens, %.2f tokens/s | generation: %lld tokens, %.2f tokens/s | threads %d\n",
                  static_cast<long long>(stats.prompt_tokens), stats.prompt_tokens / std::max(1e-9, stats.prefill_seconds),
                  static_cast<long long>(stats.generated_tokens),

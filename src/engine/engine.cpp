@@ -186,6 +186,10 @@ void Engine::step() {
     std::vector<float> logits(plan.batch.logit_rows.size() * V);
     model_->forward(plan.batch, *kv_, logits.data());
     scheduler_->commit(plan);
+    // Counted now: sampling below may finish (and free) sequences of this plan.
+    int64_t prompt_tokens = 0;
+    for (const ScheduledChunk& c : plan.chunks)
+        prompt_tokens += std::max<int64_t>(0, std::min(c.start + c.length, c.seq->num_prompt) - c.start);
     size_t row = 0;
     for (const ScheduledChunk& c : plan.chunks) {
         Sequence& s = *c.seq;
@@ -212,7 +216,7 @@ void Engine::step() {
     }
     std::lock_guard<std::mutex> lock(mu_);
     ++metrics_.steps;
-    for (const ScheduledChunk& c : plan.chunks) metrics_.prompt_tokens += std::max<int64_t>(0, std::min(c.start + c.length, c.seq->num_prompt) - c.start);
+    metrics_.prompt_tokens += prompt_tokens;
 }
 
 void Engine::sample_and_stream(Sequence& s, const float* row) {

@@ -84,7 +84,7 @@ Engine::Engine(Model& model, EngineConfig config) : model_(&model), config_(conf
         config_.kv_cache_mib < 1)
         throw std::invalid_argument("engine limits (max_num_seqs, max_num_batched_tokens, kv cache) must be positive");
     kv_ = std::make_unique<KvCache>(kv_blocks(config_, *model_), config_.block_size, model_->kv_widths());
-    scheduler_ = std::make_unique<Scheduler>(config_, *kv_);
+    scheduler_ = std::make_unique<Scheduler>(config_, *kv_, model_->config().max_position);
     for (int64_t id : model_->config().eos_token_ids) eos_ids_.push_back(static_cast<int32_t>(id));
     update_metrics();
 }
@@ -185,7 +185,6 @@ void Engine::step() {
     const int64_t V = model_->config().vocab_size;
     std::vector<float> logits(plan.batch.logit_rows.size() * V);
     model_->forward(plan.batch, *kv_, logits.data());
-    scheduler_->commit(plan);
     // Counted now: sampling below may finish (and free) sequences of this plan.
     int64_t prompt_tokens = 0;
     for (const ScheduledChunk& c : plan.chunks)
@@ -193,6 +192,12 @@ void Engine::step() {
     size_t row = 0;
     for (const ScheduledChunk& c : plan.chunks) {
         Sequence& s = *c.seq;
+        if (!s.draft.empty()) {
+            verify_draft(s, c.start, &logits[row * V]);  // commits and streams what it accepts
+            row += c.length;
+            continue;
+        }
+        scheduler_->commit(s, c.start + c.length);
         const bool all_rows = s.opts.prompt_logprobs && c.start < s.num_prompt;
         if (all_rows) {
             if (c.start == 0) s.prompt_logprobs.assign(1, std::nullopt);
@@ -211,7 +216,8 @@ void Engine::step() {
             s.handle->finish(FinishReason::Length);
             scheduler_->finish(&s);
         } else {
-            sample_and_stream(s, &logits[(row - 1) * V]);
+            const float* last = &logits[(row - 1) * V];
+            emit(s, choose_token(s, last), last);
         }
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -219,38 +225,71 @@ void Engine::step() {
     metrics_.prompt_tokens += prompt_tokens;
 }
 
-void Engine::sample_and_stream(Sequence& s, const float* row) {
+int32_t Engine::choose_token(Sequence& s, const float* row) {
     const int64_t V = model_->config().vocab_size;
     std::vector<float> logits(row, row + V);
-    const std::vector<int32_t> generated = s.generated();
-    apply_penalties(logits.data(), V, s.opts.sampling, s.prompt(), generated);
-    const bool early = s.num_generated() < s.opts.min_tokens;
-    if (early) {  // EOS and stop ids are banned until min_tokens
+    apply_penalties(logits.data(), V, s.opts.sampling, s.prompt(), s.generated());
+    if (s.num_generated() < s.opts.min_tokens) {  // EOS and stop ids are banned until min_tokens
         for (int32_t id : s.opts.stop_token_ids) logits[id] = -std::numeric_limits<float>::infinity();
         if (!s.opts.ignore_eos)
             for (int32_t id : eos_ids_) logits[id] = -std::numeric_limits<float>::infinity();
     }
+    return sample_token(logits.data(), V, s.opts.sampling, s.rng, nullptr);
+}
+
+FinishReason Engine::finish_check(const Sequence& s) const {
+    const int32_t t = s.tokens.back();
+    const bool early = s.num_generated() <= s.opts.min_tokens;  // the token just added was chosen under the ban
+    const bool is_eos = std::find(eos_ids_.begin(), eos_ids_.end(), t) != eos_ids_.end();
+    const bool is_stop = std::find(s.opts.stop_token_ids.begin(), s.opts.stop_token_ids.end(), t) != s.opts.stop_token_ids.end();
+    if (!early && ((is_eos && !s.opts.ignore_eos) || is_stop)) return FinishReason::Stop;
+    if (s.num_generated() >= s.opts.max_tokens || static_cast<int64_t>(s.tokens.size()) >= model_->config().max_position)
+        return FinishReason::Length;
+    return FinishReason::None;
+}
+
+bool Engine::emit(Sequence& s, int32_t token, const float* row) {
     TokenEvent ev;
+    ev.token = token;
     // Logprobs are reported from the model's distribution, before penalties (as vLLM's default).
-    ev.token = sample_token(logits.data(), V, s.opts.sampling, s.rng, nullptr);
-    ev.logprob = token_logprob(row, V, ev.token, s.opts.sampling.logprobs);
-    s.tokens.push_back(ev.token);
+    ev.logprob = token_logprob(row, model_->config().vocab_size, token, s.opts.sampling.logprobs);
+    s.tokens.push_back(token);
     s.handle->push(std::move(ev));
     {
         std::lock_guard<std::mutex> lock(mu_);
         ++metrics_.generated_tokens;
     }
-    const int32_t t = s.tokens.back();
-    FinishReason reason = FinishReason::None;
-    const bool is_eos = std::find(eos_ids_.begin(), eos_ids_.end(), t) != eos_ids_.end();
-    const bool is_stop = std::find(s.opts.stop_token_ids.begin(), s.opts.stop_token_ids.end(), t) != s.opts.stop_token_ids.end();
-    if (!early && ((is_eos && !s.opts.ignore_eos) || is_stop)) reason = FinishReason::Stop;
-    else if (s.num_generated() >= s.opts.max_tokens || static_cast<int64_t>(s.tokens.size()) >= model_->config().max_position)
-        reason = FinishReason::Length;
-    if (reason == FinishReason::None) return;
+    const FinishReason reason = finish_check(s);
+    if (reason == FinishReason::None) return false;
     s.handle->set_prompt_logprobs(std::move(s.prompt_logprobs));
     s.handle->finish(reason);
     scheduler_->finish(&s);
+    return true;
+}
+
+void Engine::verify_draft(Sequence& s, int64_t start, const float* logits) {
+    const int64_t V = model_->config().vocab_size, k = static_cast<int64_t>(s.draft.size());
+    // Choose tokens row by row as plain decoding would (each choice sees the ones before it), stopping at the
+    // first disagreement with the draft or at a finishing token.
+    std::vector<int32_t> chosen;
+    for (int64_t i = 0; i <= k; ++i) {
+        const int32_t t = choose_token(s, logits + i * V);
+        chosen.push_back(t);
+        s.tokens.push_back(t);
+        if (finish_check(s) != FinishReason::None || i == k || t != s.draft[i]) break;
+    }
+    s.tokens.resize(s.tokens.size() - chosen.size());
+    const int64_t accepted = static_cast<int64_t>(chosen.size()) - 1;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        metrics_.spec_draft_tokens += k;
+        metrics_.spec_accepted_tokens += accepted;
+    }
+    // K/V are valid for the last token and the accepted draft tokens; rejected slots get overwritten later.
+    scheduler_->commit(s, start + 1 + accepted);
+    s.draft.clear();
+    for (size_t i = 0; i < chosen.size(); ++i)
+        if (emit(s, chosen[i], logits + i * V)) return;
 }
 
 void Engine::update_metrics() {

@@ -37,6 +37,9 @@ struct RequestOptions {
     bool ignore_eos = false;
     int64_t min_tokens = 0;               // EOS/stop ids are not honoured before this many tokens
     bool prompt_logprobs = false;         // report log-probabilities of prompt tokens (echo + logprobs)
+    // Prompt-lookup speculative decoding: up to this many draft tokens per step, copied from where the last
+    // tokens occurred earlier in the sequence, verified in one forward. Greedy requests only (0 = off).
+    int32_t spec_ngram = 0;
 };
 
 enum class FinishReason { None, Length, Stop, Cancelled, Error };
@@ -87,12 +90,14 @@ struct EngineMetrics {
     int64_t kv_blocks_total = 0, kv_blocks_in_use = 0, kv_blocks_cached = 0;
     int64_t prefix_cache_queries = 0, prefix_cache_hits = 0;  // in blocks
     int64_t prompt_tokens = 0, generated_tokens = 0, preemptions = 0, steps = 0;
+    int64_t spec_draft_tokens = 0, spec_accepted_tokens = 0;  // speculative decoding
     std::vector<std::vector<uint64_t>> routed_tokens;  // [layer][expert]
 };
 
 class Scheduler;
 class KvCache;
 struct Sequence;
+
 
 class Engine {
 public:
@@ -115,7 +120,12 @@ public:
 private:
     void loop();
     void step();  // one scheduling round: plan, forward, sample, stream
-    void sample_and_stream(Sequence& s, const float* logits);
+    int32_t choose_token(Sequence& s, const float* logits);       // penalties, min_tokens bans, sampling
+    FinishReason finish_check(const Sequence& s) const;           // after s.tokens got its newest token
+    bool emit(Sequence& s, int32_t token, const float* logits);   // streams it; true when s finished (and freed)
+    // Accepts the longest prefix of s.draft that greedy decoding agrees with, plus one token; logits holds the
+    // rows of the chunk [last token, draft...] that started at position `start`.
+    void verify_draft(Sequence& s, int64_t start, const float* logits);
     void update_metrics();  // publishes the loop's state for metrics()
 
     std::unique_ptr<Model> owned_model_;

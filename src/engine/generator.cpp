@@ -43,6 +43,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         o.stop_token_ids = r.stop_ids;
         o.ignore_eos = true;  // the caller lists every stop id it wants
         o.prompt_logprobs = r.prompt_logprobs;
+        o.spec_ngram = r.spec_ngram;
         try {
             handles.push_back(engine.submit(std::move(o)));
         } catch (const std::invalid_argument& e) {
@@ -74,6 +75,9 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
     }
     engine.stop(true);
     if (stats) {
+        const EngineMetrics m = engine.metrics();
+        stats->spec_draft_tokens += m.spec_draft_tokens;
+        stats->spec_accepted_tokens += m.spec_accepted_tokens;
         const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         stats->prompt_tokens += prompt_tokens;
         for (const auto& r : results) stats->generated_tokens += static_cast<int64_t>(r.tokens.size());

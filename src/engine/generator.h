@@ -17,6 +17,7 @@ struct GenerationRequest {
     SamplingParams sampling;
     bool prompt_logprobs = false;     // also report log-probabilities of the prompt tokens (echo)
     std::vector<int32_t> stop_ids;    // generation ends after emitting one of these
+    int32_t spec_ngram = 0;           // prompt-lookup speculative decoding, draft tokens per step (greedy only)
 };
 
 struct GenerationResult {
@@ -28,6 +29,7 @@ struct GenerationResult {
 struct GenerationStats {
     int64_t prompt_tokens = 0, generated_tokens = 0;
     double prefill_seconds = 0, decode_seconds = 0;
+    int64_t spec_draft_tokens = 0, spec_accepted_tokens = 0;
 };
 
 class Generator {

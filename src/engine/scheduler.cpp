@@ -7,7 +7,8 @@
 
 namespace moeinfer {
 
-Scheduler::Scheduler(const EngineConfig& config, KvCache& kv) : config_(config), kv_(kv) {}
+Scheduler::Scheduler(const EngineConfig& config, KvCache& kv, int64_t max_position)
+    : config_(config), kv_(kv), max_position_(max_position) {}
 
 void Scheduler::add(std::unique_ptr<Sequence> seq) { waiting_.push_back(std::move(seq)); }
 
@@ -79,15 +80,25 @@ StepPlan Scheduler::plan() {
     // Running sequences in admission order: decodes (1 token) and the continuation of chunked prefills.
     for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
         Sequence& s = *running_[i];
-        const int64_t n = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.num_computed, budget);
+        int64_t n = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.num_computed, budget);
         if (n <= 0) continue;
+        s.draft.clear();
+        if (n == 1 && s.opts.spec_ngram > 0 && s.opts.sampling.temperature == 0) {
+            // Room for the draft: the step budget, the tokens still allowed, and the context.
+            const int64_t room = std::min({int64_t(s.opts.spec_ngram), budget - 1,
+                                           s.opts.max_tokens - s.num_generated() - 1,
+                                           max_position_ - static_cast<int64_t>(s.tokens.size()) - 1});
+            if (room > 0) s.draft = propose_ngram(s.tokens, room);
+            n += static_cast<int64_t>(s.draft.size());
+        }
         if (!ensure_blocks(s, s.num_computed + n)) break;  // s itself was preempted (it was the newest)
-        p.chunks.push_back({&s, s.num_computed, n, s.num_computed + n == static_cast<int64_t>(s.tokens.size())});
+        p.chunks.push_back({&s, s.num_computed, n, s.num_computed + n >= static_cast<int64_t>(s.tokens.size())});
         budget -= n;
     }
     // Admissions, first come first served: a request that does not fit blocks those behind it.
     while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < config_.max_num_seqs) {
         Sequence& s = *waiting_.front();
+        s.draft.clear();
         if (s.table.blocks.empty()) admit_prefix(s);
         const int64_t n = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.num_computed, budget);
         if (!s.table.reserve(kv_.pool(), s.num_computed + n, kv_.block_size())) {
@@ -102,8 +113,15 @@ StepPlan Scheduler::plan() {
         budget -= n;
     }
     for (const ScheduledChunk& c : p.chunks) {
-        const bool all_logits = c.seq->opts.prompt_logprobs && c.start < c.seq->num_prompt;
-        p.batch.add_sequence(c.seq->tokens.data() + c.start, c.length, c.start, c.seq->table.blocks.data(), all_logits);
+        Sequence& s = *c.seq;
+        if (!s.draft.empty()) {  // [last token, draft...], every row's logits verify the next draft token
+            std::vector<int32_t> ids{s.tokens.back()};
+            ids.insert(ids.end(), s.draft.begin(), s.draft.end());
+            p.batch.add_sequence(ids.data(), c.length, c.start, s.table.blocks.data(), true);
+            continue;
+        }
+        const bool all_logits = s.opts.prompt_logprobs && c.start < s.num_prompt;
+        p.batch.add_sequence(s.tokens.data() + c.start, c.length, c.start, s.table.blocks.data(), all_logits);
     }
     return p;
 }
@@ -119,11 +137,22 @@ void Scheduler::register_full_blocks(Sequence& s) {
     }
 }
 
-void Scheduler::commit(const StepPlan& plan) {
-    for (const ScheduledChunk& c : plan.chunks) {
-        c.seq->num_computed = c.start + c.length;
-        register_full_blocks(*c.seq);
+void Scheduler::commit(Sequence& s, int64_t computed) {
+    s.num_computed = computed;
+    register_full_blocks(s);
+}
+
+std::vector<int32_t> Scheduler::propose_ngram(const std::vector<int32_t>& tokens, int64_t max_len) {
+    const int64_t n_tok = static_cast<int64_t>(tokens.size());
+    for (int64_t n = std::min<int64_t>(3, n_tok - 1); n >= 1; --n) {
+        const int32_t* tail = tokens.data() + n_tok - n;
+        for (int64_t pos = n_tok - n - 1; pos >= 0; --pos) {  // latest earlier occurrence first
+            if (!std::equal(tail, tail + n, tokens.data() + pos)) continue;
+            const int64_t from = pos + n, len = std::min(max_len, n_tok - from);
+            return {tokens.begin() + from, tokens.begin() + from + len};
+        }
     }
+    return {};
 }
 
 void Scheduler::finish(Sequence* seq) {

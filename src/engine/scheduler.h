@@ -28,7 +28,7 @@ struct StepPlan {
 
 class Scheduler {
 public:
-    Scheduler(const EngineConfig& config, KvCache& kv);
+    Scheduler(const EngineConfig& config, KvCache& kv, int64_t max_position);
 
     void add(std::unique_ptr<Sequence> seq);  // to the back of the waiting queue
     bool idle() const { return waiting_.empty() && running_.empty(); }
@@ -40,8 +40,9 @@ public:
 
     // Drops cancelled sequences (freeing their blocks) and plans the next step; an empty plan means nothing fits.
     StepPlan plan();
-    // After the forward: advances num_computed and registers newly full blocks in the prefix cache.
-    void commit(const StepPlan& plan);
+    // After the forward: `computed` tokens of s now have valid K/V (fewer than fed when draft tokens were
+    // rejected); registers newly full blocks in the prefix cache.
+    void commit(Sequence& s, int64_t computed);
     // Frees a finished sequence (its blocks stay cached for prefix reuse).
     void finish(Sequence* seq);
     // Ends everything queued or running with `reason` (shutdown without drain, or a failed step).
@@ -52,9 +53,13 @@ private:
     void preempt(Sequence& victim);
     void admit_prefix(Sequence& s);  // reuses cached full blocks of the prompt
     void register_full_blocks(Sequence& s);
+    // Prompt-lookup draft for a decoding sequence: the tokens that followed the latest earlier occurrence of its
+    // last n tokens (n = 3, 2, 1), at most `max_len`.
+    static std::vector<int32_t> propose_ngram(const std::vector<int32_t>& tokens, int64_t max_len);
 
     EngineConfig config_;
     KvCache& kv_;
+    int64_t max_position_;
     std::deque<std::unique_ptr<Sequence>> waiting_;
     std::vector<std::unique_ptr<Sequence>> running_;  // admission order
     int64_t preemptions_ = 0, prefix_queries_ = 0, prefix_hits_ = 0;

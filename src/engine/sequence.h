@@ -24,6 +24,7 @@ struct Sequence {
     BlockTable table;
     std::mt19937_64 rng;
     std::vector<std::optional<TokenLogprob>> prompt_logprobs;
+    std::vector<int32_t> draft;  // speculative tokens fed after the last token this step (empty: none)
 
     int64_t num_generated() const { return static_cast<int64_t>(tokens.size()) - num_prompt; }
     std::vector<int32_t> generated() const { return {tokens.begin() + num_prompt, tokens.end()}; }

@@ -35,7 +35,7 @@ json::Value ids_json(const std::vector<int32_t>& ids) {
 int cmd_run(int argc, char** argv) {
     Args args(argc, argv,
               {"model", "prompt", "prompt-tokens", "messages", "n", "temperature", "top-k", "top-p", "min-p", "seed",
-               "logprobs", "threads"},
+               "logprobs", "threads", "spec-ngram"},
               {"echo", "json", "ignore-eos"});
     const std::string model_path = args.require("model");
     if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
@@ -53,6 +53,8 @@ int cmd_run(int argc, char** argv) {
     req.sampling.logprobs = static_cast<int32_t>(args.get_int("logprobs", 0));
     req.sampling.validate();
     req.prompt_logprobs = args.has("echo");
+    req.spec_ngram = static_cast<int32_t>(args.get_int("spec-ngram", 0));
+    if (req.spec_ngram < 0 || req.spec_ngram > 64) throw std::invalid_argument("--spec-ngram must be in [0, 64]");
     // Token-id prompts work without a tokenizer; then output is ids and "text" is empty.
     std::unique_ptr<Tokenizer> tok;
     if (args.has("prompt-tokens")) {
@@ -113,6 +115,10 @@ int cmd_run(int argc, char** argv) {
                  static_cast<long long>(stats.generated_tokens),
                  stats.generated_tokens > 1 ? (stats.generated_tokens - 1) / std::max(1e-9, stats.decode_seconds) : 0.0,
                  num_threads());
+    if (stats.spec_draft_tokens > 0)
+        std::fprintf(stderr, "speculative (n-gram): %lld drafted, %lld accepted (%.1f%%)\n",
+                     static_cast<long long>(stats.spec_draft_tokens), static_cast<long long>(stats.spec_accepted_tokens),
+                     100.0 * stats.spec_accepted_tokens / stats.spec_draft_tokens);
     return 0;
 }
 

@@ -103,8 +103,12 @@ std::string StreamDecoder::push(int32_t id) {
     std::string before = tok_.decode(prefix, skip_);
     std::string after = tok_.decode(full, skip_);
     if (after.size() <= before.size() || after.compare(0, before.size(), before) != 0) return "";
-    // A trailing U+FFFD means the last token ended inside a UTF-8 character: wait for more.
-    if (after.size() >= 3 && after.compare(after.size() - 3, 3, "\xEF\xBF\xBD") == 0) return "";
+    // A trailing U+FFFD means the last token ended inside a UTF-8 character: wait for more. A character needs
+    // at most 4 tokens, so after kMaxPending the bytes are really invalid and go out as U+FFFD.
+    constexpr size_t kMaxPending = 8;
+    if (after.size() >= 3 && after.compare(after.size() - 3, 3, "\xEF\xBF\xBD") == 0 &&
+        ids_.size() - read_offset_ < kMaxPending)
+        return "";
     std::string delta = after.substr(before.size());
     prefix_offset_ = read_offset_;
     read_offset_ = ids_.size();

@@ -231,3 +231,24 @@ TEST(Tokenizer, AddBosLikeTransformers) {
 
 }  // namespace
 }  // namespace moeinfer
+
+namespace moeinfer {
+namespace {
+
+// Invalid bytes from a model (a run of lone continuation bytes) still stream out, as U+FFFD, after a bound.
+TEST(Tokenizer, StreamFlushesInvalidBytes) {
+    if (!test::have_tokenizer("llama3")) GTEST_SKIP() << "run scripts/fetch_tokenizers.sh";
+    auto tok = Tokenizer::from_file(test::tokenizer_path("llama3"));
+    std::string cont;
+    unicode::append_utf8(cont, byte_to_char(0x80));
+    int32_t id = tok->token_id(cont).value();
+    StreamDecoder sd(*tok);
+    std::string out;
+    for (int i = 0; i < 20; ++i) out += sd.push(id);
+    EXPECT_FALSE(out.empty());
+    out += sd.flush();
+    EXPECT_EQ(out, tok->decode(std::vector<int32_t>(20, id), true));
+}
+
+}  // namespace
+}  // namespace moeinfer

@@ -1,5 +1,7 @@
 // Text <-> token ids for the supported model families, from a HF tokenizer.json (byte-level BPE or
-// SentencePiece-style BPE with byte fallback) or from a GGUF vocabulary (tokenizer.ggml.*).
+// SentencePiece-style BPE with byte fallback) or from a GGUF vocabulary (tokenizer.ggml.*). Encoding follows HF
+// `tokenizers`: added tokens -> normalizer -> pre-tokenizer -> BPE -> post-processor. A Tokenizer is immutable
+// after loading; encode/decode may be called from several threads at once.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -45,8 +47,9 @@ public:
     bool is_special(int32_t id) const;
     bool is_added(int32_t id) const { return added_by_id_.count(id) != 0; }  // special or not
     const ChatTemplateSource& chat_template() const { return chat_; }
-    // Whether a raw prompt should start with BOS: tokenizer_config's add_bos_token (what transformers adds on top
-    // of the tokenizer.json post-processor, e.g. DeepSeek-V3) or GGUF add_bos_token; else what encode(.., true) does.
+    // Whether a raw prompt should start with BOS: tokenizer_config's add_bos_token (transformers 4 adds BOS from it
+    // even where tokenizer.json's post-processor does not, e.g. DeepSeek-V3) or GGUF add_bos_token; otherwise
+    // whether encode(.., true) adds it.
     bool add_bos_token() const { return config_add_bos_.value_or(!prefix_ids_.empty()); }
 
 private:

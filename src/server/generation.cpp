@@ -144,4 +144,19 @@ bool drive(GenerationRun& run, HttpExchange& ex, const std::function<bool(const 
     }
 }
 
+std::optional<CollectedRun> collect(GenerationRun& run, HttpExchange& ex) {
+    CollectedRun c;
+    c.texts.resize(run.size());
+    c.finish.resize(run.size());
+    c.events.resize(run.size());
+    const bool ok = drive(run, ex, [&](const ChoiceDelta& d) {
+        c.texts[d.index] += d.text;
+        c.events[d.index].insert(c.events[d.index].end(), d.events.begin(), d.events.end());
+        if (d.finish_reason) c.finish[d.index] = d.finish_reason;
+        return true;
+    });
+    if (!ok) return std::nullopt;
+    return c;
+}
+
 }  // namespace moeinfer::server

@@ -65,4 +65,13 @@ private:
 // whether the client disconnected; then every request is cancelled and drive returns false.
 bool drive(GenerationRun& run, HttpExchange& ex, const std::function<bool(const ChoiceDelta&)>& on_delta);
 
+// A finished run gathered for a non-streaming response, per choice.
+struct CollectedRun {
+    std::vector<std::string> texts;
+    std::vector<std::optional<std::string>> finish;
+    std::vector<std::vector<TokenEvent>> events;
+};
+// drive() to the end collecting every delta; nullopt when the client disconnected.
+std::optional<CollectedRun> collect(GenerationRun& run, HttpExchange& ex);
+
 }  // namespace moeinfer::server

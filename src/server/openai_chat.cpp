@@ -138,21 +138,14 @@ void OpenAiServer::chat(RequestContext& ctx) {
         return;
     }
 
-    std::vector<std::string> texts(run.size());
-    std::vector<std::optional<std::string>> finish(run.size());
-    std::vector<std::vector<TokenEvent>> events(run.size());
-    bool ok = drive(run, ctx.ex, [&](const ChoiceDelta& d) {
-        texts[d.index] += d.text;
-        events[d.index].insert(events[d.index].end(), d.events.begin(), d.events.end());
-        if (d.finish_reason) finish[d.index] = d.finish_reason;
-        return true;
-    });
+    std::optional<CollectedRun> got = collect(run, ctx.ex);
     ctx.tokens_out = run.completion_tokens();
     ctx.ttft = run.ttft_seconds();
-    if (!ok) {
+    if (!got) {
         ctx.client_gone = true;
         return;
     }
+    const auto& [texts, finish, events] = *got;
     if (std::string err = run.error(); !err.empty()) throw ApiError(500, "generation failed: " + err);
     Value choices = Value::array();
     for (size_t i = 0; i < run.size(); ++i) {

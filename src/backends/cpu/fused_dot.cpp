@@ -104,63 +104,63 @@ inline float hsum8(__m256 v) {
 
 }  // namespace
 
-float dot_q8_0_q8(const void* wv, const BlockQ8* x, int64_t nb) {
-    const uint8_t* w = static_cast<const uint8_t*>(wv);
+namespace {
+
+// Q8_0 block: fp16 d + 32 int8. Q4_0 block: fp16 d + 16 bytes, low nibbles = elements 0..15, high = 16..31,
+// value = nibble − 8. Each unpacker yields the block's 32 int8 weights.
+struct Q8_0Block {
+    static constexpr int kBytes = kQ8_0Bytes;
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    static __m256i unpack(const uint8_t* q) { return _mm256_loadu_si256((const __m256i*)q); }
+#endif
+    static int32_t at(const uint8_t* q, int j) { return int8_t(q[j]); }
+};
+struct Q4_0Block {
+    static constexpr int kBytes = kQ4_0Bytes;
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    static __m256i unpack(const uint8_t* q) {
+        const __m128i packed = _mm_loadu_si128((const __m128i*)q), low = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+        const __m128i lo = _mm_sub_epi8(_mm_and_si128(packed, low), eight);
+        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), low), eight);
+        return _mm256_set_m128i(hi, lo);
+    }
+#endif
+    static int32_t at(const uint8_t* q, int j) { return int32_t(j < 16 ? q[j] & 15 : q[j - 16] >> 4) - 8; }
+};
+
+template <typename Block>
+float dot_blocks_q8(const uint8_t* w, const BlockQ8* x, int64_t nb) {
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b, w += kQ8_0Bytes) {
+    for (int64_t b = 0; b < nb; ++b, w += Block::kBytes) {
         uint16_t dh;
         std::memcpy(&dh, w, 2);
-        const __m256i wq = _mm256_loadu_si256((const __m256i*)(w + 2));
         const __m256i xq = _mm256_loadu_si256((const __m256i*)x[b].q);
-        const __m256 s = _mm256_cvtepi32_ps(dot32_i8(wq, xq));
+        const __m256 s = _mm256_cvtepi32_ps(dot32_i8(Block::unpack(w + 2), xq));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_fp32(dh) * x[b].d), s, acc);
     }
     return hsum8(acc);
 #else
     float sum = 0;
-    for (int64_t b = 0; b < nb; ++b, w += kQ8_0Bytes) {
+    for (int64_t b = 0; b < nb; ++b, w += Block::kBytes) {
         uint16_t dh;
         std::memcpy(&dh, w, 2);
         int32_t s = 0;
-        for (int j = 0; j < 32; ++j) s += int32_t(int8_t(w[2 + j])) * x[b].q[j];
+        for (int j = 0; j < 32; ++j) s += Block::at(w + 2, j) * x[b].q[j];
         sum += fp16_to_fp32(dh) * x[b].d * float(s);
     }
     return sum;
 #endif
 }
 
-float dot_q4_0_q8(const void* wv, const BlockQ8* x, int64_t nb) {
-    const uint8_t* w = static_cast<const uint8_t*>(wv);
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    __m256 acc = _mm256_setzero_ps();
-    const __m128i low = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
-    for (int64_t b = 0; b < nb; ++b, w += kQ4_0Bytes) {
-        uint16_t dh;
-        std::memcpy(&dh, w, 2);
-        const __m128i packed = _mm_loadu_si128((const __m128i*)(w + 2));
-        const __m128i lo = _mm_sub_epi8(_mm_and_si128(packed, low), eight);                    // elements 0..15
-        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(packed, 4), low), eight);  // 16..31
-        const __m256i wq = _mm256_set_m128i(hi, lo);
-        const __m256i xq = _mm256_loadu_si256((const __m256i*)x[b].q);
-        const __m256 s = _mm256_cvtepi32_ps(dot32_i8(wq, xq));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_fp32(dh) * x[b].d), s, acc);
-    }
-    return hsum8(acc);
-#else
-    float sum = 0;
-    for (int64_t b = 0; b < nb; ++b, w += kQ4_0Bytes) {
-        uint16_t dh;
-        std::memcpy(&dh, w, 2);
-        int32_t s = 0;
-        for (int j = 0; j < 16; ++j) {
-            s += (int32_t(w[2 + j] & 15) - 8) * x[b].q[j];
-            s += (int32_t(w[2 + j] >> 4) - 8) * x[b].q[j + 16];
-        }
-        sum += fp16_to_fp32(dh) * x[b].d * float(s);
-    }
-    return sum;
-#endif
+}  // namespace
+
+float dot_q8_0_q8(const void* w, const BlockQ8* x, int64_t nb) {
+    return dot_blocks_q8<Q8_0Block>(static_cast<const uint8_t*>(w), x, nb);
+}
+
+float dot_q4_0_q8(const void* w, const BlockQ8* x, int64_t nb) {
+    return dot_blocks_q8<Q4_0Block>(static_cast<const uint8_t*>(w), x, nb);
 }
 
 }  // namespace moeinfer::cpu

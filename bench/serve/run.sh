@@ -20,7 +20,10 @@ done
 HERE=$(cd "$(dirname "$0")" && pwd)
 LOG=$(mktemp /tmp/bench_serve.XXXXXX.log)
 PID=""
+CLIENT=""
 stop_server() {
+    # The client first: it would otherwise keep sending to a server that is going away.
+    if [ -n "$CLIENT" ]; then kill -TERM "$CLIENT" 2>/dev/null || true; wait "$CLIENT" 2>/dev/null || true; CLIENT=""; fi
     # SIGTERM drains (nothing should be in flight by then); SIGKILL if it does not exit within 10 s.
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
         kill -TERM "$PID" 2>/dev/null || true
@@ -47,7 +50,12 @@ for i in $(seq 600); do
 done
 head -1 "$LOG" >&2
 RC=0
-node "$HERE/bench_serve.mjs" --url "http://127.0.0.1:$PORT" "$@" || RC=$?
+# In the background + wait: bash runs a trap only after a foreground child exits, so a SIGINT/SIGTERM would
+# otherwise wait for the whole level to finish.
+node "$HERE/bench_serve.mjs" --url "http://127.0.0.1:$PORT" "$@" &
+CLIENT=$!
+wait "$CLIENT" || RC=$?
+CLIENT=""
 # Server-side counters after the run: a 5xx or a still-busy KV pool would show here.
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^moeinfer_(requests_total|kv_blocks_in_use|preemptions_total|prefix_cache_hit_ratio|engine_steps_total)' >&2 || true
 stop_server

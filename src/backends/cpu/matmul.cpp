@@ -1,5 +1,5 @@
 // Matmul kernels over stored-dtype weights (see matmul.h). Per weight dtype:
-//  - Q8_0 / Q4_0: activations are quantized to int8 blocks once per call; int8 dot products per (row, token).
+//  - Q8_0 / Q4_0: activations are quantized to int8 blocks once per call; register-blocked int8 VNNI products.
 //  - F16 / BF16 with few tokens (decode): fused dot products read the stored row directly.
 //  - otherwise: a tile of kTileRows rows is converted to fp32 once, then the register-blocked micro-kernel runs
 //    over 4 rows × 4 tokens at a time, so prefill converts each weight row once per call, not once per token.
@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "backends/cpu/fused_dot.h"
+#include "backends/cpu/int8_gemm.h"
 #include "backends/cpu/microkernel.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
@@ -21,7 +22,8 @@ constexpr int64_t kFusedMaxTokens = 3;  // up to this many tokens, F16/BF16 rows
 
 struct Activations {
     const float* x;       // [T, in]
-    const BlockQ8* xq;    // [T, in / 32] when the weights want int8 activations, else nullptr
+    const Q8Activations* xq;  // when the weights want int8 activations, else nullptr
+    int64_t t0;               // first token of this slice within *xq
     int64_t T;
 };
 
@@ -37,10 +39,7 @@ void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64
                  int64_t y_stride) {
     const int64_t in = w.cols(), T = a.T;
     if (a.xq && wants_q8(w.dtype, in)) {
-        const int64_t nb = in / 32;
-        auto dot = w.dtype == DType::Q8_0 ? dot_q8_0_q8 : dot_q4_0_q8;
-        for (int64_t r = row_begin; r < row_end; ++r)
-            for (int64_t t = 0; t < T; ++t) y[t * y_stride + r] = dot(w.row(r), a.xq + t * nb, nb);
+        int8_gemm(w, row_begin, row_end, *a.xq, a.t0, T, y, y_stride);
         return;
     }
     if ((w.dtype == DType::F16 || w.dtype == DType::BF16) && T <= kFusedMaxTokens) {
@@ -69,23 +68,23 @@ void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64
     }
 }
 
-Activations prepare(const float* x, int64_t T, int64_t in, bool quantize, std::vector<BlockQ8>& storage) {
-    if (quantize) quantize_q8_blocks(x, T, in, storage);
-    return {x, quantize ? storage.data() : nullptr, T};
+Activations prepare(const float* x, int64_t T, int64_t in, bool quantize, Q8Activations& storage) {
+    if (quantize) quantize_activations(x, T, in, storage);
+    return {x, quantize ? &storage : nullptr, 0, T};
 }
 
 }  // namespace
 
 void matmul_rows(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
                  int64_t y_stride) {
-    std::vector<BlockQ8> q;
+    Q8Activations q;
     rows_kernel(prepare(x, T, w.cols(), wants_q8(w.dtype, w.cols()), q), w, row_begin, row_end, y, y_stride);
 }
 
 void matmul(const float* x, int64_t T, const Tensor& w, float* y) {
     MOE_CHECK(w.shape.size() == 2, "matmul weight " + w.name + " must be 2-D");
     const int64_t out = w.rows();
-    std::vector<BlockQ8> q;
+    Q8Activations q;
     const Activations a = prepare(x, T, w.cols(), wants_q8(w.dtype, w.cols()), q);
     const int64_t tiles = (out + kTileRows - 1) / kTileRows;
     parallel_for(tiles, [&](int64_t b, int64_t e) {
@@ -102,7 +101,7 @@ void grouped_matmul(const float* x, const std::vector<MatmulGroup>& groups, int6
         rows = std::max(rows, g.row_end);
         quantize |= wants_q8(g.weight->dtype, in);
     }
-    std::vector<BlockQ8> q;
+    Q8Activations q;
     const Activations all = prepare(x, rows, in, quantize, q);
     const int64_t tiles_per_group = (out + kTileRows - 1) / kTileRows;
     const int64_t items = static_cast<int64_t>(groups.size()) * tiles_per_group;
@@ -110,8 +109,7 @@ void grouped_matmul(const float* x, const std::vector<MatmulGroup>& groups, int6
         for (int64_t item = b; item < e; ++item) {
             const MatmulGroup& g = groups[item / tiles_per_group];
             const int64_t r0 = (item % tiles_per_group) * kTileRows;
-            const Activations a{x + g.row_begin * in, all.xq ? all.xq + g.row_begin * (in / 32) : nullptr,
-                                g.row_end - g.row_begin};
+            const Activations a{x + g.row_begin * in, all.xq, g.row_begin, g.row_end - g.row_begin};
             rows_kernel(a, *g.weight, r0, std::min(out, r0 + kTileRows), y + g.row_begin * out, out);
         }
     });

@@ -11,7 +11,7 @@
 
 #include "../../ref/reference_ops.h"
 #include "../../ref/test_util.h"
-#include "backends/cpu/fused_dot.h"
+#include "backends/cpu/int8_gemm.h"
 #include "backends/cpu/matmul.h"
 #include "core/thread_pool.h"
 
@@ -37,11 +37,10 @@ void expect_matches_reference(const std::vector<float>& y, const std::vector<flo
 // as llama.cpp does); every other dtype takes x as is. The int8 products are exact, so the bound stays tight.
 std::vector<float> kernel_activations(const std::vector<float>& x, int64_t T, int64_t in, DType dtype) {
     if (dtype != DType::Q8_0 && dtype != DType::Q4_0) return x;
-    std::vector<cpu::BlockQ8> q;
-    cpu::quantize_q8_blocks(x.data(), T, in, q);
+    cpu::Q8Activations q;
+    cpu::quantize_activations(x.data(), T, in, q);
     std::vector<float> out(x.size());
-    for (size_t b = 0; b < q.size(); ++b)
-        for (int j = 0; j < 32; ++j) out[b * 32 + j] = q[b].d * q[b].q[j];
+    for (size_t i = 0; i < out.size(); ++i) out[i] = q.d[i / 32] * q.q[i];
     return out;
 }
 

@@ -1,0 +1,194 @@
+// Int8 GEMM kernel (see int8_gemm.h). VPDPBUSD multiplies unsigned by signed bytes, so each format supplies an
+// unsigned operand and a correction that is exact in int32:
+//  - Q4_0: weights as nibbles n ∈ [0, 15] (unsigned) times signed activations q: Σ(n − 8)q = Σnq − 8Σq.
+//  - Q8_0: activations as q + 128 (unsigned) times signed weights w: Σqw = Σ(q + 128)w − 128Σw.
+// Two 32-element blocks fill one 512-bit register; lanes 0–7 belong to the first block and 8–15 to the second, so
+// the per-block scales are applied lane-wise before accumulating in fp32.
+#include "backends/cpu/int8_gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/half.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace moeinfer::cpu {
+
+void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& out) {
+    out.T = T;
+    out.K = K;
+    out.nb = K / 32;
+    out.q.resize(T * K);
+    out.qu.resize(T * K);
+    out.d.resize(T * out.nb);
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t b = 0; b < out.nb; ++b) {
+            const float* v = x + t * K + b * 32;
+            float amax = 0;
+            for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+            out.d[t * out.nb + b] = amax / 127.0f;
+            const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+            for (int j = 0; j < 32; ++j) {
+                const int8_t q = static_cast<int8_t>(std::lrintf(v[j] * inv));
+                out.q[t * K + b * 32 + j] = q;
+                out.qu[t * K + b * 32 + j] = static_cast<uint8_t>(q) ^ 0x80;
+            }
+        }
+}
+
+namespace {
+
+constexpr int kQ8_0Bytes = 34, kQ4_0Bytes = 18;
+
+inline float block_scale(const uint8_t* block) {
+    uint16_t h;
+    std::memcpy(&h, block, 2);
+    return fp16_to_fp32(h);
+}
+
+// Scalar reference for one block: Σ w·q over 32 elements (exact int32). Not auto-vectorized: g++ 12 with
+// -march=native turns this signed×signed byte sum into VPDPBUSD and drops the unsigned-operand correction
+// (the result came out as Σ(q + 128)·w); tests/backends/cpu/matmul_test.cpp catches it.
+__attribute__((noinline, optimize("no-tree-vectorize"))) int32_t block_dot_scalar(bool q4, const uint8_t* wb,
+                                                                                  const int8_t* q) {
+    int32_t s = 0;
+    for (int j = 0; j < 32; ++j) {
+        const int32_t wv = q4 ? int32_t(j < 16 ? wb[2 + j] & 15 : wb[2 + j - 16] >> 4) - 8 : int8_t(wb[2 + j]);
+        s += wv * q[j];
+    }
+    return s;
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+template <bool Q4>
+struct Format {
+    static constexpr int kBytes = Q4 ? kQ4_0Bytes : kQ8_0Bytes;
+    // Blocks b and b+1 of a row: unsigned nibbles (Q4_0) or signed bytes (Q8_0), element order within a block.
+    static __m512i load_pair(const uint8_t* b0) {
+        const uint8_t* b1 = b0 + kBytes;
+        if constexpr (Q4) {
+            const __m128i m = _mm_set1_epi8(0x0f);
+            const __m128i p0 = _mm_loadu_si128((const __m128i*)(b0 + 2)), p1 = _mm_loadu_si128((const __m128i*)(b1 + 2));
+            const __m256i v0 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(p0, 4), m), _mm_and_si128(p0, m));
+            const __m256i v1 = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(p1, 4), m), _mm_and_si128(p1, m));
+            return _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
+        } else {
+            return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(b0 + 2))),
+                                      _mm256_loadu_si256((const __m256i*)(b1 + 2)), 1);
+        }
+    }
+};
+
+inline __m512 pair_scales(float a, float b) {
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+// NR rows × NT tokens over all block pairs; a leftover odd block is done in scalar code.
+template <bool Q4, int NR, int NT>
+void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    using F = Format<Q4>;
+    const int64_t nb = a.nb, K = a.K;
+    __m512 acc[NR][NT];
+    for (int r = 0; r < NR; ++r)
+        for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
+    const __m512i bias = _mm512_set1_epi8(Q4 ? 8 : static_cast<char>(128));
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m512i w[NR], corr_w[NR];
+        __m512 dw[NR];
+        for (int r = 0; r < NR; ++r) {
+            const uint8_t* blk = wrow[r] + b * F::kBytes;
+            w[r] = F::load_pair(blk);
+            dw[r] = pair_scales(block_scale(blk), block_scale(blk + F::kBytes));
+            if constexpr (!Q4) corr_w[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, w[r]);  // 128Σw
+        }
+        for (int t = 0; t < NT; ++t) {
+            const int64_t row = t0 + t;
+            const __m512 dx = pair_scales(a.d[row * nb + b], a.d[row * nb + b + 1]);
+            __m512i xv, corr_x;
+            if constexpr (Q4) {
+                xv = _mm512_loadu_si512(a.q.data() + row * K + b * 32);
+                corr_x = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xv);  // 8Σq
+            } else {
+                xv = _mm512_loadu_si512(a.qu.data() + row * K + b * 32);
+            }
+            for (int r = 0; r < NR; ++r) {
+                __m512i s;
+                if constexpr (Q4)
+                    s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w[r], xv), corr_x);
+                else
+                    s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, w[r]), corr_w[r]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+    for (int t = 0; t < NT; ++t)
+        for (int r = 0; r < NR; ++r) {
+            float s = _mm512_reduce_add_ps(acc[r][t]);
+            for (int64_t bb = b; bb < nb; ++bb) {
+                const uint8_t* blk = wrow[r] + bb * F::kBytes;
+                s += block_scale(blk) * a.d[(t0 + t) * nb + bb] *
+                     float(block_dot_scalar(Q4, blk, a.q.data() + (t0 + t) * K + bb * 32));
+            }
+            y[t * ys + r] = s;
+        }
+}
+
+using Kernel = void (*)(const uint8_t* const*, const Q8Activations&, int64_t, float*, int64_t);
+
+template <bool Q4, int NR>
+Kernel pick_nt(int64_t nt) {
+    switch (nt) {
+        case 1: return kernel<Q4, NR, 1>;
+        case 2: return kernel<Q4, NR, 2>;
+        default: return kernel<Q4, NR, 3>;
+    }
+}
+
+template <bool Q4>
+Kernel pick(int64_t nr, int64_t nt) {
+    switch (nr) {
+        case 1: return pick_nt<Q4, 1>(nt);
+        case 2: return pick_nt<Q4, 2>(nt);
+        case 3: return pick_nt<Q4, 3>(nt);
+        default: return pick_nt<Q4, 4>(nt);
+    }
+}
+#endif
+
+}  // namespace
+
+void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
+               float* y, int64_t y_stride) {
+    const bool q4 = w.dtype == DType::Q4_0;
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    constexpr int64_t kRows = 4, kTokens = 3;  // 12 accumulators + operands fit the 32 vector registers
+    for (int64_t r = row_begin; r < row_end; r += kRows) {
+        const int64_t nr = std::min(kRows, row_end - r);
+        const uint8_t* rows[kRows];
+        for (int64_t i = 0; i < nr; ++i) rows[i] = w.row(r + i);
+        for (int64_t t = 0; t < nt; t += kTokens) {
+            const int64_t n = std::min(kTokens, nt - t);
+            (q4 ? pick<true>(nr, n) : pick<false>(nr, n))(rows, a, t0 + t, y + t * y_stride + r, y_stride);
+        }
+    }
+#else
+    const int bytes = q4 ? kQ4_0Bytes : kQ8_0Bytes;
+    for (int64_t r = row_begin; r < row_end; ++r)
+        for (int64_t t = 0; t < nt; ++t) {
+            float s = 0;
+            for (int64_t b = 0; b < a.nb; ++b) {
+                const uint8_t* blk = w.row(r) + b * bytes;
+                s += block_scale(blk) * a.d[(t0 + t) * a.nb + b] *
+                     float(block_dot_scalar(q4, blk, a.q.data() + (t0 + t) * a.K + b * 32));
+            }
+            y[t * y_stride + r] = s;
+        }
+#endif
+}
+
+}  // namespace moeinfer::cpu

@@ -1,0 +1,27 @@
+// Int8 products of Q8_0 / Q4_0 weights with int8-quantized activations (VNNI VPDPBUSD, 64 multiply-adds per
+// instruction), register-blocked over rows × tokens so each unpacked weight block feeds several tokens.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace moeinfer::cpu {
+
+// Activations quantized per block of 32: x ≈ d · q with d = max|x| / 127, q = round(x / d).
+struct Q8Activations {
+    int64_t T = 0, K = 0, nb = 0;  // tokens, row length, blocks per row
+    std::vector<int8_t> q;         // [T, K]
+    std::vector<uint8_t> qu;       // [T, K] q + 128 (q ^ 0x80): the unsigned operand against signed weights
+    std::vector<float> d;          // [T, nb]
+};
+
+// x: [T, K] with K a multiple of 32.
+void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& out);
+
+// y[t · y_stride + r] = Σ_k w[r, k] · x̂[t0 + t, k] for r in [row_begin, row_end), t < nt, where x̂ is the
+// dequantized activation. w: Q8_0 or Q4_0 [rows, K].
+void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
+               float* y, int64_t y_stride);
+
+}  // namespace moeinfer::cpu

@@ -113,6 +113,10 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
                                     " KV blocks but the cache holds " + std::to_string(kv_->num_blocks()));
     if (o.min_tokens < 0) throw std::invalid_argument("min_tokens: must be >= 0");
     o.sampling.validate();
+    for (const auto& [id, b] : o.sampling.logit_bias)
+        if (id >= c.vocab_size)
+            throw std::invalid_argument("logit_bias: token id " + std::to_string(id) + " is out of range (vocab size " +
+                                        std::to_string(c.vocab_size) + ")");
 
     auto seq = std::make_unique<Sequence>();
     seq->handle = std::make_shared<RequestHandle>();
@@ -228,6 +232,7 @@ void Engine::step() {
 int32_t Engine::choose_token(Sequence& s, const float* row) {
     const int64_t V = model_->config().vocab_size;
     std::vector<float> logits(row, row + V);
+    apply_logit_bias(logits.data(), V, s.opts.sampling);
     apply_penalties(logits.data(), V, s.opts.sampling, s.prompt(), s.generated());
     if (s.num_generated() < s.opts.min_tokens) {  // EOS and stop ids are banned until min_tokens
         for (int32_t id : s.opts.stop_token_ids) logits[id] = -std::numeric_limits<float>::infinity();

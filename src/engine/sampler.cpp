@@ -1,4 +1,5 @@
-// Sampling (see sampler.h). Filters apply in the order temperature → top-k → top-p → min-p, as vLLM does.
+// Sampling (see sampler.h). Filters apply in the order temperature → top-k → top-p → min-p → typical-p (the order of
+// HF's warpers; typical-p is measured on what the earlier filters kept).
 #include "engine/sampler.h"
 
 #include <algorithm>
@@ -23,7 +24,20 @@ void SamplingParams::validate() const {
         throw std::invalid_argument("frequency_penalty must be in [-2, 2] (got " + std::to_string(frequency_penalty) + ")");
     if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
         throw std::invalid_argument("repetition_penalty must be > 0 (got " + std::to_string(repetition_penalty) + ")");
+    if (!(typical_p > 0 && typical_p <= 1))
+        throw std::invalid_argument("typical_p must be in (0, 1] (got " + std::to_string(typical_p) + ")");
+    for (const auto& [id, b] : logit_bias) {
+        if (id < 0) throw std::invalid_argument("logit_bias: token id " + std::to_string(id) + " is negative");
+        if (!(b >= -100 && b <= 100))
+            throw std::invalid_argument("logit_bias: bias for token " + std::to_string(id) + " must be in [-100, 100] (got " +
+                                        std::to_string(b) + ")");
+    }
     if (logprobs < 0 || logprobs > 20) throw std::invalid_argument("logprobs must be in [0, 20] (got " + std::to_string(logprobs) + ")");
+}
+
+void apply_logit_bias(float* logits, int64_t V, const SamplingParams& p) {
+    for (const auto& [id, b] : p.logit_bias)
+        if (id >= 0 && id < V) logits[id] += b;
 }
 
 void apply_penalties(float* logits, int64_t V, const SamplingParams& p, const std::vector<int32_t>& prompt,
@@ -60,6 +74,36 @@ TokenLogprob token_logprob(const float* logits, int64_t V, int32_t token, int32_
     return out;
 }
 
+namespace {
+
+// Locally typical filter over unnormalized probabilities (sorted best first): keeps the tokens whose surprisal is
+// closest to the entropy, fewest first, until their mass reaches `mass`; the rest get probability 0. As HF's
+// TypicalLogitsWarper: the cut is a threshold on |surprisal - entropy|, so ties at the threshold stay.
+void typical_filter(std::vector<double>& prob, double mass) {
+    const int64_t n = static_cast<int64_t>(prob.size());
+    double sum = 0;
+    for (double q : prob) sum += q;
+    double entropy = 0;
+    for (double q : prob)
+        if (q > 0) entropy -= (q / sum) * std::log(q / sum);
+    std::vector<double> dev(n);
+    for (int64_t i = 0; i < n; ++i) dev[i] = prob[i] > 0 ? std::fabs(-std::log(prob[i] / sum) - entropy) : INFINITY;
+    std::vector<int64_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return dev[a] < dev[b]; });
+    int64_t last = 0;  // number of tokens whose cumulative mass stays below `mass` (HF's last_ind)
+    double cum = 0;
+    for (; last < n - 1; ++last) {
+        cum += prob[order[last]] / sum;
+        if (cum >= mass) break;
+    }
+    const double threshold = dev[order[last]];
+    for (int64_t i = 0; i < n; ++i)
+        if (dev[i] > threshold) prob[i] = 0;
+}
+
+}  // namespace
+
 int32_t sample_token(const float* logits, int64_t V, const SamplingParams& p, std::mt19937_64& rng,
                      TokenLogprob* logprob_out) {
     int32_t chosen;
@@ -88,14 +132,18 @@ int32_t sample_token(const float* logits, int64_t V, const SamplingParams& p, st
             const double floor = p.min_p * prob[0];
             while (n > 1 && prob[n - 1] < floor) --n;
         }
+        prob.resize(n);
+        if (p.typical_p < 1) typical_filter(prob, p.typical_p);
         double kept = 0;
-        for (int64_t i = 0; i < n; ++i) kept += prob[i];
+        for (int64_t j = 0; j < n; ++j) kept += prob[j];
         double u = std::uniform_real_distribution<double>(0.0, kept)(rng);
         int64_t i = 0;
         for (; i < n - 1; ++i) {
+            if (prob[i] == 0) continue;
             u -= prob[i];
             if (u < 0) break;
         }
+        while (prob[i] == 0) --i;  // rounding ran past the last kept token
         chosen = idx[i];
     }
     if (logprob_out) *logprob_out = token_logprob(logits, V, chosen, p.logprobs);

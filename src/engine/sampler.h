@@ -1,5 +1,6 @@
-// Sampler: turns one row of logits into the next token (greedy, or temperature / top-k / top-p / min-p with a
-// per-sequence seeded RNG) and reports log-probabilities of the model's raw distribution.
+// Sampler: turns one row of logits into the next token (greedy, or temperature / top-k / top-p / min-p / typical-p
+// with a per-sequence seeded RNG), applies logit bias and penalties, and reports log-probabilities of the model's
+// raw distribution.
 #pragma once
 #include <cstdint>
 #include <random>
@@ -13,6 +14,7 @@ struct SamplingParams {
     int32_t top_k = 0;         // 0 = off
     float top_p = 1.0f;        // 1 = off
     float min_p = 0.0f;        // 0 = off
+    float typical_p = 1.0f;    // locally typical sampling (Meister et al.): 1 = off
     uint64_t seed = 0;
     int32_t logprobs = 0;      // how many top alternatives to report per token (0: only the chosen token's)
     // OpenAI/vLLM penalties: presence/frequency over generated tokens (additive), repetition over prompt and
@@ -20,6 +22,9 @@ struct SamplingParams {
     float presence_penalty = 0.0f;
     float frequency_penalty = 0.0f;
     float repetition_penalty = 1.0f;
+    // OpenAI logit_bias: added to the logit of each listed token id before penalties and sampling (also greedy).
+    // Values in [-100, 100]; ids are checked against the vocabulary by the engine.
+    std::vector<std::pair<int32_t, float>> logit_bias;
 
     // Throws std::invalid_argument naming the parameter when a value is out of range.
     void validate() const;
@@ -30,6 +35,9 @@ struct TokenLogprob {
     float logprob = 0;
     std::vector<std::pair<int32_t, float>> top;  // best first
 };
+
+// Adds params.logit_bias to logits [V] in place (ids >= V are ignored: the engine rejects them at submit).
+void apply_logit_bias(float* logits, int64_t V, const SamplingParams& params);
 
 // Applies the penalties of `params` in place to logits [V], given the prompt and the tokens generated so far.
 void apply_penalties(float* logits, int64_t V, const SamplingParams& params, const std::vector<int32_t>& prompt,

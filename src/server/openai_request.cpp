@@ -5,6 +5,7 @@
 #include <cctype>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 
 namespace moeinfer::server {
 namespace {
@@ -87,6 +88,23 @@ void parse_common(const Value& body, int64_t vocab_size, bool chat, GenerationSp
     if (auto p = get_number(body, "min_p")) {
         if (!(*p >= 0 && *p <= 1)) bad("min_p", "must be in [0, 1], got " + json::format_number(*p));
         s.min_p = static_cast<float>(*p);
+    }
+    if (auto p = get_number(body, "typical_p")) {
+        if (!(*p > 0 && *p <= 1)) bad("typical_p", "must be in (0, 1], got " + json::format_number(*p));
+        s.typical_p = static_cast<float>(*p);
+    }
+    if (const Value* lb = field(body, "logit_bias")) {
+        // OpenAI: {"token id as a string": bias in [-100, 100]}.
+        if (!lb->is_object()) bad("logit_bias", "expected an object mapping token ids to numbers");
+        for (const auto& [key, v] : lb->as_object()) {
+            char* end = nullptr;
+            const long long id = std::strtoll(key.c_str(), &end, 10);
+            if (key.empty() || *end != '\0' || id < 0 || id >= vocab_size)
+                bad("logit_bias", "key \"" + key + "\" is not a token id in [0, " + std::to_string(vocab_size) + ")");
+            if (!v.is_number() || !(v.as_number() >= -100 && v.as_number() <= 100))
+                bad("logit_bias", "bias for token " + key + " must be a number in [-100, 100]");
+            s.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(v.as_number()));
+        }
     }
     if (auto p = get_number(body, "presence_penalty")) {
         if (!(*p >= -2 && *p <= 2)) bad("presence_penalty", "must be in [-2, 2]");

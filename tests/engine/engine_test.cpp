@@ -132,11 +132,31 @@ TEST(Engine, RejectsBadRequestsAndFullQueue) {
     RequestOptions bad = greedy({1, 2}, 4);
     bad.sampling.top_p = 0;
     EXPECT_THROW(engine.submit(bad), std::invalid_argument);
+    RequestOptions bias = greedy({1, 2}, 4);
+    bias.sampling.logit_bias = {{512, 1.f}};  // vocab is 512
+    EXPECT_THROW(engine.submit(bias), std::invalid_argument);
     auto a = engine.submit(greedy({1, 2}, 4));
     auto b = engine.submit(greedy({1, 2}, 4));
     EXPECT_THROW(engine.submit(greedy({1, 2}, 4)), EngineFull);
     engine.stop(false);
     EXPECT_EQ(a->finish_reason(), FinishReason::Cancelled);
+}
+
+// A -100 bias on the golden's first greedy token makes greedy pick the runner-up from the golden logprobs.
+TEST(Engine, LogitBiasChangesGreedyChoice) {
+    const Golden g = load_golden("llama");
+    Engine engine(Model::load(g.dir), EngineConfig{});
+    engine.start();
+    RequestOptions o = greedy(g.prompts[1], 1);
+    o.sampling.logit_bias = {{g.greedy[1][0], -100.f}};
+    auto h = engine.submit(o);
+    const std::vector<float>& last = g.logprobs[1];
+    const int64_t V = g.vocab, row = static_cast<int64_t>(g.prompts[1].size()) - 1;
+    int32_t second = -1;
+    for (int32_t t = 0; t < V; ++t)
+        if (t != g.greedy[1][0] && (second < 0 || last[row * V + t] > last[row * V + second])) second = t;
+    EXPECT_EQ(collect(*h), std::vector<int32_t>{second});
+    engine.stop(true);
 }
 
 TEST(Engine, MinTokensAndStopIds) {

@@ -1,5 +1,5 @@
-// Sampler: greedy ties, seeded determinism, top-k / top-p / min-p never leaving their allowed sets, empirical
-// frequencies against the softmax (chi-square), parameter validation, and reported log-probabilities.
+// Sampler: greedy ties, seeded determinism, top-k / top-p / min-p / typical-p never leaving their allowed sets,
+// empirical frequencies against the (filtered, biased) softmax (chi-square), parameter validation, logprobs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -149,6 +149,12 @@ TEST(SamplingParams, ValidateRejectsOutOfRange) {
     bad([](SamplingParams& p) { p.top_p = NAN; });
     bad([](SamplingParams& p) { p.min_p = -0.01f; });
     bad([](SamplingParams& p) { p.min_p = 1.5f; });
+    bad([](SamplingParams& p) { p.typical_p = 0.f; });
+    bad([](SamplingParams& p) { p.typical_p = 1.5f; });
+    bad([](SamplingParams& p) { p.typical_p = NAN; });
+    bad([](SamplingParams& p) { p.logit_bias = {{-1, 0.f}}; });
+    bad([](SamplingParams& p) { p.logit_bias = {{5, 100.5f}}; });
+    bad([](SamplingParams& p) { p.logit_bias = {{5, NAN}}; });
     bad([](SamplingParams& p) { p.logprobs = -1; });
     bad([](SamplingParams& p) { p.logprobs = 21; });
 
@@ -210,6 +216,62 @@ TEST(TokenLogprob, SampleTokenReportsUnmodifiedDistribution) {
         EXPECT_NEAR(out.logprob, lp[t], 1e-5);
         EXPECT_EQ(out.top.size(), 3u);
     }
+}
+
+// kProbs has entropy 1.2713 nats; |surprisal - entropy| orders the ids 1 (0.067), 3 (0.578), 5 (1.03), 0, 4, 2.
+// So typical-p can drop the most likely token (id 3) when the mass is small.
+TEST(Sampler, TypicalPKeepsTokensNearestTheEntropy) {
+    auto typical = [](float mass) {
+        SamplingParams p = params(1.f);
+        p.typical_p = mass;
+        return p;
+    };
+    EXPECT_EQ(drawn_set(typical(0.2f)), (std::set<int32_t>{1}));
+    EXPECT_EQ(drawn_set(typical(0.7f)), (std::set<int32_t>{1, 3}));
+    EXPECT_EQ(drawn_set(typical(0.85f)), (std::set<int32_t>{1, 3, 5}));
+    EXPECT_EQ(drawn_set(typical(1.f)).size(), 6u);
+    // Measured on what top-k kept: over {3, 1} (0.625 / 0.375) the entropy is 0.66, and id 3 (surprisal 0.47) is
+    // nearer to it than id 1 (0.98) — the reverse of the full distribution's order.
+    SamplingParams k2 = typical(0.3f);
+    k2.top_k = 2;
+    EXPECT_EQ(drawn_set(k2), (std::set<int32_t>{3}));
+
+    // Frequencies inside the kept set follow the renormalized softmax (2 dof: P(chi² > 18.4) = 1e-4).
+    const std::vector<double> want = {0, 0.3 / 0.9, 0, 0.5 / 0.9, 0, 0.1 / 0.9};
+    EXPECT_LT(chi_square(known_logits(), typical(0.85f), want, 20000), 18.4);
+    const std::vector<double> unfiltered = kProbs;
+    EXPECT_GT(chi_square(known_logits(), typical(0.85f), unfiltered, 20000), 100) << "the test must see the filter";
+}
+
+TEST(Sampler, LogitBiasShiftsTheDistribution) {
+    const std::vector<float> logits = random_vector(10, 77, 0.7f);
+    SamplingParams p = params(1.f);
+    p.logit_bias = {{3, 1.5f}, {7, -2.f}, {0, -100.f}};
+    std::vector<float> biased = logits;
+    apply_logit_bias(biased.data(), 10, p);
+    EXPECT_FLOAT_EQ(biased[3], logits[3] + 1.5f);
+    EXPECT_FLOAT_EQ(biased[7], logits[7] - 2.f);
+    EXPECT_FLOAT_EQ(biased[5], logits[5]);
+    std::vector<float> shifted = logits;
+    shifted[3] += 1.5f;
+    shifted[7] -= 2.f;
+    shifted[0] -= 100.f;
+    const std::vector<double> want = ref::softmax(shifted.data(), 10);
+    EXPECT_LT(chi_square(biased, p, want, 20000), 33.7);
+    EXPECT_GT(chi_square(logits, p, want, 20000), 100) << "the test must tell biased from unbiased";
+
+    // Greedy: a +100 bias forces a token, -100 bans the argmax.
+    SamplingParams g = params(0);
+    const int32_t best = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    g.logit_bias = {{best, -100.f}};
+    std::vector<float> banned = logits;
+    apply_logit_bias(banned.data(), 10, g);
+    std::mt19937_64 rng(1);
+    EXPECT_NE(sample_token(banned.data(), 10, g, rng, nullptr), best);
+    g.logit_bias = {{(best + 1) % 10, 100.f}};
+    std::vector<float> forced = logits;
+    apply_logit_bias(forced.data(), 10, g);
+    EXPECT_EQ(sample_token(forced.data(), 10, g, rng, nullptr), (best + 1) % 10);
 }
 
 }  // namespace

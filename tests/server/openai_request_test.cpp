@@ -52,7 +52,9 @@ TEST(OpenAiRequest, AllFieldsParsed) {
         "n": 3, "stop": ["a", "bc"], "seed": 42, "logprobs": 2, "echo": true, "presence_penalty": 0.5,
         "frequency_penalty": -0.5, "repetition_penalty": 1.2, "stream": true, "stream_options": {"include_usage": true},
         "return_tokens_as_token_ids": true, "ignore_eos": true, "min_tokens": 2, "stop_token_ids": [5, 6],
-        "top_logprobs": null, "user": "ignored"})");
+        "top_logprobs": null, "user": "ignored", "typical_p": 0.9, "logit_bias": {"5": -100, "7": 2.5}})");
+    EXPECT_FLOAT_EQ(c.sampling.typical_p, 0.9f);
+    EXPECT_EQ(c.sampling.logit_bias, (std::vector<std::pair<int32_t, float>>{{5, -100.f}, {7, 2.5f}}));
     EXPECT_EQ(*c.max_tokens, 7);
     EXPECT_EQ(c.sampling.temperature, 0.0f);
     EXPECT_FLOAT_EQ(c.sampling.top_p, 0.5f);
@@ -82,6 +84,11 @@ TEST(OpenAiRequest, InvalidValuesName400AndParam) {
         {R"({"prompt": [1], "top_p": 1.01})", "top_p"},
         {R"({"prompt": [1], "top_k": -2})", "top_k"},
         {R"({"prompt": [1], "min_p": 2})", "min_p"},
+        {R"({"prompt": [1], "typical_p": 0})", "typical_p"},
+        {R"({"prompt": [1], "logit_bias": [1]})", "logit_bias"},
+        {R"({"prompt": [1], "logit_bias": {"x": 1}})", "logit_bias"},
+        {R"({"prompt": [1], "logit_bias": {"100": 1}})", "logit_bias"},
+        {R"({"prompt": [1], "logit_bias": {"5": 101}})", "logit_bias"},
         {R"({"prompt": [1], "n": 0})", "n"},
         {R"({"prompt": [1], "n": true})", "n"},
         {R"({"prompt": [1], "stop": 3})", "stop"},

@@ -1,5 +1,7 @@
 // `moeinfer run`: one prompt (text or token ids) through the Generator; streams text or prints one JSON object.
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <stdexcept>
 
@@ -30,12 +32,33 @@ json::Value ids_json(const std::vector<int32_t>& ids) {
     return a;
 }
 
+// "ID=BIAS,ID=BIAS" (ids are checked against the vocabulary when the request is submitted).
+std::vector<std::pair<int32_t, float>> parse_logit_bias(const std::string& spec) {
+    std::vector<std::pair<int32_t, float>> out;
+    size_t pos = 0;
+    while (pos <= spec.size()) {
+        const size_t comma = std::min(spec.find(',', pos), spec.size());
+        const std::string item = spec.substr(pos, comma - pos);
+        const size_t eq = item.find('=');
+        char* end1 = nullptr;
+        char* end2 = nullptr;
+        const long id = eq == std::string::npos ? -1 : std::strtol(item.c_str(), &end1, 10);
+        const float b = eq == std::string::npos ? 0.f : std::strtof(item.c_str() + eq + 1, &end2);
+        if (eq == std::string::npos || end1 != item.c_str() + eq || eq == 0 || *end2 != '\0' || eq + 1 == item.size() ||
+            id < 0)
+            throw std::invalid_argument("--logit-bias: expected ID=BIAS[,ID=BIAS...], got \"" + item + "\"");
+        out.emplace_back(static_cast<int32_t>(id), b);
+        pos = comma + 1;
+    }
+    return out;
+}
+
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
     Args args(argc, argv,
               {"model", "prompt", "prompt-tokens", "messages", "n", "temperature", "top-k", "top-p", "min-p", "seed",
-               "logprobs", "threads", "spec-ngram"},
+               "logprobs", "threads", "spec-ngram", "typical-p", "logit-bias"},
               {"echo", "json", "ignore-eos"});
     const std::string model_path = args.require("model");
     if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
@@ -49,6 +72,8 @@ int cmd_run(int argc, char** argv) {
     req.sampling.top_k = static_cast<int32_t>(args.get_int("top-k", 0));
     req.sampling.top_p = static_cast<float>(args.get_double("top-p", 1.0));
     req.sampling.min_p = static_cast<float>(args.get_double("min-p", 0.0));
+    req.sampling.typical_p = static_cast<float>(args.get_double("typical-p", 1.0));
+    if (args.has("logit-bias")) req.sampling.logit_bias = parse_logit_bias(args.require("logit-bias"));
     req.sampling.seed = args.has("seed") ? static_cast<uint64_t>(args.get_int("seed", 0)) : std::random_device{}();
     req.sampling.logprobs = static_cast<int32_t>(args.get_int("logprobs", 0));
     req.sampling.validate();

@@ -2,6 +2,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -107,7 +108,17 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
         throw std::invalid_argument("prompt: " + std::to_string(n) + " prompt tokens + max_tokens " +
                                     std::to_string(o.max_tokens) + " exceed the context length " +
                                     std::to_string(c.max_position));
-    const int64_t blocks = (n + o.max_tokens + config_.block_size - 1) / config_.block_size;
+    if (o.beam_width < 0 || o.beam_width > 64) throw std::invalid_argument("beam_width: must be in [0, 64]");
+    const bool beams = o.beam_width > 1;
+    if (o.num_return_sequences < 1 || o.num_return_sequences > std::max(1, o.beam_width))
+        throw std::invalid_argument("num_return_sequences: must be in [1, beam_width]");
+    if (beams && o.spec_ngram > 0) throw std::invalid_argument("spec_ngram: not supported with beam search");
+    if (beams && o.prompt_logprobs) throw std::invalid_argument("prompt_logprobs: not supported with beam search");
+    if (beams && o.max_tokens < 1) throw std::invalid_argument("max_tokens: beam search needs at least 1");
+    if (!std::isfinite(o.length_penalty)) throw std::invalid_argument("length_penalty: must be finite");
+    // Beams share the prompt's blocks, but in the worst case each holds its own generated tail.
+    const int64_t blocks = (n + config_.block_size - 1) / config_.block_size +
+                           std::max(1, o.beam_width) * ((o.max_tokens + config_.block_size) / config_.block_size);
     if (blocks > kv_->num_blocks())
         throw std::invalid_argument("prompt: the request needs " + std::to_string(blocks) +
                                     " KV blocks but the cache holds " + std::to_string(kv_->num_blocks()));
@@ -125,6 +136,12 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
     seq->tokens = o.prompt;
     seq->num_prompt = n;
     seq->rng.seed(o.sampling.seed);
+    if (beams) {
+        std::vector<int32_t> eos = o.stop_token_ids;
+        if (!o.ignore_eos) eos.insert(eos.end(), eos_ids_.begin(), eos_ids_.end());
+        seq->beam = std::make_shared<BeamGroup>(BeamGroup{
+            BeamSearch(o.beam_width, o.length_penalty, o.early_stopping, o.max_tokens, std::move(eos)), {seq.get()}, {}});
+    }
     seq->opts = std::move(o);
     auto handle = seq->handle;
     {
@@ -194,8 +211,21 @@ void Engine::step() {
     for (const ScheduledChunk& c : plan.chunks)
         prompt_tokens += std::max<int64_t>(0, std::min(c.start + c.length, c.seq->num_prompt) - c.start);
     size_t row = 0;
+    std::vector<std::shared_ptr<BeamGroup>> beam_groups;  // those with a logits row this step
     for (const ScheduledChunk& c : plan.chunks) {
         Sequence& s = *c.seq;
+        if (s.beam) {  // the root's prefill chunks, then one decode token per beam
+            scheduler_->commit(s, c.start + c.length);
+            row += 1;
+            if (!c.samples) continue;
+            BeamGroup& g = *s.beam;
+            g.rows.resize(g.beams.size(), nullptr);
+            const size_t b = std::find(g.beams.begin(), g.beams.end(), &s) - g.beams.begin();
+            g.rows[b] = &logits[(row - 1) * V];
+            if (std::find(beam_groups.begin(), beam_groups.end(), s.beam) == beam_groups.end())
+                beam_groups.push_back(s.beam);
+            continue;
+        }
         if (!s.draft.empty()) {
             verify_draft(s, c.start, &logits[row * V]);  // commits and streams what it accepts
             row += c.length;
@@ -224,6 +254,8 @@ void Engine::step() {
             emit(s, choose_token(s, last), last);
         }
     }
+    // After every chunk: a finished beam search frees all its beams, which may appear in later chunks.
+    for (const auto& g : beam_groups) advance_beams(*g);
     std::lock_guard<std::mutex> lock(mu_);
     ++metrics_.steps;
     metrics_.prompt_tokens += prompt_tokens;
@@ -307,6 +339,9 @@ void Engine::update_metrics() {
     metrics_.prefix_cache_queries = scheduler_->prefix_queries();
     metrics_.prefix_cache_hits = scheduler_->prefix_hits();
     metrics_.preemptions = scheduler_->preemptions();
+    metrics_.beam_blocks_peak = scheduler_->beam_blocks_peak();
+    metrics_.beam_blocks_unshared_peak = scheduler_->beam_blocks_unshared_peak();
+    metrics_.kv_cow_copies = scheduler_->cow_copies();
     metrics_.routed_tokens = model_->routed_counts();
 }
 

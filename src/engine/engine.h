@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/beam_search.h"
 #include "engine/sampler.h"
 #include "models/model.h"
 
@@ -40,6 +41,13 @@ struct RequestOptions {
     // Prompt-lookup speculative decoding: up to this many draft tokens per step, copied from where the last
     // tokens occurred earlier in the sequence, verified in one forward. Greedy requests only (0 = off).
     int32_t spec_ngram = 0;
+    // Beam search (HF generate(num_beams=W, do_sample=False) semantics) when beam_width > 1: sampling params other
+    // than logprobs are ignored; stop_token_ids (and EOS unless ignore_eos) finish a hypothesis. The handle gets
+    // the best num_return_sequences hypotheses; the best one's tokens are also streamed when the search ends.
+    int32_t beam_width = 0;
+    double length_penalty = 1.0;
+    EarlyStopping early_stopping = EarlyStopping::Heuristic;
+    int32_t num_return_sequences = 1;
 };
 
 enum class FinishReason { None, Length, Stop, Cancelled, Error };
@@ -62,11 +70,13 @@ public:
     const std::vector<std::optional<TokenLogprob>>& prompt_logprobs() const { return prompt_logprobs_; }  // after finish
     int64_t prompt_tokens() const { return prompt_tokens_; }
     double ttft_seconds() const;               // submit → first token; 0 before it
+    const std::vector<BeamHypothesis>& beams() const { return beams_; }  // beam search results, after finish
 
     // Engine side.
     void push(TokenEvent ev);
     void finish(FinishReason r, std::string error = {});
     void set_prompt_logprobs(std::vector<std::optional<TokenLogprob>> lp) { prompt_logprobs_ = std::move(lp); }
+    void set_beams(std::vector<BeamHypothesis> b) { beams_ = std::move(b); }
 
 private:
     friend class Engine;
@@ -77,6 +87,7 @@ private:
     std::string error_;
     std::atomic<bool> cancelled_{false};
     std::vector<std::optional<TokenLogprob>> prompt_logprobs_;
+    std::vector<BeamHypothesis> beams_;
     int64_t prompt_tokens_ = 0;
     std::chrono::steady_clock::time_point submitted_, first_token_;
 };
@@ -91,6 +102,9 @@ struct EngineMetrics {
     int64_t prefix_cache_queries = 0, prefix_cache_hits = 0;  // in blocks
     int64_t prompt_tokens = 0, generated_tokens = 0, preemptions = 0, steps = 0;
     int64_t spec_draft_tokens = 0, spec_accepted_tokens = 0;  // speculative decoding
+    // Beam search KV sharing: the most blocks the beams of all beam requests held in one step, and what copying
+    // each beam's KV would have held in that step; and how many shared partial blocks were copied on write.
+    int64_t beam_blocks_peak = 0, beam_blocks_unshared_peak = 0, kv_cow_copies = 0;
     std::vector<std::vector<uint64_t>> routed_tokens;  // [layer][expert]
 };
 
@@ -126,6 +140,8 @@ private:
     // Accepts the longest prefix of s.draft that greedy decoding agrees with, plus one token; logits holds the
     // rows of the chunk [last token, draft...] that started at position `start`.
     void verify_draft(Sequence& s, int64_t start, const float* logits);
+    // Runs one beam-search step for a group whose beams all have this step's logits rows (engine_beams.cpp).
+    void advance_beams(BeamGroup& g);
     void update_metrics();  // publishes the loop's state for metrics()
 
     std::unique_ptr<Model> owned_model_;

@@ -2,6 +2,7 @@
 // every prompt prefill in one ragged batch; decode then runs all live sequences together.
 #include "engine/generator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -17,16 +18,19 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
                                                   GenerationStats* stats) {
     std::vector<GenerationResult> results(requests.size());
     if (requests.empty()) return results;
-    int64_t prompt_tokens = 0, blocks = 0;
+    int64_t prompt_tokens = 0, blocks = 0, seqs = 0;
     for (const auto& r : requests) {
         prompt_tokens += static_cast<int64_t>(r.prompt.size());
-        blocks += (static_cast<int64_t>(r.prompt.size()) + r.max_new_tokens + block_size_ - 1) / block_size_;
+        // Beams: the prompt once, a generated tail per beam (Engine::submit's worst case).
+        blocks += (static_cast<int64_t>(r.prompt.size()) + block_size_ - 1) / block_size_ +
+                  std::max(1, r.beam_width) * ((r.max_new_tokens + block_size_) / block_size_);
+        seqs += std::max(1, r.beam_width);
     }
     int64_t bytes_per_block = 0;
     for (int64_t w : model_.kv_widths()) bytes_per_block += 2 * w * int64_t(sizeof(float)) * block_size_;
     EngineConfig cfg;
-    cfg.max_num_seqs = static_cast<int32_t>(requests.size());
-    cfg.max_num_batched_tokens = static_cast<int32_t>(std::max<int64_t>(prompt_tokens, 1));
+    cfg.max_num_seqs = static_cast<int32_t>(seqs);
+    cfg.max_num_batched_tokens = static_cast<int32_t>(std::max(prompt_tokens, seqs));
     cfg.block_size = block_size_;
     cfg.kv_cache_mib = (blocks * bytes_per_block + (1 << 20) - 1) >> 20;
     cfg.max_waiting = static_cast<int32_t>(requests.size());
@@ -44,6 +48,10 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         o.ignore_eos = true;  // the caller lists every stop id it wants
         o.prompt_logprobs = r.prompt_logprobs;
         o.spec_ngram = r.spec_ngram;
+        o.beam_width = r.beam_width;
+        o.length_penalty = r.length_penalty;
+        o.early_stopping = r.early_stopping;
+        o.num_return_sequences = r.num_return_sequences;
         try {
             handles.push_back(engine.submit(std::move(o)));
         } catch (const std::invalid_argument& e) {
@@ -69,6 +77,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
             if (!finished) continue;
             if (handles[i]->finish_reason() == FinishReason::Error) throw std::runtime_error(handles[i]->error());
             results[i].prompt_logprobs = handles[i]->prompt_logprobs();
+            results[i].beams = handles[i]->beams();
             done[i] = true;
             --remaining;
         }
@@ -78,6 +87,9 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         const EngineMetrics m = engine.metrics();
         stats->spec_draft_tokens += m.spec_draft_tokens;
         stats->spec_accepted_tokens += m.spec_accepted_tokens;
+        stats->beam_blocks_peak = std::max(stats->beam_blocks_peak, m.beam_blocks_peak);
+        stats->beam_blocks_unshared_peak = std::max(stats->beam_blocks_unshared_peak, m.beam_blocks_unshared_peak);
+        stats->kv_cow_copies += m.kv_cow_copies;
         const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         stats->prompt_tokens += prompt_tokens;
         for (const auto& r : results) stats->generated_tokens += static_cast<int64_t>(r.tokens.size());

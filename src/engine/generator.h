@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/beam_search.h"
 #include "engine/sampler.h"
 #include "models/model.h"
 
@@ -18,18 +19,25 @@ struct GenerationRequest {
     bool prompt_logprobs = false;     // also report log-probabilities of the prompt tokens (echo)
     std::vector<int32_t> stop_ids;    // generation ends after emitting one of these
     int32_t spec_ngram = 0;           // prompt-lookup speculative decoding, draft tokens per step (greedy only)
+    // Beam search when beam_width > 1 (see RequestOptions); stop_ids finish hypotheses.
+    int32_t beam_width = 0;
+    double length_penalty = 1.0;
+    EarlyStopping early_stopping = EarlyStopping::Heuristic;
+    int32_t num_return_sequences = 1;
 };
 
 struct GenerationResult {
     std::vector<int32_t> tokens;                              // generated ids (stop token included)
     std::vector<TokenLogprob> logprobs;                       // one per generated token
     std::vector<std::optional<TokenLogprob>> prompt_logprobs; // [prompt len], entry 0 empty (when asked for)
+    std::vector<BeamHypothesis> beams;                        // beam search: best first (tokens = beams[0])
 };
 
 struct GenerationStats {
     int64_t prompt_tokens = 0, generated_tokens = 0;
     double prefill_seconds = 0, decode_seconds = 0;
     int64_t spec_draft_tokens = 0, spec_accepted_tokens = 0;
+    int64_t beam_blocks_peak = 0, beam_blocks_unshared_peak = 0, kv_cow_copies = 0;
 };
 
 class Generator {

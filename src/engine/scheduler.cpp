@@ -12,6 +12,8 @@ Scheduler::Scheduler(const EngineConfig& config, KvCache& kv, int64_t max_positi
 
 void Scheduler::add(std::unique_ptr<Sequence> seq) { waiting_.push_back(std::move(seq)); }
 
+void Scheduler::add_running(std::unique_ptr<Sequence> seq) { running_.push_back(std::move(seq)); }
+
 void Scheduler::preempt(Sequence& victim) {
     victim.table.release(kv_.pool());
     victim.num_computed = 0;
@@ -25,13 +27,59 @@ void Scheduler::preempt(Sequence& victim) {
     running_.erase(it);
 }
 
+Sequence* Scheduler::pick_victim(Sequence& s) {
+    auto preemptible = [](const Sequence& q) { return !q.beam || !q.beam->forked; };
+    for (auto it = running_.rbegin(); it != running_.rend() && it->get() != &s; ++it)
+        if (preemptible(**it)) return it->get();
+    return preemptible(s) ? &s : nullptr;
+}
+
 bool Scheduler::ensure_blocks(Sequence& s, int64_t num_tokens) {
     while (!s.table.reserve(kv_.pool(), num_tokens, kv_.block_size())) {
         // Preempt the most recently admitted other sequence; if s is the newest, s itself waits.
-        Sequence* victim = running_.back().get();
+        Sequence* victim = pick_victim(s);
+        if (!victim) return false;
         preempt(*victim);
         if (victim == &s) return false;
     }
+    return true;
+}
+
+bool Scheduler::make_writable(Sequence& s) {
+    BlockPool& pool = kv_.pool();
+    const size_t b = static_cast<size_t>(s.num_computed / kv_.block_size());
+    if (b >= s.table.blocks.size() || pool.refcount(s.table.blocks[b]) == 1) return true;
+    int32_t copy;
+    while ((copy = pool.allocate()) < 0) {
+        Sequence* victim = pick_victim(s);
+        if (!victim || victim == &s) return false;
+        preempt(*victim);
+    }
+    kv_.copy_block(s.table.blocks[b], copy);
+    pool.decref(s.table.blocks[b]);
+    s.table.blocks[b] = copy;
+    ++cow_copies_;
+    return true;
+}
+
+bool Scheduler::schedule_beams(BeamGroup& g, StepPlan& p, int64_t& budget, int64_t& blocks_shared,
+                               int64_t& blocks_unshared) {
+    for (Sequence* b : g.beams) {
+        MOE_CHECK(static_cast<int64_t>(b->tokens.size()) == b->num_computed + 1, "a beam decodes one token a step");
+        if (!make_writable(*b) || !ensure_blocks(*b, b->num_computed + 1)) return false;
+    }
+    std::vector<int32_t> distinct;
+    for (Sequence* b : g.beams) {
+        p.chunks.push_back({b, b->num_computed, 1, true});
+        distinct.insert(distinct.end(), b->table.blocks.begin(), b->table.blocks.end());
+        blocks_unshared += static_cast<int64_t>(b->table.blocks.size());
+    }
+    std::sort(distinct.begin(), distinct.end());
+    const int64_t shared = std::unique(distinct.begin(), distinct.end()) - distinct.begin();
+    blocks_shared += shared;
+    g.peak_blocks_shared = std::max(g.peak_blocks_shared, shared);
+    g.peak_blocks_unshared = std::max<int64_t>(g.peak_blocks_unshared, blocks_unshared);
+    budget -= static_cast<int64_t>(g.beams.size());
     return true;
 }
 
@@ -77,9 +125,23 @@ StepPlan Scheduler::plan() {
 
     StepPlan p;
     int64_t budget = config_.max_num_batched_tokens;
+    std::vector<std::shared_ptr<BeamGroup>> failed;
+    int64_t blocks_shared = 0, blocks_unshared = 0;
     // Running sequences in admission order: decodes (1 token) and the continuation of chunked prefills.
     for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
         Sequence& s = *running_[i];
+        if (s.beam && s.beam->forked) {
+            BeamGroup& g = *s.beam;
+            if (g.beams[0] != &s || budget < static_cast<int64_t>(g.beams.size())) continue;  // leader schedules all
+            int64_t sh = 0, un = 0;
+            if (schedule_beams(g, p, budget, sh, un)) {
+                blocks_shared += sh;
+                blocks_unshared += un;
+            } else {
+                failed.push_back(s.beam);  // no chunk of it was added
+            }
+            continue;
+        }
         int64_t n = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.num_computed, budget);
         if (n <= 0) continue;
         s.draft.clear();
@@ -111,6 +173,14 @@ StepPlan Scheduler::plan() {
         waiting_.pop_front();
         p.chunks.push_back({&s, s.num_computed, n, s.num_computed + n == static_cast<int64_t>(s.tokens.size())});
         budget -= n;
+    }
+    beam_blocks_peak_ = std::max(beam_blocks_peak_, blocks_shared);
+    beam_blocks_unshared_peak_ = std::max(beam_blocks_unshared_peak_, blocks_unshared);
+    for (const auto& g : failed) {
+        // Only other beam searches hold the blocks it needs (everything else was preempted): fail this one.
+        g->beams[0]->handle->finish(FinishReason::Error, "the KV cache is too small for this beam search (width " +
+                                                             std::to_string(g->beams.size()) + ")");
+        for (Sequence* b : std::vector<Sequence*>(g->beams)) finish(b);
     }
     for (const ScheduledChunk& c : p.chunks) {
         Sequence& s = *c.seq;

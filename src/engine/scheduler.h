@@ -31,12 +31,16 @@ public:
     Scheduler(const EngineConfig& config, KvCache& kv, int64_t max_position);
 
     void add(std::unique_ptr<Sequence> seq);  // to the back of the waiting queue
+    void add_running(std::unique_ptr<Sequence> seq);  // a new beam forked from a running one
     bool idle() const { return waiting_.empty() && running_.empty(); }
     int64_t num_running() const { return static_cast<int64_t>(running_.size()); }
     int64_t num_waiting() const { return static_cast<int64_t>(waiting_.size()); }
     int64_t preemptions() const { return preemptions_; }
     int64_t prefix_queries() const { return prefix_queries_; }
     int64_t prefix_hits() const { return prefix_hits_; }
+    int64_t beam_blocks_peak() const { return beam_blocks_peak_; }
+    int64_t beam_blocks_unshared_peak() const { return beam_blocks_unshared_peak_; }
+    int64_t cow_copies() const { return cow_copies_; }
 
     // Drops cancelled sequences (freeing their blocks) and plans the next step; an empty plan means nothing fits.
     StepPlan plan();
@@ -50,6 +54,13 @@ public:
 
 private:
     bool ensure_blocks(Sequence& s, int64_t num_tokens);  // preempting others if needed; false if impossible
+    // Copy-on-write: if the block s writes next is shared (beams), gives s its own copy first. False if no block.
+    bool make_writable(Sequence& s);
+    // The newest preemptible sequence admitted after s, else s itself if preemptible, else null. Beams of a
+    // started beam search are not preemptible (their shared blocks cannot be recomputed one beam at a time).
+    Sequence* pick_victim(Sequence& s);
+    // Schedules every beam of a started beam search together (one decode token each); false if it cannot run.
+    bool schedule_beams(BeamGroup& g, StepPlan& p, int64_t& budget, int64_t& blocks_shared, int64_t& blocks_unshared);
     void preempt(Sequence& victim);
     void admit_prefix(Sequence& s);  // reuses cached full blocks of the prompt
     void register_full_blocks(Sequence& s);
@@ -63,6 +74,7 @@ private:
     std::deque<std::unique_ptr<Sequence>> waiting_;
     std::vector<std::unique_ptr<Sequence>> running_;  // admission order
     int64_t preemptions_ = 0, prefix_queries_ = 0, prefix_hits_ = 0;
+    int64_t beam_blocks_peak_ = 0, beam_blocks_unshared_peak_ = 0, cow_copies_ = 0;
 };
 
 }  // namespace moeinfer

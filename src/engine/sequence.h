@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/beam_search.h"
 #include "engine/engine.h"
 #include "kv/block_pool.h"
 
@@ -25,6 +26,7 @@ struct Sequence {
     std::mt19937_64 rng;
     std::vector<std::optional<TokenLogprob>> prompt_logprobs;
     std::vector<int32_t> draft;  // speculative tokens fed after the last token this step (empty: none)
+    std::shared_ptr<BeamGroup> beam;  // set for beam-search requests: the group this beam belongs to
 
     int64_t num_generated() const { return static_cast<int64_t>(tokens.size()) - num_prompt; }
     std::vector<int32_t> generated() const { return {tokens.begin() + num_prompt, tokens.end()}; }

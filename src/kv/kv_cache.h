@@ -19,6 +19,9 @@ public:
     BlockPool& pool() { return pool_; }
     float* k(int64_t layer) { return storage_[layer].data(); }
     float* v(int64_t layer) { return storage_[layer].data() + storage_[layer].size() / 2; }
+    // Copy-on-write: copies block `src`'s K and V rows into block `dst` in every layer (a beam about to write
+    // into a partially filled block it shares with other beams gets its own copy first).
+    void copy_block(int32_t src, int32_t dst);
     // Blocks needed for `bytes` of cache given per-token byte cost over all layers.
     static int32_t blocks_for_bytes(int64_t bytes, int32_t block_size, int64_t bytes_per_token);
 
@@ -26,6 +29,7 @@ private:
     int32_t block_size_;
     BlockPool pool_;
     std::vector<std::vector<float>> storage_;  // per layer: K blocks then V blocks
+    std::vector<int64_t> widths_;
 };
 
 }  // namespace moeinfer

@@ -25,6 +25,7 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
     out.q.resize(T * K);
     out.qu.resize(T * K);
     out.d.resize(T * out.nb);
+    out.sum.resize(T * out.nb);
     for (int64_t t = 0; t < T; ++t)
         for (int64_t b = 0; b < out.nb; ++b) {
             const float* v = x + t * K + b * 32;
@@ -32,11 +33,14 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
             for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
             out.d[t * out.nb + b] = amax / 127.0f;
             const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+            int32_t sum = 0;
             for (int j = 0; j < 32; ++j) {
                 const int8_t q = static_cast<int8_t>(std::lrintf(v[j] * inv));
                 out.q[t * K + b * 32 + j] = q;
                 out.qu[t * K + b * 32 + j] = static_cast<uint8_t>(q) ^ 0x80;
+                sum += q;
             }
+            out.sum[t * out.nb + b] = sum;
         }
 }
 

@@ -14,6 +14,7 @@ struct Q8Activations {
     std::vector<int8_t> q;         // [T, K]
     std::vector<uint8_t> qu;       // [T, K] q + 128 (q ^ 0x80): the unsigned operand against signed weights
     std::vector<float> d;          // [T, nb]
+    std::vector<int32_t> sum;      // [T, nb] Σq of each block (the K-quant "min" term needs it)
 };
 
 // x: [T, K] with K a multiple of 32.
@@ -23,5 +24,9 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
 // dequantized activation. w: Q8_0 or Q4_0 [rows, K].
 void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
                float* y, int64_t y_stride);
+
+// The same contract for Q4_K and Q6_K weights (K a multiple of 256), in kquant_gemm.cpp.
+void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
+                 float* y, int64_t y_stride);
 
 }  // namespace moeinfer::cpu

@@ -1,5 +1,5 @@
 // Matmul kernels over stored-dtype weights (see matmul.h). Per weight dtype:
-//  - Q8_0 / Q4_0: activations are quantized to int8 blocks once per call; register-blocked int8 VNNI products.
+//  - Q8_0 / Q4_0 / Q4_K / Q6_K: activations are quantized to int8 blocks once per call; int8 VNNI products.
 //  - F16 / BF16 with few tokens (decode): fused dot products read the stored row directly.
 //  - otherwise: a tile of kTileRows rows is converted to fp32 once, then the register-blocked micro-kernel runs
 //    over 4 rows × 4 tokens at a time, so prefill converts each weight row once per call, not once per token.
@@ -27,7 +27,10 @@ struct Activations {
     int64_t T;
 };
 
-bool wants_q8(DType t, int64_t in) { return (t == DType::Q8_0 || t == DType::Q4_0) && in % 32 == 0; }
+bool is_kquant_int8(DType t) { return t == DType::Q4_K || t == DType::Q6_K; }
+bool wants_q8(DType t, int64_t in) {
+    return ((t == DType::Q8_0 || t == DType::Q4_0) && in % 32 == 0) || (is_kquant_int8(t) && in % 256 == 0);
+}
 
 std::vector<float>& tile_buffer(size_t n) {
     thread_local std::vector<float> buf;
@@ -39,7 +42,7 @@ void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64
                  int64_t y_stride) {
     const int64_t in = w.cols(), T = a.T;
     if (a.xq && wants_q8(w.dtype, in)) {
-        int8_gemm(w, row_begin, row_end, *a.xq, a.t0, T, y, y_stride);
+        (is_kquant_int8(w.dtype) ? kquant_gemm : int8_gemm)(w, row_begin, row_end, *a.xq, a.t0, T, y, y_stride);
         return;
     }
     if ((w.dtype == DType::F16 || w.dtype == DType::BF16) && T <= kFusedMaxTokens) {

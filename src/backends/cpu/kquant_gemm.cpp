@@ -1,0 +1,170 @@
+// Int8 VNNI products of K-quant weights (Q4_K, Q6_K) with int8 activations (see int8_gemm.h). A 512-bit register
+// holds 64 weights in element order, i.e. two 32-element activation blocks:
+//  - Q4_K: a 64-element chunk is 32 bytes of nibbles (low = sub-block 2c, high = 2c+1); x = d·sc·q − dmin·m, so
+//    Σ x·a = d·Σ_j sc_j·dx_j·Σ q·qa − dmin·Σ_j m_j·dx_j·Σqa (the second sum from the activation block sums).
+//  - Q6_K: a 128-element half is ql[64] + qh[32]; groups of 32 take low/high nibbles of ql and 2-bit fields of qh;
+//    x = d·sc16·(q − 32): the −32 is subtracted lane-wise as 32·Σqa over each lane's 4 elements, and each 4-lane
+//    quarter (16 elements) gets its own int8 scale.
+// Weights are unpacked once per chunk and reused for up to kTokens tokens.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "backends/cpu/int8_gemm.h"
+#include "core/half.h"
+#include "formats/dequant.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace moeinfer::cpu {
+namespace {
+
+constexpr int kQ4KBytes = 144, kQ6KBytes = 210;
+
+inline float half_at(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return fp16_to_fp32(h);
+}
+
+// 6-bit scale and min of sub-block j from the 12 packed bytes (GGUF Q4_K/Q5_K layout).
+inline void scale_min(const uint8_t* s, int j, int& sc, int& m) {
+    if (j < 4) {
+        sc = s[j] & 63;
+        m = s[j + 4] & 63;
+    } else {
+        sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+constexpr int kTokens = 4;
+
+inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+inline __m512 pair_scales(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
+
+// One row against nt ≤ kTokens tokens. Per super-block the row's scales are converted once (d·sc, dmin·m as
+// 8 floats); per token they meet the 8 activation scales in one multiply, and each 64-element chunk picks its two
+// sub-block scales with one permute.
+void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, int64_t nt, float* y, int64_t ys) {
+    __m512 acc[kTokens];
+    __m256 mins[kTokens];
+    for (int t = 0; t < kTokens; ++t) {
+        acc[t] = _mm512_setzero_ps();
+        mins[t] = _mm256_setzero_ps();
+    }
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    __m512i pick[4];
+    for (int c = 0; c < 4; ++c)
+        pick[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+        const uint8_t* blk = row + sb * kQ4KBytes;
+        alignas(32) int32_t sc[8], m[8];
+        for (int j = 0; j < 8; ++j) scale_min(blk + 4, j, sc[j], m[j]);
+        const __m256 scf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256((const __m256i*)sc)), _mm256_set1_ps(half_at(blk)));
+        const __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256((const __m256i*)m)), _mm256_set1_ps(half_at(blk + 2)));
+        __m512i w[4];
+        for (int c = 0; c < 4; ++c) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + 16 + 32 * c));
+            w[c] = join(_mm256_and_si256(packed, low), _mm256_and_si256(_mm256_srli_epi16(packed, 4), low));
+        }
+        for (int t = 0; t < nt; ++t) {
+            const int64_t tr = t0 + t, ab = tr * a.nb + sb * 8;
+            const __m256 dx = _mm256_loadu_ps(a.d.data() + ab);
+            const __m512 p = _mm512_castps256_ps512(_mm256_mul_ps(scf, dx));
+            const int8_t* xq = a.q.data() + tr * a.K + sb * 256;
+            for (int c = 0; c < 4; ++c) {
+                const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[c], _mm512_loadu_si512(xq + 64 * c));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(pick[c], p), acc[t]);
+            }
+            const __m256 sums = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i*)(a.sum.data() + ab)));
+            mins[t] = _mm256_fmadd_ps(mf, _mm256_mul_ps(dx, sums), mins[t]);
+        }
+    }
+    for (int t = 0; t < nt; ++t) {
+        __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(mins[t]), _mm256_extractf128_ps(mins[t], 1));
+        m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));
+        y[t * ys] = _mm512_reduce_add_ps(acc[t]) - _mm_cvtss_f32(m4);
+    }
+}
+
+// As q4k_row; the 16 int8 scales become 16 floats (d·sc) per super-block, each 16-element quarter of a pair uses
+// its own, and the activation scale of its 32-block.
+void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, int64_t nt, float* y, int64_t ys) {
+    __m512 acc[kTokens];
+    for (int t = 0; t < kTokens; ++t) acc[t] = _mm512_setzero_ps();
+    const __m256i low = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
+    const __m512i offset = _mm512_set1_epi8(32);
+    // Activation block b covers scale quarters 2b and 2b+1.
+    const __m512i spread = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    __m512i pick[4];  // pair k: lanes 0-3, 4-7, 8-11, 12-15 take quarters 4k .. 4k+3
+    for (int k = 0; k < 4; ++k)
+        pick[k] = _mm512_set_epi32(4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 2, 4 * k + 2, 4 * k + 2,
+                                   4 * k + 2, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k, 4 * k, 4 * k, 4 * k);
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+        const uint8_t* blk = row + sb * kQ6KBytes;
+        const uint8_t* ql = blk;
+        const uint8_t* qh = blk + 128;
+        const __m512 scf = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192)))),
+                                         _mm512_set1_ps(half_at(blk + 208)));
+        __m512i w[4];
+        for (int h = 0; h < 2; ++h) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i*)(ql + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i*)(ql + 64 * h + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i*)(qh + 32 * h));
+            auto top = [&](int shift) {  // 2-bit field moved to bits 4-5
+                return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, shift), two), 4);
+            };
+            w[2 * h] = join(_mm256_or_si256(_mm256_and_si256(l0, low), top(0)),
+                            _mm256_or_si256(_mm256_and_si256(l1, low), top(2)));
+            w[2 * h + 1] = join(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), top(4)),
+                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), top(6)));
+        }
+        for (int t = 0; t < nt; ++t) {
+            const int64_t tr = t0 + t;
+            const __m512 dx = _mm512_permutexvar_ps(spread, _mm512_castps256_ps512(_mm256_loadu_ps(a.d.data() + tr * a.nb + sb * 8)));
+            const __m512 p = _mm512_mul_ps(scf, dx);  // 16 quarter scales for this token
+            const int8_t* xq = a.q.data() + tr * a.K + sb * 256;
+            for (int k = 0; k < 4; ++k) {
+                const __m512i xv = _mm512_loadu_si512(xq + 64 * k);
+                const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w[k], xv),
+                                                   _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xv));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(pick[k], p), acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < nt; ++t) y[t * ys] = _mm512_reduce_add_ps(acc[t]);
+}
+#endif
+
+}  // namespace
+
+void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
+                 float* y, int64_t y_stride) {
+    const int64_t nsb = a.K / 256;
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    auto kernel = w.dtype == DType::Q4_K ? q4k_row : q6k_row;
+    for (int64_t r = row_begin; r < row_end; ++r)
+        for (int64_t t = 0; t < nt; t += kTokens)
+            kernel(w.row(r), nsb, a, t0 + t, std::min<int64_t>(kTokens, nt - t), y + t * y_stride + r, y_stride);
+#else
+    // Portable path: the dequantized row against the dequantized activations (the same products, in fp32).
+    std::vector<float> wf(a.K);
+    for (int64_t r = row_begin; r < row_end; ++r) {
+        dequantize_row(w.dtype, w.row(r), wf.data(), a.K);
+        for (int64_t t = 0; t < nt; ++t) {
+            const int64_t tr = t0 + t;
+            float s = 0;
+            for (int64_t k = 0; k < a.K; ++k) s += wf[k] * a.d[tr * a.nb + k / 32] * a.q[tr * a.K + k];
+            y[t * y_stride + r] = s;
+        }
+    }
+    (void)nsb;
+#endif
+}
+
+}  // namespace moeinfer::cpu

@@ -14,41 +14,51 @@
 
 namespace moeinfer::cpu {
 
-float dot_f32_f16(const float* x, const uint16_t* w, int64_t n) {
-    int64_t i = 0;
-    float sum = 0;
-#if defined(__AVX512F__)
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w + i))), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16),
-                             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w + i + 16))), a1);
-    }
-    sum = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-#endif
-    for (; i < n; ++i) sum += x[i] * fp16_to_fp32(w[i]);
-    return sum;
-}
-
 #if defined(__AVX512F__)
 static inline __m512 bf16x16_to_f32(const uint16_t* p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
 }
 #endif
 
-float dot_f32_bf16(const float* x, const uint16_t* w, int64_t n) {
+namespace {
+
+template <bool BF16, int NR>
+void dot_rows_half(const float* x, const uint16_t* w, int64_t stride, int64_t n, float* out) {
     int64_t i = 0;
-    float sum = 0;
+    float sum[NR] = {};
 #if defined(__AVX512F__)
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), bf16x16_to_f32(w + i), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), bf16x16_to_f32(w + i + 16), a1);
+    __m512 acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + i);
+        for (int r = 0; r < NR; ++r) {
+            const uint16_t* p = w + r * stride + i;
+            const __m512 wv = BF16 ? bf16x16_to_f32(p) : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p));
+            acc[r] = _mm512_fmadd_ps(xv, wv, acc[r]);
+        }
     }
-    sum = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    for (int r = 0; r < NR; ++r) sum[r] = _mm512_reduce_add_ps(acc[r]);
 #endif
-    for (; i < n; ++i) sum += x[i] * bf16_to_fp32(w[i]);
-    return sum;
+    for (; i < n; ++i)
+        for (int r = 0; r < NR; ++r) sum[r] += x[i] * (BF16 ? bf16_to_fp32(w[r * stride + i]) : fp16_to_fp32(w[r * stride + i]));
+    for (int r = 0; r < NR; ++r) out[r] = sum[r];
+}
+
+template <bool BF16>
+void dot_rows(const float* x, const uint16_t* w, int64_t stride, int64_t nrows, int64_t n, float* out) {
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4) dot_rows_half<BF16, 4>(x, w + r * stride, stride, n, out + r);
+    for (; r < nrows; ++r) dot_rows_half<BF16, 1>(x, w + r * stride, stride, n, out + r);
+}
+
+}  // namespace
+
+void dot_rows_f16(const float* x, const uint16_t* w, int64_t row_stride, int64_t nrows, int64_t n, float* out) {
+    dot_rows<false>(x, w, row_stride, nrows, n, out);
+}
+
+void dot_rows_bf16(const float* x, const uint16_t* w, int64_t row_stride, int64_t nrows, int64_t n, float* out) {
+    dot_rows<true>(x, w, row_stride, nrows, n, out);
 }
 
 void row_to_f32(DType t, const void* src, float* dst, int64_t n) {

@@ -9,8 +9,10 @@
 
 namespace moeinfer::cpu {
 
-float dot_f32_f16(const float* x, const uint16_t* w, int64_t n);
-float dot_f32_bf16(const float* x, const uint16_t* w, int64_t n);
+// out[r] = x · w[r] for nrows consecutive rows (row_stride elements apart). Four rows share each load of x and keep
+// four independent streams of weight loads in flight, which is what decode (memory-bound) needs.
+void dot_rows_f16(const float* x, const uint16_t* w, int64_t row_stride, int64_t nrows, int64_t n, float* out);
+void dot_rows_bf16(const float* x, const uint16_t* w, int64_t row_stride, int64_t nrows, int64_t n, float* out);
 
 // dst[n] = row of `t` in fp32: vectorized for F16 / BF16, dequantize_row otherwise.
 void row_to_f32(DType t, const void* src, float* dst, int64_t n);

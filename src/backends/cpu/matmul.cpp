@@ -46,11 +46,9 @@ void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64
         return;
     }
     if ((w.dtype == DType::F16 || w.dtype == DType::BF16) && T <= kFusedMaxTokens) {
-        auto dot = w.dtype == DType::F16 ? dot_f32_f16 : dot_f32_bf16;
-        for (int64_t r = row_begin; r < row_end; ++r) {
-            const auto* wr = reinterpret_cast<const uint16_t*>(w.row(r));
-            for (int64_t t = 0; t < T; ++t) y[t * y_stride + r] = dot(a.x + t * in, wr, in);
-        }
+        auto dot = w.dtype == DType::F16 ? dot_rows_f16 : dot_rows_bf16;
+        const auto* w0 = reinterpret_cast<const uint16_t*>(w.row(row_begin));
+        for (int64_t t = 0; t < T; ++t) dot(a.x + t * in, w0, in, row_end - row_begin, in, y + t * y_stride + row_begin);
         return;
     }
     const bool direct = w.dtype == DType::F32;

@@ -1,5 +1,6 @@
 // POST /v1/completions: prompts (text or token ids, one or many) × n choices, whole or streamed as SSE, with
 // legacy-format logprobs (tokens, token_logprobs, top_logprobs, text_offset) and echo.
+#include <algorithm>
 #include <chrono>
 
 #include "server/api_error.h"
@@ -50,16 +51,25 @@ void OpenAiServer::completions(RequestContext& ctx) {
         prompt_texts.push_back(std::move(text));
         ctx.tokens_in += static_cast<int64_t>(prompts.back().size());
     }
+    if (spec.use_beam_search && (spec.stream || spec.want_logprobs))
+        throw ApiError(400, "use_beam_search: not supported with stream or logprobs", "use_beam_search");
     std::vector<RequestOptions> reqs;
-    std::vector<size_t> prompt_of;  // choice → prompt index
+    std::vector<size_t> prompt_of;  // choice → prompt index (beam search: run → prompt index, one run per prompt)
     for (size_t p = 0; p < prompts.size(); ++p) {
         const int64_t max_tokens = spec.max_tokens.value_or(default_max_tokens(prompts[p].size(), false));
-        for (int i = 0; i < spec.n; ++i) {
+        for (int i = 0; i < (spec.use_beam_search ? 1 : spec.n); ++i) {
             reqs.push_back(make_options(spec, prompts[p], max_tokens, i));
             reqs.back().prompt_logprobs = spec.echo && spec.want_logprobs;
+            if (spec.use_beam_search) {
+                reqs.back().beam_width = spec.best_of;
+                reqs.back().num_return_sequences = spec.n;
+                reqs.back().length_penalty = spec.length_penalty;
+                reqs.back().early_stopping = spec.early_stopping;
+            }
             prompt_of.push_back(p);
         }
     }
+    const std::vector<int32_t> stop_ids = make_options(spec, {}, 0, 0).stop_token_ids;
     GenerationRun run(engine_, tok_.get(), metrics_);
     run.submit(std::move(reqs), spec.stop);
     const size_t n_choices = run.size();
@@ -158,6 +168,38 @@ void OpenAiServer::completions(RequestContext& ctx) {
     const auto& [texts, finish, events] = *got;
     if (std::string err = run.error(); !err.empty()) throw ApiError(500, "generation failed: " + err);
     Value choices = Value::array();
+    if (spec.use_beam_search) {
+        // Each prompt's n best hypotheses, best first; stop strings cut the text as in plain decoding.
+        int64_t generated = 0;
+        for (size_t r = 0; r < n_choices; ++r) {
+            for (const BeamHypothesis& h : run.handle(r).beams()) {
+                std::vector<TokenEvent> evs;
+                for (int32_t t : h.tokens) evs.push_back(TokenEvent{t, {}});
+                generated += static_cast<int64_t>(h.tokens.size());
+                std::string text = tok_ ? tok_->decode(h.tokens, true) : std::string();
+                bool stopped = !h.tokens.empty() &&
+                               std::find(stop_ids.begin(), stop_ids.end(), h.tokens.back()) != stop_ids.end();
+                for (const std::string& st : spec.stop) {
+                    const size_t at = st.empty() ? std::string::npos : text.find(st);
+                    if (at != std::string::npos) {
+                        text.resize(at);
+                        stopped = true;
+                    }
+                }
+                choices.push_back(choice_json(choices.size(), (spec.echo ? prompt_texts[prompt_of[r]] : std::string()) + text,
+                                              Value(), std::string(stopped ? "stop" : "length"), &evs));
+            }
+        }
+        Value body = envelope(std::move(choices));
+        Value u = Value::object();
+        u.set("prompt_tokens", ctx.tokens_in);
+        u.set("completion_tokens", generated);
+        u.set("total_tokens", ctx.tokens_in + generated);
+        body.set("usage", std::move(u));
+        ctx.tokens_out = generated;
+        respond_json(ctx, body);
+        return;
+    }
     for (size_t i = 0; i < n_choices; ++i) {
         Value lp;
         if (spec.want_logprobs) {

@@ -126,7 +126,23 @@ void parse_common(const Value& body, int64_t vocab_size, bool chat, GenerationSp
         if (*n < 1 || *n > 64) bad("n", "must be in [1, 64], got " + std::to_string(*n));
         g.n = static_cast<int32_t>(*n);
     }
-    if (auto b = get_int(body, "best_of"); b && *b != g.n) bad("best_of", "only best_of == n is supported");
+    g.use_beam_search = get_bool(body, "use_beam_search").value_or(false);
+    if (chat && g.use_beam_search) bad("use_beam_search", "supported on /v1/completions only");
+    g.best_of = g.n;
+    if (auto b = get_int(body, "best_of")) {
+        if (!g.use_beam_search && *b != g.n) bad("best_of", "only best_of == n is supported without use_beam_search");
+        if (*b < g.n || *b > 64) bad("best_of", "must be in [n, 64], got " + std::to_string(*b));
+        g.best_of = static_cast<int32_t>(*b);
+    }
+    if (auto lp = get_number(body, "length_penalty")) g.length_penalty = *lp;
+    if (const Value* es = field(body, "early_stopping")) {
+        if (es->is_bool())
+            g.early_stopping = es->as_bool() ? EarlyStopping::Always : EarlyStopping::Heuristic;
+        else if (es->is_string() && es->as_string() == "never")
+            g.early_stopping = EarlyStopping::Never;
+        else
+            bad("early_stopping", "expected true, false or \"never\"");
+    }
     if (const Value* st = field(body, "stop")) {
         if (st->is_string()) {
             g.stop.push_back(st->as_string());

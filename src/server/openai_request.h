@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "engine/beam_search.h"
 #include "engine/sampler.h"
 #include "server/api_error.h"
 
@@ -19,6 +20,11 @@ struct GenerationSpec {
     SamplingParams sampling;            // logprobs = top alternatives to report
     bool seed_given = false;
     int32_t n = 1;
+    // Beam search (vLLM's use_beam_search): best_of beams, the n best returned. Not streamed, no logprobs.
+    bool use_beam_search = false;
+    int32_t best_of = 1;
+    double length_penalty = 1.0;
+    EarlyStopping early_stopping = EarlyStopping::Heuristic;
     std::vector<std::string> stop;
     std::vector<int32_t> stop_token_ids;
     bool ignore_eos = false;

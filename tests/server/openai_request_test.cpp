@@ -72,6 +72,19 @@ TEST(OpenAiRequest, AllFieldsParsed) {
     EXPECT_EQ(completion(R"({"prompt": [1], "stop": "x"})").stop, std::vector<std::string>{"x"});
 }
 
+TEST(OpenAiRequest, BeamSearchParams) {
+    auto c = completion(R"({"prompt": [1], "n": 2, "best_of": 4, "use_beam_search": true, "length_penalty": 0.5,
+        "early_stopping": "never"})");
+    EXPECT_TRUE(c.use_beam_search);
+    EXPECT_EQ(c.best_of, 4);
+    EXPECT_EQ(c.n, 2);
+    EXPECT_DOUBLE_EQ(c.length_penalty, 0.5);
+    EXPECT_EQ(c.early_stopping, EarlyStopping::Never);
+    EXPECT_EQ(completion(R"({"prompt": [1], "n": 3, "use_beam_search": true})").best_of, 3);
+    EXPECT_EQ(completion(R"({"prompt": [1], "early_stopping": true})").early_stopping, EarlyStopping::Always);
+    EXPECT_FALSE(completion(R"({"prompt": [1]})").use_beam_search);
+}
+
 TEST(OpenAiRequest, InvalidValuesName400AndParam) {
     const std::pair<const char*, const char*> cases[] = {
         {R"({"prompt": [1], "max_tokens": 0})", "max_tokens"},
@@ -85,6 +98,11 @@ TEST(OpenAiRequest, InvalidValuesName400AndParam) {
         {R"({"prompt": [1], "top_k": -2})", "top_k"},
         {R"({"prompt": [1], "min_p": 2})", "min_p"},
         {R"({"prompt": [1], "typical_p": 0})", "typical_p"},
+        {R"({"prompt": [1], "best_of": 2})", "best_of"},
+        {R"({"prompt": [1], "n": 3, "best_of": 2, "use_beam_search": true})", "best_of"},
+        {R"({"prompt": [1], "best_of": 65, "use_beam_search": true})", "best_of"},
+        {R"({"prompt": [1], "use_beam_search": 1})", "use_beam_search"},
+        {R"({"prompt": [1], "early_stopping": "sometimes"})", "early_stopping"},
         {R"({"prompt": [1], "logit_bias": [1]})", "logit_bias"},
         {R"({"prompt": [1], "logit_bias": {"x": 1}})", "logit_bias"},
         {R"({"prompt": [1], "logit_bias": {"100": 1}})", "logit_bias"},

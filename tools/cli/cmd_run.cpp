@@ -58,7 +58,8 @@ std::vector<std::pair<int32_t, float>> parse_logit_bias(const std::string& spec)
 int cmd_run(int argc, char** argv) {
     Args args(argc, argv,
               {"model", "prompt", "prompt-tokens", "messages", "n", "temperature", "top-k", "top-p", "min-p", "seed",
-               "logprobs", "threads", "spec-ngram", "typical-p", "logit-bias"},
+               "logprobs", "threads", "spec-ngram", "typical-p", "logit-bias",
+               "beam-width", "length-penalty", "early-stopping", "num-return-sequences"},
               {"echo", "json", "ignore-eos"});
     const std::string model_path = args.require("model");
     if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
@@ -80,6 +81,17 @@ int cmd_run(int argc, char** argv) {
     req.prompt_logprobs = args.has("echo");
     req.spec_ngram = static_cast<int32_t>(args.get_int("spec-ngram", 0));
     if (req.spec_ngram < 0 || req.spec_ngram > 64) throw std::invalid_argument("--spec-ngram must be in [0, 64]");
+    req.beam_width = static_cast<int32_t>(args.get_int("beam-width", 0));
+    if (req.beam_width < 0 || req.beam_width > 64) throw std::invalid_argument("--beam-width must be in [0, 64]");
+    req.length_penalty = args.get_double("length-penalty", 1.0);
+    const std::string es = args.has("early-stopping") ? args.require("early-stopping") : "false";
+    if (es != "true" && es != "false" && es != "never")
+        throw std::invalid_argument("--early-stopping must be true, false or never");
+    req.early_stopping = es == "true" ? EarlyStopping::Always : es == "never" ? EarlyStopping::Never : EarlyStopping::Heuristic;
+    req.num_return_sequences = static_cast<int32_t>(args.get_int("num-return-sequences", 1));
+    const bool beams = req.beam_width > 1;
+    if (req.num_return_sequences < 1 || req.num_return_sequences > std::max(1, req.beam_width))
+        throw std::invalid_argument("--num-return-sequences must be in [1, --beam-width]");
     // Token-id prompts work without a tokenizer; then output is ids and "text" is empty.
     std::unique_ptr<Tokenizer> tok;
     if (args.has("prompt-tokens")) {
@@ -106,18 +118,38 @@ int cmd_run(int argc, char** argv) {
     GenerationStats stats;
     std::unique_ptr<StreamDecoder> stream;
     if (tok) stream = std::make_unique<StreamDecoder>(*tok);
-    if (!as_json && tok) std::fputs(args.has("prompt") ? args.require("prompt").c_str() : "", stdout);
+    if (!as_json && tok && !beams) std::fputs(args.has("prompt") ? args.require("prompt").c_str() : "", stdout);
     auto results = gen.generate({req}, [&](size_t, int32_t id) {
-        if (as_json) return;
+        if (as_json || beams) return;
         if (stream)
             std::fputs(stream->push(id).c_str(), stdout);
         else
             std::printf("%d ", id);
         std::fflush(stdout);
     }, &stats);
-    if (!as_json && stream) std::fputs(stream->flush().c_str(), stdout);
+    if (!as_json && stream && !beams) std::fputs(stream->flush().c_str(), stdout);
     const GenerationResult& r = results[0];
-    if (as_json) {
+    if (beams) {
+        // Best first; score = summed logprob / generated length ^ length_penalty (HF's sequences_scores).
+        json::Value choices = json::Value::array();
+        for (const BeamHypothesis& h : r.beams) {
+            const std::string text = tok ? tok->decode(h.tokens, true) : std::string();
+            if (!as_json)
+                std::printf("[score %.6f] %s%s\n", h.score, args.has("prompt") ? args.require("prompt").c_str() : "",
+                            tok ? text.c_str() : ids_json(h.tokens).dump().c_str());
+            json::Value c = json::Value::object();
+            c.set("tokens", ids_json(h.tokens));
+            c.set("text", text);
+            c.set("score", h.score);
+            choices.push_back(std::move(c));
+        }
+        if (as_json) {
+            json::Value out = json::Value::object();
+            out.set("prompt_tokens", ids_json(req.prompt));
+            out.set("choices", std::move(choices));
+            std::printf("%s\n", out.dump().c_str());
+        }
+    } else if (as_json) {
         json::Value out = json::Value::object();
         out.set("prompt_tokens", ids_json(req.prompt));
         out.set("tokens", ids_json(r.tokens));
@@ -135,11 +167,21 @@ int cmd_run(int argc, char** argv) {
         std::printf("\n");
     }
     std::fflush(stdout);  // the text ends before the summary line when both go to one terminal or pipe
+    if (beams)
+        std::fprintf(stderr, "prompt: %lld tokens | beam search: %d beams, best %zu tokens, %.3f s | threads %d\n",
+                     static_cast<long long>(stats.prompt_tokens), req.beam_width,
+                     r.beams.empty() ? size_t(0) : r.beams[0].tokens.size(), stats.prefill_seconds + stats.decode_seconds,
+                     num_threads());
+    else
     std::fprintf(stderr, "prompt: %lld tokens, %.2f tokens/s | generation: %lld tokens, %.2f tokens/s | threads %d\n",
                  static_cast<long long>(stats.prompt_tokens), stats.prompt_tokens / std::max(1e-9, stats.prefill_seconds),
                  static_cast<long long>(stats.generated_tokens),
                  stats.generated_tokens > 1 ? (stats.generated_tokens - 1) / std::max(1e-9, stats.decode_seconds) : 0.0,
                  num_threads());
+    if (beams)
+        std::fprintf(stderr, "beam search: peak %lld KV blocks shared by %d beams (copying KV per beam: %lld), %lld copy-on-write block copies\n",
+                     static_cast<long long>(stats.beam_blocks_peak), req.beam_width,
+                     static_cast<long long>(stats.beam_blocks_unshared_peak), static_cast<long long>(stats.kv_cow_copies));
     if (stats.spec_draft_tokens > 0)
         std::fprintf(stderr, "speculative (n-gram): %lld drafted, %lld accepted (%.1f%%)\n",
                      static_cast<long long>(stats.spec_draft_tokens), static_cast<long long>(stats.spec_accepted_tokens),

@@ -3,6 +3,7 @@
 // engine (all beams of all requests batched together); beams share KV blocks, measured against copying per beam.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 
 #include "../models/golden_util.h"
@@ -103,6 +104,52 @@ TEST(BeamSearch, BeamsShareBlocksAndFreeThemWhenDone) {
     // Copying per beam holds 4 × (29 + 12) / 4 ≈ 44 blocks at the end; sharing saves at least 3 × 7 prompt blocks.
     EXPECT_LE(m.beam_blocks_peak, m.beam_blocks_unshared_peak - 3 * 7);
     EXPECT_GT(m.kv_cow_copies, 0);
+}
+
+// Hand-made rows (logits = log-probabilities) over V = 4 with EOS 3, W = 2, length_penalty 3 (long favoured).
+// After step 2 the finished set is full: (3) -0.51 and (0,3) -1.897/8; early_stopping=true stops there, while
+// the heuristic sees the running beam (0,0) at -2.12/8 > -0.51 and continues to max length (3 tokens).
+TEST(BeamSearch, EarlyStoppingRulesOnHandMadeRows) {
+    auto row = [](std::vector<double> p) {
+        std::vector<float> r;
+        for (double q : p) r.push_back(float(std::log(q)));
+        return r;
+    };
+    const std::vector<float> root = row({.3, .05, .05, .6}), b0 = row({.4, .05, .05, .5}),
+                             uniform = row({.25, .25, .25, .25}), b00 = row({.05, .025, .025, .9});
+    bool stopped_early = false;
+    auto run = [&](EarlyStopping es) {
+        BeamSearch bs(2, 3.0, es, 3, {3});
+        auto next = bs.step({root.data()}, 4, {{}});
+        EXPECT_EQ(next.size(), 2u);
+        EXPECT_EQ(next[0].token, 0);
+        EXPECT_EQ(next[1].token, 1);  // ties (ids 1, 2) go to the lower id
+        next = bs.step({b0.data(), uniform.data()}, 4, {{0}, {1}});
+        stopped_early = bs.done();
+        if (!bs.done()) {
+            EXPECT_EQ(next[0].token, 0);
+            EXPECT_EQ(next[0].parent, 0);
+            EXPECT_EQ(next[1].token, 1);
+            bs.step({b00.data(), uniform.data()}, 4, {{0, 0}, {0, 1}});
+        }
+        EXPECT_TRUE(bs.done());
+        return bs.finished();
+    };
+    const auto always = run(EarlyStopping::Always);
+    EXPECT_TRUE(stopped_early) << "early_stopping=true ends once W hypotheses are finished";
+    ASSERT_EQ(always.size(), 2u);
+    EXPECT_EQ(always[0].tokens, (std::vector<int32_t>{0, 3}));
+    EXPECT_NEAR(always[0].score, (std::log(.3) + std::log(.5)) / 8, 1e-6);
+    EXPECT_EQ(always[1].tokens, (std::vector<int32_t>{3}));
+    EXPECT_NEAR(always[1].score, std::log(.6), 1e-6);
+    const auto heuristic = run(EarlyStopping::Heuristic);
+    EXPECT_FALSE(stopped_early);
+    ASSERT_EQ(heuristic.size(), 2u);
+    EXPECT_EQ(heuristic[0].tokens, (std::vector<int32_t>{0, 0, 3}));
+    EXPECT_NEAR(heuristic[0].score, (std::log(.3) + std::log(.4) + std::log(.9)) / 27, 1e-6);
+    // At max length every top-W candidate finishes: (0,0,0) at -5.12 beats (0,1,*) at -5.59.
+    EXPECT_EQ(heuristic[1].tokens, (std::vector<int32_t>{0, 0, 0}));
+    EXPECT_NEAR(heuristic[1].score, (std::log(.3) + std::log(.4) + std::log(.05)) / 27, 1e-6);
 }
 
 TEST(BeamSearch, RejectsBadOptions) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <bit>
 #include <cstdint>
+#include <cstring>
 
 #ifdef __F16C__
 #include <immintrin.h>
@@ -74,6 +75,13 @@ inline uint16_t fp32_to_bf16(float f) {
     // Rounding could carry a NaN's payload into inf, so NaN is truncated and forced quiet.
     if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
     return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+// The fp16 value stored (possibly unaligned, little-endian) at p: the scale field of GGML quant blocks.
+inline float fp16_at(const void* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return fp16_to_fp32(h);
 }
 
 }  // namespace moeinfer

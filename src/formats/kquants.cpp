@@ -15,12 +15,6 @@ namespace {
 
 constexpr float kZeroGroup = 1e-15f;  // groups whose largest |x| is below this quantize to zero (as GGML)
 
-uint16_t load_u16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-
 void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
 // Round to nearest, ties to even (the default FP environment), like GGML's nearest_int.
@@ -31,16 +25,6 @@ int nearest(float f) { return static_cast<int>(std::lrintf(f)); }
 // The 12 scale bytes: sub-blocks 0-3 keep sc and m in the low 6 bits of bytes 0-3 and 4-7; sub-blocks 4-7 put
 // their low 4 bits in bytes 8-11 (sc low nibble, m high nibble) and their top 2 bits in the spare top bits of
 // bytes 0-3 (sc) and 4-7 (m).
-void unpack_scale_min(const uint8_t* s, int j, int& sc, int& m) {
-    if (j < 4) {
-        sc = s[j] & 63;
-        m = s[j + 4] & 63;
-    } else {
-        sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
 void pack_scale_min(uint8_t* s, int j, int sc, int m) {
     if (j < 4) {
         s[j] = static_cast<uint8_t>((s[j] & 0xc0) | sc);
@@ -144,7 +128,7 @@ void quantize_superblock_affine(const float* x, uint8_t* blk, int nmax, float rm
     store_u16(blk, fp32_to_fp16(max_scale / 63.0f));
     store_u16(blk + 2, fp32_to_fp16(max_offset / 63.0f));
     // Requantize against the scales as stored (6-bit multiples of fp16 super-scales), not the fitted ones.
-    const float d = fp16_to_fp32(load_u16(blk)), dmin = fp16_to_fp32(load_u16(blk + 2));
+    const float d = fp16_at(blk), dmin = fp16_at(blk + 2);
     for (int j = 0; j < 8; ++j) {
         int sc, m;
         unpack_scale_min(scales, j, sc, m);
@@ -213,10 +197,21 @@ void q6_position(int e, int& ql_index, int& ql_shift, int& qh_index, int& qh_shi
 
 }  // namespace
 
+void unpack_scale_min(const uint8_t* s, int j, int& sc, int& m) {
+    if (j < 4) {
+        sc = s[j] & 63;
+        m = s[j + 4] & 63;
+    } else {
+        sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+
 void dequantize_row_q4_k(const void* src, float* dst, int64_t n) {
     const auto* blk = static_cast<const uint8_t*>(src);
     for (int64_t b = 0; b < n / kQK_K; ++b, blk += 144, dst += kQK_K) {
-        const float d = fp16_to_fp32(load_u16(blk)), dmin = fp16_to_fp32(load_u16(blk + 2));
+        const float d = fp16_at(blk), dmin = fp16_at(blk + 2);
         const uint8_t* qs = blk + 16;
         for (int c = 0; c < 4; ++c) {  // 64-element chunks share 32 bytes: low nibbles first, then high
             int sc, m;
@@ -233,7 +228,7 @@ void dequantize_row_q4_k(const void* src, float* dst, int64_t n) {
 void dequantize_row_q5_k(const void* src, float* dst, int64_t n) {
     const auto* blk = static_cast<const uint8_t*>(src);
     for (int64_t b = 0; b < n / kQK_K; ++b, blk += 176, dst += kQK_K) {
-        const float d = fp16_to_fp32(load_u16(blk)), dmin = fp16_to_fp32(load_u16(blk + 2));
+        const float d = fp16_at(blk), dmin = fp16_at(blk + 2);
         const uint8_t* qh = blk + 16;
         const uint8_t* qs = blk + 48;
         for (int c = 0; c < 4; ++c) {  // sub-block j takes its 5th bit from bit j of qh[l]
@@ -256,7 +251,7 @@ void dequantize_row_q6_k(const void* src, float* dst, int64_t n) {
         const uint8_t* ql = blk;
         const uint8_t* qh = blk + 128;
         const auto* scales = reinterpret_cast<const int8_t*>(blk + 192);
-        const float d = fp16_to_fp32(load_u16(blk + 208));
+        const float d = fp16_at(blk + 208);
         for (int e = 0; e < kQK_K; ++e) {
             int qi, qsh, hi, hsh;
             q6_position(e, qi, qsh, hi, hsh);
@@ -271,7 +266,7 @@ void dequantize_row_q6_k(const void* src, float* dst, int64_t n) {
 void dequantize_row_q5_0(const void* src, float* dst, int64_t n) {
     const auto* blk = static_cast<const uint8_t*>(src);
     for (int64_t b = 0; b < n / 32; ++b, blk += 22, dst += 32) {
-        const float d = fp16_to_fp32(load_u16(blk));
+        const float d = fp16_at(blk);
         uint32_t qh;
         std::memcpy(&qh, blk + 2, 4);
         const uint8_t* qs = blk + 6;
@@ -287,7 +282,7 @@ void dequantize_row_q5_0(const void* src, float* dst, int64_t n) {
 void dequantize_row_q5_1(const void* src, float* dst, int64_t n) {
     const auto* blk = static_cast<const uint8_t*>(src);
     for (int64_t b = 0; b < n / 32; ++b, blk += 24, dst += 32) {
-        const float d = fp16_to_fp32(load_u16(blk)), m = fp16_to_fp32(load_u16(blk + 2));
+        const float d = fp16_at(blk), m = fp16_at(blk + 2);
         uint32_t qh;
         std::memcpy(&qh, blk + 4, 4);
         const uint8_t* qs = blk + 8;
@@ -348,7 +343,7 @@ void quantize_row_q6_k(const float* src, void* dst, int64_t n) {
         store_u16(blk + 208, fp32_to_fp16(1.0f / iscale));
         auto* sc = reinterpret_cast<int8_t*>(blk + 192);
         for (int j = 0; j < 16; ++j) sc[j] = static_cast<int8_t>(std::min(127, nearest(iscale * scales[j])));
-        const float d = fp16_to_fp32(load_u16(blk + 208));
+        const float d = fp16_at(blk + 208);
         for (int j = 0; j < 16; ++j) {
             const float dj = d * sc[j];
             for (int i = 0; i < 16; ++i)

@@ -14,6 +14,9 @@ constexpr int kQK_K = 256;  // elements per K-quant super-block
 //   Q6_K (210 B) = u8 ql[128] (low 4 bits), u8 qh[64] (high 2 bits), i8 scales[16], fp16 d
 //   Q5_0 (22 B)  = fp16 d, u8 qh[4], u8 qs[16];   Q5_1 (24 B) = fp16 d, fp16 m, u8 qh[4], u8 qs[16]
 // n must be a multiple of the block size (256, or 32 for Q5_0/Q5_1); callers check (dequant.cpp does).
+// The 6-bit scale and min of sub-block j (0..7) from the 12 packed scale bytes of a Q4_K / Q5_K block.
+void unpack_scale_min(const uint8_t* scales12, int j, int& sc, int& m);
+
 void dequantize_row_q4_k(const void* src, float* dst, int64_t n);
 void dequantize_row_q5_k(const void* src, float* dst, int64_t n);
 void dequantize_row_q6_k(const void* src, float* dst, int64_t n);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cpu/simd.h"
 #include "core/half.h"
 
 #if defined(__AVX512F__)
@@ -48,12 +49,6 @@ namespace {
 
 constexpr int kQ8_0Bytes = 34, kQ4_0Bytes = 18;
 
-inline float block_scale(const uint8_t* block) {
-    uint16_t h;
-    std::memcpy(&h, block, 2);
-    return fp16_to_fp32(h);
-}
-
 // Scalar reference for one block: Σ w·q over 32 elements (exact int32). Not auto-vectorized: g++ 12 with
 // -march=native turns this signed×signed byte sum into VPDPBUSD and drops the unsigned-operand correction
 // (the result came out as Σ(q + 128)·w); tests/backends/cpu/matmul_test.cpp catches it.
@@ -87,10 +82,6 @@ struct Format {
     }
 };
 
-inline __m512 pair_scales(float a, float b) {
-    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
-}
-
 // NR rows × NT tokens over all block pairs; a leftover odd block is done in scalar code.
 template <bool Q4, int NR, int NT>
 void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
@@ -107,7 +98,7 @@ void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, floa
         for (int r = 0; r < NR; ++r) {
             const uint8_t* blk = wrow[r] + b * F::kBytes;
             w[r] = F::load_pair(blk);
-            dw[r] = pair_scales(block_scale(blk), block_scale(blk + F::kBytes));
+            dw[r] = pair_scales(fp16_at(blk), fp16_at(blk + F::kBytes));
             if constexpr (!Q4) corr_w[r] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, w[r]);  // 128Σw
         }
         for (int t = 0; t < NT; ++t) {
@@ -135,7 +126,7 @@ void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, floa
             float s = _mm512_reduce_add_ps(acc[r][t]);
             for (int64_t bb = b; bb < nb; ++bb) {
                 const uint8_t* blk = wrow[r] + bb * F::kBytes;
-                s += block_scale(blk) * a.d[(t0 + t) * nb + bb] *
+                s += fp16_at(blk) * a.d[(t0 + t) * nb + bb] *
                      float(block_dot_scalar(Q4, blk, a.q.data() + (t0 + t) * K + bb * 32));
             }
             y[t * ys + r] = s;
@@ -187,7 +178,7 @@ void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Acti
             float s = 0;
             for (int64_t b = 0; b < a.nb; ++b) {
                 const uint8_t* blk = w.row(r) + b * bytes;
-                s += block_scale(blk) * a.d[(t0 + t) * a.nb + b] *
+                s += fp16_at(blk) * a.d[(t0 + t) * a.nb + b] *
                      float(block_dot_scalar(q4, blk, a.q.data() + (t0 + t) * a.K + b * 32));
             }
             y[t * y_stride + r] = s;

@@ -13,6 +13,7 @@
 #include "backends/cpu/int8_gemm.h"
 #include "core/half.h"
 #include "formats/dequant.h"
+#include "formats/kquants.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -23,28 +24,10 @@ namespace {
 
 constexpr int kQ4KBytes = 144, kQ6KBytes = 210;
 
-inline float half_at(const uint8_t* p) {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return fp16_to_fp32(h);
-}
-
-// 6-bit scale and min of sub-block j from the 12 packed bytes (GGUF Q4_K/Q5_K layout).
-inline void scale_min(const uint8_t* s, int j, int& sc, int& m) {
-    if (j < 4) {
-        sc = s[j] & 63;
-        m = s[j + 4] & 63;
-    } else {
-        sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 constexpr int kTokens = 4;
 
 inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
-inline __m512 pair_scales(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
 
 // One row against nt ≤ kTokens tokens. Per super-block the row's scales are converted once (d·sc, dmin·m as
 // 8 floats); per token they meet the 8 activation scales in one multiply, and each 64-element chunk picks its two
@@ -63,9 +46,9 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
     for (int64_t sb = 0; sb < nsb; ++sb) {
         const uint8_t* blk = row + sb * kQ4KBytes;
         alignas(32) int32_t sc[8], m[8];
-        for (int j = 0; j < 8; ++j) scale_min(blk + 4, j, sc[j], m[j]);
-        const __m256 scf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256((const __m256i*)sc)), _mm256_set1_ps(half_at(blk)));
-        const __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256((const __m256i*)m)), _mm256_set1_ps(half_at(blk + 2)));
+        for (int j = 0; j < 8; ++j) unpack_scale_min(blk + 4, j, sc[j], m[j]);
+        const __m256 scf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256((const __m256i*)sc)), _mm256_set1_ps(fp16_at(blk)));
+        const __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256((const __m256i*)m)), _mm256_set1_ps(fp16_at(blk + 2)));
         __m512i w[4];
         for (int c = 0; c < 4; ++c) {
             const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + 16 + 32 * c));
@@ -110,7 +93,7 @@ void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
         const uint8_t* ql = blk;
         const uint8_t* qh = blk + 128;
         const __m512 scf = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192)))),
-                                         _mm512_set1_ps(half_at(blk + 208)));
+                                         _mm512_set1_ps(fp16_at(blk + 208)));
         __m512i w[4];
         for (int h = 0; h < 2; ++h) {
             const __m256i l0 = _mm256_loadu_si256((const __m256i*)(ql + 64 * h));

@@ -48,6 +48,11 @@ inline void axpy_f32(float a, const float* x, float* y, int64_t n) {
     for (; i < n; ++i) y[i] += a * x[i];
 }
 
+#if defined(__AVX512F__)
+// [a × 8 lanes, b × 8 lanes]: the per-block scales of two 32-element blocks sharing one 512-bit register.
+inline __m512 pair_scales(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
+#endif
+
 // y[i] = y[i] * s
 inline void scale_f32(float* y, float s, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] *= s;

@@ -112,7 +112,12 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
     const bool beams = o.beam_width > 1;
     if (o.num_return_sequences < 1 || o.num_return_sequences > std::max(1, o.beam_width))
         throw std::invalid_argument("num_return_sequences: must be in [1, beam_width]");
-    if (beams && o.spec_ngram > 0) throw std::invalid_argument("spec_ngram: not supported with beam search");
+    if (beams && (o.spec_ngram > 0 || o.spec_draft > 0))
+        throw std::invalid_argument("spec_ngram: speculative decoding is not supported with beam search");
+    if (o.spec_draft < 0 || o.spec_draft > 64) throw std::invalid_argument("spec_draft: must be in [0, 64]");
+    if (o.spec_draft > 0 && !draft_) throw std::invalid_argument("spec_draft: the engine has no draft model");
+    if (o.spec_draft > 0 && o.spec_ngram > 0)
+        throw std::invalid_argument("spec_draft: choose one of spec_draft and spec_ngram");
     if (beams && o.prompt_logprobs) throw std::invalid_argument("prompt_logprobs: not supported with beam search");
     if (beams && o.max_tokens < 1) throw std::invalid_argument("max_tokens: beam search needs at least 1");
     if (!std::isfinite(o.length_penalty)) throw std::invalid_argument("length_penalty: must be finite");
@@ -197,7 +202,9 @@ void Engine::loop() {
 }
 
 void Engine::step() {
-    StepPlan plan = scheduler_->plan();
+    StepPlan plan = scheduler_->schedule();
+    propose_drafts(plan);  // draft-model tokens for the chunks that asked for them
+    scheduler_->build_batch(plan);
     if (plan.chunks.empty()) {
         // Nothing fits right now (e.g. the cache is full of waiting work); yield instead of spinning hot.
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -262,6 +269,11 @@ void Engine::step() {
 }
 
 int32_t Engine::choose_token(Sequence& s, const float* row) {
+    const std::vector<float> logits = adjusted_logits(s, row);
+    return sample_token(logits.data(), model_->config().vocab_size, s.opts.sampling, s.rng, nullptr);
+}
+
+std::vector<float> Engine::adjusted_logits(const Sequence& s, const float* row) const {
     const int64_t V = model_->config().vocab_size;
     std::vector<float> logits(row, row + V);
     apply_logit_bias(logits.data(), V, s.opts.sampling);
@@ -271,7 +283,7 @@ int32_t Engine::choose_token(Sequence& s, const float* row) {
         if (!s.opts.ignore_eos)
             for (int32_t id : eos_ids_) logits[id] = -std::numeric_limits<float>::infinity();
     }
-    return sample_token(logits.data(), V, s.opts.sampling, s.rng, nullptr);
+    return logits;
 }
 
 FinishReason Engine::finish_check(const Sequence& s) const {
@@ -302,31 +314,6 @@ bool Engine::emit(Sequence& s, int32_t token, const float* row) {
     s.handle->finish(reason);
     scheduler_->finish(&s);
     return true;
-}
-
-void Engine::verify_draft(Sequence& s, int64_t start, const float* logits) {
-    const int64_t V = model_->config().vocab_size, k = static_cast<int64_t>(s.draft.size());
-    // Choose tokens row by row as plain decoding would (each choice sees the ones before it), stopping at the
-    // first disagreement with the draft or at a finishing token.
-    std::vector<int32_t> chosen;
-    for (int64_t i = 0; i <= k; ++i) {
-        const int32_t t = choose_token(s, logits + i * V);
-        chosen.push_back(t);
-        s.tokens.push_back(t);
-        if (finish_check(s) != FinishReason::None || i == k || t != s.draft[i]) break;
-    }
-    s.tokens.resize(s.tokens.size() - chosen.size());
-    const int64_t accepted = static_cast<int64_t>(chosen.size()) - 1;
-    {
-        std::lock_guard<std::mutex> lock(mu_);
-        metrics_.spec_draft_tokens += k;
-        metrics_.spec_accepted_tokens += accepted;
-    }
-    // K/V are valid for the last token and the accepted draft tokens; rejected slots get overwritten later.
-    scheduler_->commit(s, start + 1 + accepted);
-    s.draft.clear();
-    for (size_t i = 0; i < chosen.size(); ++i)
-        if (emit(s, chosen[i], logits + i * V)) return;
 }
 
 void Engine::update_metrics() {

@@ -38,9 +38,12 @@ struct RequestOptions {
     bool ignore_eos = false;
     int64_t min_tokens = 0;               // EOS/stop ids are not honoured before this many tokens
     bool prompt_logprobs = false;         // report log-probabilities of prompt tokens (echo + logprobs)
-    // Prompt-lookup speculative decoding: up to this many draft tokens per step, copied from where the last
-    // tokens occurred earlier in the sequence, verified in one forward. Greedy requests only (0 = off).
+    // Speculative decoding, verified in one target forward: greedy output is unchanged, and sampling keeps the
+    // target distribution (rejection sampling). spec_ngram: up to this many draft tokens per step copied from
+    // where the last tokens occurred earlier (prompt lookup); spec_draft: this many tokens proposed by the
+    // engine's draft model (set_draft_model). 0 = off; at most one of the two.
     int32_t spec_ngram = 0;
+    int32_t spec_draft = 0;
     // Beam search (HF generate(num_beams=W, do_sample=False) semantics) when beam_width > 1: sampling params other
     // than logprobs are ignored; stop_token_ids (and EOS unless ignore_eos) finish a hypothesis. The handle gets
     // the best num_return_sequences hypotheses; the best one's tokens are also streamed when the search ends.
@@ -111,6 +114,7 @@ struct EngineMetrics {
 class Scheduler;
 class KvCache;
 struct Sequence;
+struct StepPlan;
 
 
 class Engine {
@@ -127,6 +131,10 @@ public:
     // beyond the context, sampling ranges) and queues the request; throws EngineFull when the queue is full.
     std::shared_ptr<RequestHandle> submit(RequestOptions options);
 
+    // A smaller model with the same vocabulary that proposes spec_draft tokens; its KV cache mirrors the target's
+    // block ids. Call before start(); `draft` must outlive the engine. Throws std::invalid_argument on a vocab mismatch.
+    void set_draft_model(Model& draft);
+
     void start();               // runs the loop on its own thread
     void stop(bool drain);      // drain: finish in-flight and queued requests first; else cancel them
     EngineMetrics metrics() const;
@@ -135,11 +143,15 @@ private:
     void loop();
     void step();  // one scheduling round: plan, forward, sample, stream
     int32_t choose_token(Sequence& s, const float* logits);       // penalties, min_tokens bans, sampling
+    std::vector<float> adjusted_logits(const Sequence& s, const float* logits) const;  // bias, penalties, bans
     FinishReason finish_check(const Sequence& s) const;           // after s.tokens got its newest token
     bool emit(Sequence& s, int32_t token, const float* logits);   // streams it; true when s finished (and freed)
-    // Accepts the longest prefix of s.draft that greedy decoding agrees with, plus one token; logits holds the
-    // rows of the chunk [last token, draft...] that started at position `start`.
+    // Speculative decoding (speculative.cpp). verify_draft: greedy accepts the longest prefix of s.draft that greedy
+    // decoding agrees with, sampling accepts draft token d with probability min(1, p(d) / q(d)) and otherwise
+    // draws from max(0, p - q); then one more token. logits holds the rows of the chunk [last token, draft...]
+    // that started at position `start`. propose_drafts fills draft-model placeholders (-1) in the plan's drafts.
     void verify_draft(Sequence& s, int64_t start, const float* logits);
+    void propose_drafts(const StepPlan& plan);
     // Runs one beam-search step for a group whose beams all have this step's logits rows (engine_beams.cpp).
     void advance_beams(BeamGroup& g);
     void update_metrics();  // publishes the loop's state for metrics()
@@ -148,6 +160,8 @@ private:
     Model* model_;
     EngineConfig config_;
     std::unique_ptr<KvCache> kv_;
+    Model* draft_ = nullptr;                // speculative draft model (optional)
+    std::unique_ptr<KvCache> draft_kv_;     // the draft's K/V, same block ids as kv_
     std::unique_ptr<Scheduler> scheduler_;  // touched only by the loop thread
     std::vector<int32_t> eos_ids_;
     mutable std::mutex mu_;                 // guards inbox_, metrics_, stopping_, draining_, next_id_

@@ -11,31 +11,36 @@
 
 namespace moeinfer {
 
-Generator::Generator(Model& model, int32_t block_size) : model_(model), block_size_(block_size) {}
+Generator::Generator(Model& model, int32_t block_size, Model* draft)
+    : model_(model), block_size_(block_size), draft_(draft) {}
 
 std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRequest>& requests,
                                                   const std::function<void(size_t, int32_t)>& on_token,
                                                   GenerationStats* stats) {
     std::vector<GenerationResult> results(requests.size());
     if (requests.empty()) return results;
-    int64_t prompt_tokens = 0, blocks = 0, seqs = 0;
+    int64_t prompt_tokens = 0, blocks = 0, seqs = 0, step_tokens = 0;
     for (const auto& r : requests) {
         prompt_tokens += static_cast<int64_t>(r.prompt.size());
         // Beams: the prompt once, a generated tail per beam (Engine::submit's worst case).
+        // Drafts may run up to spec tokens past the end before they are rejected.
         blocks += (static_cast<int64_t>(r.prompt.size()) + block_size_ - 1) / block_size_ +
-                  std::max(1, r.beam_width) * ((r.max_new_tokens + block_size_) / block_size_);
+                  std::max(1, r.beam_width) *
+                      ((r.max_new_tokens + std::max(r.spec_ngram, r.spec_draft) + block_size_) / block_size_);
         seqs += std::max(1, r.beam_width);
+        step_tokens += std::max(1, r.beam_width) + std::max(r.spec_ngram, r.spec_draft);
     }
     int64_t bytes_per_block = 0;
     for (int64_t w : model_.kv_widths()) bytes_per_block += 2 * w * int64_t(sizeof(float)) * block_size_;
     EngineConfig cfg;
     cfg.max_num_seqs = static_cast<int32_t>(seqs);
-    cfg.max_num_batched_tokens = static_cast<int32_t>(std::max(prompt_tokens, seqs));
+    cfg.max_num_batched_tokens = static_cast<int32_t>(std::max(prompt_tokens, step_tokens));
     cfg.block_size = block_size_;
     cfg.kv_cache_mib = (blocks * bytes_per_block + (1 << 20) - 1) >> 20;
     cfg.max_waiting = static_cast<int32_t>(requests.size());
     cfg.enable_prefix_caching = false;  // each request is computed in full (goldens compare exactly this)
     Engine engine(model_, cfg);
+    if (draft_) engine.set_draft_model(*draft_);
 
     std::vector<std::shared_ptr<RequestHandle>> handles;
     for (size_t i = 0; i < requests.size(); ++i) {
@@ -48,6 +53,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         o.ignore_eos = true;  // the caller lists every stop id it wants
         o.prompt_logprobs = r.prompt_logprobs;
         o.spec_ngram = r.spec_ngram;
+        o.spec_draft = r.spec_draft;
         o.beam_width = r.beam_width;
         o.length_penalty = r.length_penalty;
         o.early_stopping = r.early_stopping;

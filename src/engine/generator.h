@@ -18,7 +18,8 @@ struct GenerationRequest {
     SamplingParams sampling;
     bool prompt_logprobs = false;     // also report log-probabilities of the prompt tokens (echo)
     std::vector<int32_t> stop_ids;    // generation ends after emitting one of these
-    int32_t spec_ngram = 0;           // prompt-lookup speculative decoding, draft tokens per step (greedy only)
+    int32_t spec_ngram = 0;           // prompt-lookup speculative decoding, draft tokens per step
+    int32_t spec_draft = 0;           // draft-model speculative decoding, draft tokens per step (needs a draft model)
     // Beam search when beam_width > 1 (see RequestOptions); stop_ids finish hypotheses.
     int32_t beam_width = 0;
     double length_penalty = 1.0;
@@ -42,7 +43,8 @@ struct GenerationStats {
 
 class Generator {
 public:
-    explicit Generator(Model& model, int32_t block_size = 16);
+    // `draft`: optional draft model for requests with spec_draft > 0 (same vocabulary; must outlive the call).
+    explicit Generator(Model& model, int32_t block_size = 16, Model* draft = nullptr);
 
     // Validates every request first (non-empty prompt, ids < vocab, prompt + max_new_tokens within the context,
     // sampling ranges), throwing std::invalid_argument naming the request and problem.
@@ -54,6 +56,7 @@ public:
 private:
     Model& model_;
     int32_t block_size_;
+    Model* draft_;
 };
 
 }  // namespace moeinfer

@@ -104,47 +104,83 @@ void typical_filter(std::vector<double>& prob, double mass) {
 
 }  // namespace
 
+namespace {
+
+// Candidates after the filters: ids best first and their unnormalized weights (0 = filtered out by typical-p).
+struct Filtered {
+    std::vector<int32_t> idx;
+    std::vector<double> prob;
+};
+
+Filtered filter(const float* logits, int64_t V, const SamplingParams& p) {
+    Filtered f;
+    f.idx.resize(V);
+    std::iota(f.idx.begin(), f.idx.end(), 0);
+    std::sort(f.idx.begin(), f.idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    int64_t n = (p.top_k > 0) ? std::min<int64_t>(p.top_k, V) : V;
+    std::vector<double>& prob = f.prob;
+    prob.resize(n);
+    const double m = logits[f.idx[0]] / p.temperature;
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += prob[i] = std::exp(logits[f.idx[i]] / p.temperature - m);
+    if (p.top_p < 1) {
+        double cum = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            cum += prob[i] / sum;
+            if (cum >= p.top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    if (p.min_p > 0) {
+        const double floor = p.min_p * prob[0];
+        while (n > 1 && prob[n - 1] < floor) --n;
+    }
+    prob.resize(n);
+    f.idx.resize(n);
+    if (p.typical_p < 1) typical_filter(prob, p.typical_p);
+    return f;
+}
+
+}  // namespace
+
+int32_t sample_from(const std::vector<double>& w, std::mt19937_64& rng) {
+    double kept = 0;
+    for (double x : w) kept += x;
+    double u = std::uniform_real_distribution<double>(0.0, kept)(rng);
+    int64_t i = 0;
+    const int64_t n = static_cast<int64_t>(w.size());
+    for (; i < n - 1; ++i) {
+        if (w[i] == 0) continue;
+        u -= w[i];
+        if (u < 0) break;
+    }
+    while (w[i] == 0) --i;  // rounding ran past the last positive weight
+    return static_cast<int32_t>(i);
+}
+
+std::vector<double> sampling_probs(const float* logits, int64_t V, const SamplingParams& p) {
+    std::vector<double> dense(V, 0.0);
+    if (p.temperature == 0) {
+        dense[std::max_element(logits, logits + V) - logits] = 1.0;
+        return dense;
+    }
+    const Filtered f = filter(logits, V, p);
+    double sum = 0;
+    for (double x : f.prob) sum += x;
+    for (size_t i = 0; i < f.idx.size(); ++i) dense[f.idx[i]] = f.prob[i] / sum;
+    return dense;
+}
+
 int32_t sample_token(const float* logits, int64_t V, const SamplingParams& p, std::mt19937_64& rng,
                      TokenLogprob* logprob_out) {
     int32_t chosen;
     if (p.temperature == 0) {
         chosen = static_cast<int32_t>(std::max_element(logits, logits + V) - logits);  // first max on ties
     } else {
-        std::vector<int32_t> idx(V);
-        std::iota(idx.begin(), idx.end(), 0);
-        std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-        int64_t n = (p.top_k > 0) ? std::min<int64_t>(p.top_k, V) : V;
-        std::vector<double> prob(n);
-        const double m = logits[idx[0]] / p.temperature;
-        double sum = 0;
-        for (int64_t i = 0; i < n; ++i) sum += prob[i] = std::exp(logits[idx[i]] / p.temperature - m);
-        if (p.top_p < 1) {
-            double cum = 0;
-            for (int64_t i = 0; i < n; ++i) {
-                cum += prob[i] / sum;
-                if (cum >= p.top_p) {
-                    n = i + 1;
-                    break;
-                }
-            }
-        }
-        if (p.min_p > 0) {
-            const double floor = p.min_p * prob[0];
-            while (n > 1 && prob[n - 1] < floor) --n;
-        }
-        prob.resize(n);
-        if (p.typical_p < 1) typical_filter(prob, p.typical_p);
-        double kept = 0;
-        for (int64_t j = 0; j < n; ++j) kept += prob[j];
-        double u = std::uniform_real_distribution<double>(0.0, kept)(rng);
-        int64_t i = 0;
-        for (; i < n - 1; ++i) {
-            if (prob[i] == 0) continue;
-            u -= prob[i];
-            if (u < 0) break;
-        }
-        while (prob[i] == 0) --i;  // rounding ran past the last kept token
-        chosen = idx[i];
+        const Filtered f = filter(logits, V, p);
+        chosen = f.idx[sample_from(f.prob, rng)];
     }
     if (logprob_out) *logprob_out = token_logprob(logits, V, chosen, p.logprobs);
     return chosen;

@@ -48,6 +48,13 @@ void apply_penalties(float* logits, int64_t V, const SamplingParams& params, con
 int32_t sample_token(const float* logits, int64_t V, const SamplingParams& params, std::mt19937_64& rng,
                      TokenLogprob* logprob_out);
 
+// The distribution sample_token draws from, dense over [V]: temperature, top-k, top-p, min-p and typical-p
+// applied and renormalized (greedy: one-hot at the argmax). Speculative decoding's rejection sampling needs it.
+std::vector<double> sampling_probs(const float* logits, int64_t V, const SamplingParams& params);
+
+// Draws an index from unnormalized non-negative weights (at least one positive).
+int32_t sample_from(const std::vector<double>& weights, std::mt19937_64& rng);
+
 // Log-probability of `token` and the top-k alternatives for a logits row (used for prompt logprobs too).
 TokenLogprob token_logprob(const float* logits, int64_t V, int32_t token, int32_t top_k);
 

@@ -17,6 +17,7 @@ void Scheduler::add_running(std::unique_ptr<Sequence> seq) { running_.push_back(
 void Scheduler::preempt(Sequence& victim) {
     victim.table.release(kv_.pool());
     victim.num_computed = 0;
+    victim.draft_computed = 0;
     victim.num_hashed_blocks = 0;
     victim.last_block_hash = 0;
     victim.prompt_logprobs.clear();
@@ -104,7 +105,7 @@ void Scheduler::admit_prefix(Sequence& s) {
     }
 }
 
-StepPlan Scheduler::plan() {
+StepPlan Scheduler::schedule() {
     for (size_t i = 0; i < running_.size();) {
         if (running_[i]->handle->cancelled()) {
             running_[i]->handle->finish(FinishReason::Cancelled);
@@ -145,12 +146,12 @@ StepPlan Scheduler::plan() {
         int64_t n = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.num_computed, budget);
         if (n <= 0) continue;
         s.draft.clear();
-        if (n == 1 && s.opts.spec_ngram > 0 && s.opts.sampling.temperature == 0) {
+        if (n == 1 && (s.opts.spec_ngram > 0 || s.opts.spec_draft > 0)) {
             // Room for the draft: the step budget, the tokens still allowed, and the context.
-            const int64_t room = std::min({int64_t(s.opts.spec_ngram), budget - 1,
+            const int64_t room = std::min({int64_t(std::max(s.opts.spec_ngram, s.opts.spec_draft)), budget - 1,
                                            s.opts.max_tokens - s.num_generated() - 1,
                                            max_position_ - static_cast<int64_t>(s.tokens.size()) - 1});
-            if (room > 0) s.draft = propose_ngram(s.tokens, room);
+            if (room > 0) s.draft = s.opts.spec_draft > 0 ? std::vector<int32_t>(room, -1) : propose_ngram(s.tokens, room);
             n += static_cast<int64_t>(s.draft.size());
         }
         if (!ensure_blocks(s, s.num_computed + n)) break;  // s itself was preempted (it was the newest)
@@ -182,6 +183,10 @@ StepPlan Scheduler::plan() {
                                                              std::to_string(g->beams.size()) + ")");
         for (Sequence* b : std::vector<Sequence*>(g->beams)) finish(b);
     }
+    return p;
+}
+
+void Scheduler::build_batch(StepPlan& p) {
     for (const ScheduledChunk& c : p.chunks) {
         Sequence& s = *c.seq;
         if (!s.draft.empty()) {  // [last token, draft...], every row's logits verify the next draft token
@@ -193,7 +198,6 @@ StepPlan Scheduler::plan() {
         const bool all_logits = s.opts.prompt_logprobs && c.start < s.num_prompt;
         p.batch.add_sequence(s.tokens.data() + c.start, c.length, c.start, s.table.blocks.data(), all_logits);
     }
-    return p;
 }
 
 void Scheduler::register_full_blocks(Sequence& s) {

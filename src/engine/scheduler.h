@@ -43,7 +43,15 @@ public:
     int64_t cow_copies() const { return cow_copies_; }
 
     // Drops cancelled sequences (freeing their blocks) and plans the next step; an empty plan means nothing fits.
-    StepPlan plan();
+    // schedule() chooses the chunks (draft-model drafts are left as -1 placeholders for the engine to fill);
+    // build_batch() lays them out; plan() does both.
+    StepPlan schedule();
+    void build_batch(StepPlan& p);
+    StepPlan plan() {
+        StepPlan p = schedule();
+        build_batch(p);
+        return p;
+    }
     // After the forward: `computed` tokens of s now have valid K/V (fewer than fed when draft tokens were
     // rejected); registers newly full blocks in the prefix cache.
     void commit(Sequence& s, int64_t computed);

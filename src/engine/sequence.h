@@ -26,6 +26,8 @@ struct Sequence {
     std::mt19937_64 rng;
     std::vector<std::optional<TokenLogprob>> prompt_logprobs;
     std::vector<int32_t> draft;  // speculative tokens fed after the last token this step (empty: none)
+    std::vector<std::vector<double>> draft_q;  // sampling with a draft model: the distribution each was drawn from
+    int64_t draft_computed = 0;  // tokens whose K/V are in the draft model's cache
     std::shared_ptr<BeamGroup> beam;  // set for beam-search requests: the group this beam belongs to
 
     int64_t num_generated() const { return static_cast<int64_t>(tokens.size()) - num_prompt; }

@@ -59,7 +59,8 @@ int cmd_run(int argc, char** argv) {
     Args args(argc, argv,
               {"model", "prompt", "prompt-tokens", "messages", "n", "temperature", "top-k", "top-p", "min-p", "seed",
                "logprobs", "threads", "spec-ngram", "typical-p", "logit-bias",
-               "beam-width", "length-penalty", "early-stopping", "num-return-sequences"},
+               "beam-width", "length-penalty", "early-stopping", "num-return-sequences",
+               "draft-model", "spec-draft"},
               {"echo", "json", "ignore-eos"});
     const std::string model_path = args.require("model");
     if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
@@ -81,6 +82,9 @@ int cmd_run(int argc, char** argv) {
     req.prompt_logprobs = args.has("echo");
     req.spec_ngram = static_cast<int32_t>(args.get_int("spec-ngram", 0));
     if (req.spec_ngram < 0 || req.spec_ngram > 64) throw std::invalid_argument("--spec-ngram must be in [0, 64]");
+    req.spec_draft = static_cast<int32_t>(args.get_int("spec-draft", args.has("draft-model") ? 4 : 0));
+    if (req.spec_draft < 0 || req.spec_draft > 64) throw std::invalid_argument("--spec-draft must be in [0, 64]");
+    if (req.spec_draft > 0 && !args.has("draft-model")) throw std::invalid_argument("--spec-draft needs --draft-model PATH");
     req.beam_width = static_cast<int32_t>(args.get_int("beam-width", 0));
     if (req.beam_width < 0 || req.beam_width > 64) throw std::invalid_argument("--beam-width must be in [0, 64]");
     req.length_penalty = args.get_double("length-penalty", 1.0);
@@ -113,7 +117,9 @@ int cmd_run(int argc, char** argv) {
         if (tok)
             for (int32_t id : tok->eos_ids()) req.stop_ids.push_back(id);
     }
-    Generator gen(*model);
+    std::unique_ptr<Model> draft;
+    if (args.has("draft-model")) draft = Model::load(args.require("draft-model"));
+    Generator gen(*model, 16, draft.get());
     const bool as_json = args.has("json");
     GenerationStats stats;
     std::unique_ptr<StreamDecoder> stream;
@@ -183,8 +189,9 @@ int cmd_run(int argc, char** argv) {
                      static_cast<long long>(stats.beam_blocks_peak), req.beam_width,
                      static_cast<long long>(stats.beam_blocks_unshared_peak), static_cast<long long>(stats.kv_cow_copies));
     if (stats.spec_draft_tokens > 0)
-        std::fprintf(stderr, "speculative (n-gram): %lld drafted, %lld accepted (%.1f%%)\n",
-                     static_cast<long long>(stats.spec_draft_tokens), static_cast<long long>(stats.spec_accepted_tokens),
+        std::fprintf(stderr, "speculative (%s): %lld drafted, %lld accepted (%.1f%%)\n",
+                     draft ? "draft model" : "n-gram", static_cast<long long>(stats.spec_draft_tokens),
+                     static_cast<long long>(stats.spec_accepted_tokens),
                      100.0 * stats.spec_accepted_tokens / stats.spec_draft_tokens);
     return 0;
 }

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
         "commands:\n"
         "  run   --model PATH (--prompt TEXT | --messages F.json | --prompt-tokens 1,2,3) [-n N] [--temperature T] [--top-k K]\n"
         "        [--top-p P] [--min-p P] [--seed S] [--logprobs K] [--echo] [--json] [--threads N] [--ignore-eos]\n"
-        "        [--spec-ngram K] [--typical-p P] [--logit-bias ID=B,...] [--beam-width W [--length-penalty L]\n"
+        "        [--spec-ngram K | --draft-model PATH [--spec-draft K]] [--typical-p P] [--logit-bias ID=B,...] [--beam-width W [--length-penalty L]\n"
         "        [--early-stopping true|false|never] [--num-return-sequences N]]\n"
         "  info  --model PATH\n"
         "  convert --model PATH --out FILE.gguf [--type F32|F16|BF16|Q8_0|Q4_0]\n"

@@ -1,12 +1,13 @@
 # The two commands: `make run` and `make test` (each installs what is missing, then builds).
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_CUDA ?= build-cuda
 CMAKE_FLAGS ?=
 THREADS ?= 2
 DEMO_MODEL ?= models/demo
 DEMO_ARGS ?= --prompt "The old man looked at the" -n 96 --temperature 0.8 --top-p 0.95 --seed 42
 
-.PHONY: all deps build run test test-asan bench clean
+.PHONY: all deps build build-cuda run test test-asan bench clean
 
 all: build
 
@@ -17,6 +18,12 @@ build: deps
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) \
 	  $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
 	@cmake --build $(BUILD)
+
+# The CUDA backend's library, parity tests (they skip without a GPU) and cuda_roofline; needs nvcc (/usr/local/cuda).
+build-cuda: deps
+	@cmake -S . -B $(BUILD_CUDA) -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEINFER_CUDA=ON $(CMAKE_FLAGS) \
+	  $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
+	@cmake --build $(BUILD_CUDA) --target moeinfer_cuda_tests cuda_roofline
 
 run: build
 	$(BUILD)/moeinfer run --model $(DEMO_MODEL) $(DEMO_ARGS) --threads $(THREADS)
@@ -36,4 +43,4 @@ test-asan: deps
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j2 --timeout 900
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CUDA)

@@ -1,0 +1,82 @@
+// Host entry points of the CUDA kernels (namespace moeinfer::cuda). All pointers are device pointers; every call is
+// asynchronous on `stream` and checks its launch. Activations and weights are bf16, accumulation is fp32, the
+// residual stream and router scores are fp32. One .cu per op holds the kernel and its design note.
+#pragma once
+#include <cstdint>
+
+#include "backends/cuda/common.h"
+
+namespace moeinfer::cuda {
+
+// ---- rms_norm.cu
+// y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w[:]. x: [rows, n] fp32; w: [n] fp32; y: [rows, n] bf16.
+void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, bf16* y, cudaStream_t stream);
+// Fused residual add: residual[r, :] += delta[r, :], then y[r, :] = rms_norm(residual[r, :]) * w.
+// delta: [rows, n] (bf16 from a GEMM, or fp32); residual: [rows, n] fp32, updated in place; y: [rows, n] bf16.
+void add_rms_norm(const bf16* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
+                  cudaStream_t stream);
+void add_rms_norm(const float* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
+                  cudaStream_t stream);
+
+// ---- activation.cu
+// out[r, i] = silu(gate[r, i]) * up[r, i]; gate/up rows of stride in_stride (a fused gate_up GEMM output has
+// gate = base, up = base + n, in_stride = 2n); out: [rows, n].
+void silu_mul(const bf16* gate, const bf16* up, int64_t in_stride, int64_t rows, int64_t n, bf16* out,
+              cudaStream_t stream);
+
+// ---- paged KV cache description shared by rope_kv.cu and paged_attention.cu.
+// Cache layout per layer, for K and for V: [num_blocks, block_size, num_kv_heads, head_dim] bf16 (the CPU layout).
+// Block tables are one flat [num_seqs, max_blocks_per_seq] int32 array (row s = block ids of sequence s, in
+// position order), so the same buffer can live in a fixed-capacity device arena for CUDA graphs.
+struct PagedKv {
+    const int32_t* block_tables;  // [num_seqs, max_blocks_per_seq]
+    int64_t max_blocks_per_seq;
+    int64_t block_size;
+    int64_t num_kv_heads, head_dim;
+};
+
+// ---- rope_kv.cu
+// RoPE on q (in place) and k, and the write of rotated k and of v into the paged cache at each token's position.
+// q: [T, num_heads, head_dim]; k, v: [T, num_kv_heads, head_dim]; positions, token_seq: [T];
+// inv_freq: [head_dim / 2] fp32. interleaved=false rotates (x[i], x[i + d/2]) (HF), true (x[2i], x[2i+1]) (GGUF).
+void rope_write_kv(bf16* q, const bf16* k, const bf16* v, int64_t T, int64_t num_heads, const int32_t* positions,
+                   const int32_t* token_seq, const float* inv_freq, bool interleaved, const PagedKv& kv, bf16* k_cache,
+                   bf16* v_cache, cudaStream_t stream);
+
+// ---- paged_attention.cu
+// Decode attention: one query token per sequence, attending to keys [max(0, len - window), len) of its sequence.
+struct DecodeAttentionArgs {
+    const bf16* q;                // [num_seqs, num_heads, head_dim]
+    const int32_t* context_lens;  // [num_seqs] tokens in the cache, the current one included
+    int64_t num_seqs, num_heads;
+    int64_t sliding_window;       // 0 = full
+    float scale;                  // usually 1/sqrt(head_dim)
+    int64_t max_context_len;      // upper bound of context_lens (host-known), sizes the split-K grid
+    int num_splits;               // 1 = no split-K; >1 splits each context into that many block ranges
+    float* workspace;             // decode_attention_workspace_floats(...) floats when num_splits > 1, else unused
+    bf16* out;                    // [num_seqs, num_heads, head_dim]
+};
+int64_t decode_attention_workspace_floats(int64_t num_seqs, int64_t num_heads, int64_t head_dim, int num_splits);
+// A split count that fills the device for this batch (1 for short contexts or large batches).
+int choose_decode_splits(int64_t num_seqs, int64_t num_kv_heads, int64_t max_context_len, int64_t block_size,
+                         int num_sms);
+void paged_decode_attention(const DecodeAttentionArgs& args, const PagedKv& kv, const bf16* k_cache,
+                            const bf16* v_cache, cudaStream_t stream);
+
+// ---- moe_routing.cu
+// logits: [T, E] fp32. Softmax over E, the k largest (ties → lower id), weights divided by their sum when
+// `normalize`. ids, weights: [T, k], best first. k == E is soft routing. Requires E ≤ 1024.
+void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights,
+                cudaStream_t stream);
+// Expert-contiguous order of the N = T·k assignments, stable in token order within an expert (as the CPU's).
+// offsets: [E + 1]; row_token, slot_row: [N]; workspace: moe_permute_workspace_ints(N, E) ints.
+int64_t moe_permute_workspace_ints(int64_t N, int64_t E);
+void moe_permute(const int32_t* ids, int64_t T, int64_t k, int64_t E, int32_t* workspace, int32_t* offsets,
+                 int32_t* row_token, int32_t* slot_row, cudaStream_t stream);
+// xp[r, :] = x[row_token[r], :]. x: [T, n]; xp: [N, n].
+void gather_rows(const bf16* x, const int32_t* row_token, int64_t N, int64_t n, bf16* xp, cudaStream_t stream);
+// out[t, :] (+)= Σ_slot weights[t, slot] · y[slot_row[t·k + slot], :]; y: [N, n] bf16, out: [T, n] fp32.
+void combine_rows(const bf16* y, const int32_t* slot_row, const float* weights, int64_t T, int64_t k, int64_t n,
+                  bool accumulate, float* out, cudaStream_t stream);
+
+}  // namespace moeinfer::cuda

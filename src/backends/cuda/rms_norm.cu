@@ -1,0 +1,62 @@
+// RMSNorm, plain and fused with the residual add. One block per row: the row (≤ a few K floats) stays in L1/L2
+// between the sum-of-squares pass and the scaling pass, so the fused form reads delta and residual once from
+// DRAM and writes residual and y once. fp32 residual stream and statistics; bf16 output feeds the next GEMM.
+#include <type_traits>
+
+#include "backends/cuda/ops.h"
+#include "backends/cuda/reduce.cuh"
+
+namespace moeinfer::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(bf16 v) { return __bfloat162float(v); }
+
+// Delta == void: no residual add, x is read from `residual`.
+template <typename Delta>
+__global__ void rms_norm_kernel(const Delta* __restrict__ delta, float* __restrict__ residual,
+                                const float* __restrict__ w, float eps, int64_t n, bf16* __restrict__ y) {
+    const int64_t row = blockIdx.x;
+    float* r = residual + row * n;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = r[i];
+        if constexpr (!std::is_void_v<Delta>) {
+            v += to_float(delta[row * n + i]);
+            r[i] = v;  // each thread re-reads only what it wrote itself below: no barrier needed
+        }
+        ss += v * v;
+    }
+    const float inv = rsqrtf(block_sum(ss) / float(n) + eps);
+    bf16* out = y + row * n;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) out[i] = __float2bfloat16(r[i] * inv * w[i]);
+}
+
+template <typename Delta>
+void launch(const Delta* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
+            cudaStream_t stream) {
+    if (rows == 0) return;
+    rms_norm_kernel<Delta><<<dim3(rows), kThreads, 0, stream>>>(delta, residual, w, eps, n, y);
+    MOEINFER_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, bf16* y, cudaStream_t stream) {
+    // The kernel only reads `residual` when there is no delta, so the const_cast never leads to a write.
+    launch<void>(nullptr, const_cast<float*>(x), w, eps, rows, n, y, stream);
+}
+
+void add_rms_norm(const bf16* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
+                  cudaStream_t stream) {
+    launch(delta, residual, w, eps, rows, n, y, stream);
+}
+
+void add_rms_norm(const float* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
+                  cudaStream_t stream) {
+    launch(delta, residual, w, eps, rows, n, y, stream);
+}
+
+}  // namespace moeinfer::cuda

@@ -1,0 +1,74 @@
+// MoE routing on the GPU against the CPU: route_topk (ids exact, weights to fp32 tolerance), the stable
+// permutation (exact), gather_rows and combine_rows.
+#include <gtest/gtest.h>
+
+#include "backends/cpu/moe.h"
+#include "backends/cuda/ops.h"
+#include "cuda/cuda_test_util.h"
+
+namespace moeinfer::cuda {
+namespace {
+
+using namespace testing;
+
+class MoeTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t, bool>> {};  // (T, E, k, norm)
+
+TEST_P(MoeTest, RouteTopkMatchesCpu) {
+    MOEINFER_REQUIRE_GPU();
+    const auto [T, E, k, norm] = GetParam();
+    const std::vector<float> logits = random_floats(T * E, 31, 2.0f);
+    std::vector<int32_t> ids_want(T * k);
+    std::vector<float> w_want(T * k);
+    cpu::route_topk(logits.data(), T, E, k, norm, ids_want.data(), w_want.data());
+    DeviceBuffer dl = to_device(logits), dids = poisoned(T * k, 4), dw = poisoned(T * k, 4);
+    route_topk(dl.as<float>(), T, E, k, norm, dids.as<int32_t>(), dw.as<float>(), nullptr);
+    EXPECT_EQ(to_host<int32_t>(dids, T * k), ids_want);
+    expect_close(to_host<float>(dw, T * k), w_want, kFp32Rtol, 1e-7, "routing weights");
+}
+
+TEST_P(MoeTest, PermuteGatherCombineMatchCpu) {
+    MOEINFER_REQUIRE_GPU();
+    const auto [T, E, k, norm] = GetParam();
+    const int64_t n = 67;
+    const std::vector<float> logits = random_floats(T * E, 41, 2.0f);
+    std::vector<int32_t> ids(T * k);
+    std::vector<float> weights(T * k);
+    cpu::route_topk(logits.data(), T, E, k, norm, ids.data(), weights.data());
+    const cpu::ExpertPermutation perm = cpu::permute_by_expert(ids.data(), T, k, E);
+
+    const int64_t N = T * k;
+    DeviceBuffer dids = to_device(ids), dws(sizeof(int32_t) * moe_permute_workspace_ints(N, E));
+    DeviceBuffer doff = poisoned(E + 1, 4), drt = poisoned(N, 4), dsr = poisoned(N, 4);
+    moe_permute(dids.as<int32_t>(), T, k, E, dws.as<int32_t>(), doff.as<int32_t>(), drt.as<int32_t>(),
+                dsr.as<int32_t>(), nullptr);
+    const std::vector<int32_t> off = to_host<int32_t>(doff, E + 1);
+    EXPECT_EQ(std::vector<int64_t>(off.begin(), off.end()), perm.offsets);
+    EXPECT_EQ(to_host<int32_t>(drt, N), perm.row_token);
+    EXPECT_EQ(to_host<int32_t>(dsr, N), perm.slot_row);
+
+    // gather: bit-exact copies of bf16 rows.
+    const std::vector<float> x = round_bf16(random_floats(T * n, 42));
+    std::vector<float> xp_want(N * n);
+    cpu::gather_rows(x.data(), perm, n, xp_want.data());
+    DeviceBuffer dx = to_device_bf16(x), dxp = poisoned(N * n, 2);
+    gather_rows(dx.as<bf16>(), drt.as<int32_t>(), N, n, dxp.as<bf16>(), nullptr);
+    EXPECT_EQ(to_host_bf16(dxp, N * n), xp_want);
+
+    // combine, accumulating onto a non-zero output as the CPU's += does.
+    const std::vector<float> y = round_bf16(random_floats(N * n, 43));
+    std::vector<float> out_want = random_floats(T * n, 44);
+    DeviceBuffer dy = to_device_bf16(y), dwt = to_device(weights), dout = to_device(out_want);
+    cpu::combine_rows(y.data(), perm, weights.data(), T, k, n, out_want.data());
+    combine_rows(dy.as<bf16>(), dsr.as<int32_t>(), dwt.as<float>(), T, k, n, true, dout.as<float>(), nullptr);
+    expect_close(to_host<float>(dout, T * n), out_want, kFp32Rtol, 1e-5, "combine_rows");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MoeTest,
+    ::testing::Values(std::make_tuple(1, 8, 2, true), std::make_tuple(7, 8, 8, false),  // k == E: soft routing
+                      std::make_tuple(33, 60, 4, false), std::make_tuple(769, 128, 8, true),
+                      std::make_tuple(1, 1, 1, true), std::make_tuple(300, 256, 8, true),
+                      std::make_tuple(5, 33, 33, true)));
+
+}  // namespace
+}  // namespace moeinfer::cuda

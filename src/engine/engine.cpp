@@ -190,6 +190,7 @@ void Engine::loop() {
             inbox_.clear();
             if (stopping_ && (!draining_ || scheduler_->idle())) break;
         }
+        const auto t0 = std::chrono::steady_clock::now();
         try {
             step();
         } catch (const std::exception& e) {
@@ -198,6 +199,9 @@ void Engine::loop() {
             std::fprintf(stderr, "engine: step failed: %s\n", e.what());
         }
         update_metrics();
+        const double busy = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::lock_guard<std::mutex> lock(mu_);
+        metrics_.loop_seconds += busy;
     }
 }
 
@@ -212,7 +216,9 @@ void Engine::step() {
     }
     const int64_t V = model_->config().vocab_size;
     std::vector<float> logits(plan.batch.logit_rows.size() * V);
+    const auto f0 = std::chrono::steady_clock::now();
     model_->forward(plan.batch, *kv_, logits.data());
+    const double forward = std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
     // Counted now: sampling below may finish (and free) sequences of this plan.
     int64_t prompt_tokens = 0;
     for (const ScheduledChunk& c : plan.chunks)
@@ -266,6 +272,7 @@ void Engine::step() {
     std::lock_guard<std::mutex> lock(mu_);
     ++metrics_.steps;
     metrics_.prompt_tokens += prompt_tokens;
+    metrics_.forward_seconds += forward;
 }
 
 int32_t Engine::choose_token(Sequence& s, const float* row) {

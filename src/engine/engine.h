@@ -108,6 +108,9 @@ struct EngineMetrics {
     // Beam search KV sharing: the most blocks the beams of all beam requests held in one step, and what copying
     // each beam's KV would have held in that step; and how many shared partial blocks were copied on write.
     int64_t beam_blocks_peak = 0, beam_blocks_unshared_peak = 0, kv_cow_copies = 0;
+    // Loop thread time: all of its work per step (plan, forward, sampling, streaming, metrics) and the part spent
+    // in the target's Model::forward; the difference is the time the model waits on the engine between forwards.
+    double loop_seconds = 0, forward_seconds = 0;
     std::vector<std::vector<uint64_t>> routed_tokens;  // [layer][expert]
 };
 

@@ -96,6 +96,9 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         stats->beam_blocks_peak = std::max(stats->beam_blocks_peak, m.beam_blocks_peak);
         stats->beam_blocks_unshared_peak = std::max(stats->beam_blocks_unshared_peak, m.beam_blocks_unshared_peak);
         stats->kv_cow_copies += m.kv_cow_copies;
+        stats->steps += m.steps;
+        stats->loop_seconds += m.loop_seconds;
+        stats->forward_seconds += m.forward_seconds;
         const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         stats->prompt_tokens += prompt_tokens;
         for (const auto& r : results) stats->generated_tokens += static_cast<int64_t>(r.tokens.size());

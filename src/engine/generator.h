@@ -39,6 +39,8 @@ struct GenerationStats {
     double prefill_seconds = 0, decode_seconds = 0;
     int64_t spec_draft_tokens = 0, spec_accepted_tokens = 0;
     int64_t beam_blocks_peak = 0, beam_blocks_unshared_peak = 0, kv_cow_copies = 0;
+    int64_t steps = 0;
+    double loop_seconds = 0, forward_seconds = 0;  // EngineMetrics: engine-thread time, and the forwards in it
 };
 
 class Generator {

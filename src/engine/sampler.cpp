@@ -173,11 +173,81 @@ std::vector<double> sampling_probs(const float* logits, int64_t V, const Samplin
     return dense;
 }
 
+namespace {
+
+// sample_token without sorting the vocabulary (typical-p off): the same candidates in the same best-first order,
+// produced lazily from a heap, so a draw costs O(V) plus O(log V) per token walked instead of O(V log V). With a
+// large vocabulary the full sort cost more than the forward itself (bench/RESULTS.md, engine loop idle time).
+// Draws match the sorting path except where summation order moves u across a boundary (~1e-16 relative).
+int32_t sample_lazy(const float* logits, int64_t V, const SamplingParams& p, std::mt19937_64& rng) {
+    auto better = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+    std::vector<int32_t> cand(V);
+    std::iota(cand.begin(), cand.end(), 0);
+    const int64_t limit = p.top_k > 0 ? std::min<int64_t>(p.top_k, V) : V;
+    if (limit < V) {
+        std::nth_element(cand.begin(), cand.begin() + (limit - 1), cand.end(), better);
+        cand.resize(limit);
+    }
+    const int32_t best = *std::min_element(cand.begin(), cand.end(), better);
+    const double m = logits[best] / p.temperature;
+    auto weight = [&](int32_t id) { return std::exp(logits[id] / p.temperature - m); };
+    double sum = 0;
+    int64_t above_floor = 0;  // min-p keeps the tokens whose weight reaches min_p × the best's (1)
+    for (int32_t id : cand) {
+        const double w = weight(id);
+        sum += w;
+        above_floor += w >= p.min_p;
+    }
+    std::make_heap(cand.begin(), cand.end(), [&](int32_t a, int32_t b) { return better(b, a); });
+    std::vector<int32_t> order;  // best first, popped on demand
+    std::vector<double> w;
+    auto at = [&](int64_t i) {
+        while (static_cast<int64_t>(order.size()) <= i) {
+            std::pop_heap(cand.begin(), cand.end(), [&](int32_t a, int32_t b) { return better(b, a); });
+            order.push_back(cand.back());
+            w.push_back(weight(cand.back()));
+            cand.pop_back();
+        }
+        return w[i];
+    };
+    int64_t n = limit;
+    double kept = sum;
+    if (p.top_p < 1) {
+        double cum = 0;
+        for (int64_t i = 0; i < limit; ++i) {
+            cum += at(i) / sum;
+            if (cum >= p.top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    if (p.min_p > 0) n = std::max<int64_t>(1, std::min(n, above_floor));
+    if (n < limit) {
+        kept = 0;
+        for (int64_t i = 0; i < n; ++i) kept += at(i);
+    }
+    double u = std::uniform_real_distribution<double>(0.0, kept)(rng);
+    int64_t i = 0;
+    for (; i < n - 1; ++i) {
+        if (at(i) == 0) continue;
+        u -= w[i];
+        if (u < 0) break;
+    }
+    at(i);
+    while (w[i] == 0) --i;  // rounding ran past the last positive weight
+    return order[i];
+}
+
+}  // namespace
+
 int32_t sample_token(const float* logits, int64_t V, const SamplingParams& p, std::mt19937_64& rng,
                      TokenLogprob* logprob_out) {
     int32_t chosen;
     if (p.temperature == 0) {
         chosen = static_cast<int32_t>(std::max_element(logits, logits + V) - logits);  // first max on ties
+    } else if (p.typical_p >= 1) {
+        chosen = sample_lazy(logits, V, p, rng);
     } else {
         const Filtered f = filter(logits, V, p);
         chosen = f.idx[sample_from(f.prob, rng)];

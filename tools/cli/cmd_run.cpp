@@ -61,7 +61,7 @@ int cmd_run(int argc, char** argv) {
                "logprobs", "threads", "spec-ngram", "typical-p", "logit-bias",
                "beam-width", "length-penalty", "early-stopping", "num-return-sequences",
                "draft-model", "spec-draft"},
-              {"echo", "json", "ignore-eos"});
+              {"echo", "json", "ignore-eos", "timing"});
     const std::string model_path = args.require("model");
     if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
         throw std::invalid_argument("give exactly one of --prompt TEXT, --messages FILE.json or --prompt-tokens 1,2,3");
@@ -188,6 +188,10 @@ int cmd_run(int argc, char** argv) {
         std::fprintf(stderr, "beam search: peak %lld KV blocks shared by %d beams (copying KV per beam: %lld), %lld copy-on-write block copies\n",
                      static_cast<long long>(stats.beam_blocks_peak), req.beam_width,
                      static_cast<long long>(stats.beam_blocks_unshared_peak), static_cast<long long>(stats.kv_cow_copies));
+    if (args.has("timing") && stats.steps > 0)
+        std::fprintf(stderr, "engine loop: %lld steps, %.3f s busy, %.3f s in forward, %.1f us/step outside forward\n",
+                     static_cast<long long>(stats.steps), stats.loop_seconds, stats.forward_seconds,
+                     1e6 * (stats.loop_seconds - stats.forward_seconds) / stats.steps);
     if (stats.spec_draft_tokens > 0)
         std::fprintf(stderr, "speculative (%s): %lld drafted, %lld accepted (%.1f%%)\n",
                      draft ? "draft model" : "n-gram", static_cast<long long>(stats.spec_draft_tokens),

@@ -152,6 +152,64 @@ TEST(BeamSearch, EarlyStoppingRulesOnHandMadeRows) {
     EXPECT_NEAR(heuristic[1].score, (std::log(.3) + std::log(.4) + std::log(.05)) / 27, 1e-6);
 }
 
+// Beam requests next to greedy ones in a cache small enough that the greedy requests get preempted and chunked:
+// every output still equals its golden, and the pool is empty afterwards.
+TEST(BeamSearch, SharesTheEngineWithPreemptedGreedyRequests) {
+    const Golden g = load_golden("llama");
+    std::vector<const BeamCase*> beam_cases;
+    const std::vector<BeamCase> cases = load_beam_cases();
+    for (const auto& c : cases)
+        if (c.family == "llama" && c.req.beam_width >= 4) beam_cases.push_back(&c);
+    ASSERT_GE(beam_cases.size(), 6u);
+    EngineConfig cfg;
+    cfg.block_size = 4;
+    cfg.kv_cache_mib = 1;  // 2048 tokens of llama KV (512 B/token): 512 blocks
+    cfg.max_num_batched_tokens = 128;
+    cfg.max_num_seqs = 128;
+    Engine engine(Model::load(g.dir), cfg);
+    engine.start();
+    std::vector<std::shared_ptr<RequestHandle>> beams, greedy;
+    for (const BeamCase* c : beam_cases) {
+        RequestOptions o;
+        o.prompt = c->req.prompt;
+        o.max_tokens = c->req.max_new_tokens;
+        o.beam_width = c->req.beam_width;
+        o.length_penalty = c->req.length_penalty;
+        o.early_stopping = c->req.early_stopping;
+        o.num_return_sequences = c->req.num_return_sequences;
+        o.stop_token_ids = c->req.stop_ids;
+        beams.push_back(engine.submit(o));
+        for (int k = 0; k < 16; ++k) {
+            RequestOptions gr;
+            gr.prompt = g.prompts[2];
+            gr.max_tokens = 24;
+            gr.sampling.temperature = 0;
+            greedy.push_back(engine.submit(gr));
+        }
+    }
+    for (size_t i = 0; i < beams.size(); ++i) {
+        std::vector<TokenEvent> evs;
+        while (!beams[i]->wait(evs, std::chrono::milliseconds(100))) {
+        }
+        ASSERT_EQ(beams[i]->finish_reason() == FinishReason::Error, false) << beams[i]->error();
+        ASSERT_EQ(beams[i]->beams().size(), beam_cases[i]->sequences.size()) << i;
+        for (size_t k = 0; k < beam_cases[i]->sequences.size(); ++k)
+            EXPECT_EQ(beams[i]->beams()[k].tokens, beam_cases[i]->sequences[k]) << i << " beam " << k;
+    }
+    for (auto& h : greedy) {
+        std::vector<TokenEvent> evs;
+        while (!h->wait(evs, std::chrono::milliseconds(100))) {
+        }
+        std::vector<int32_t> toks;
+        for (const auto& e : evs) toks.push_back(e.token);
+        EXPECT_EQ(toks, g.greedy[2]);
+    }
+    engine.stop(true);
+    const EngineMetrics m = engine.metrics();
+    EXPECT_EQ(m.kv_blocks_in_use, 0);
+    EXPECT_GT(m.preemptions, 0) << "the cache must be tight enough to preempt (" << m.kv_blocks_total << " blocks)";
+}
+
 TEST(BeamSearch, RejectsBadOptions) {
     const Golden g = load_golden("llama");
     Engine engine(Model::load(g.dir), EngineConfig{});

@@ -122,8 +122,9 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
     if (beams && o.max_tokens < 1) throw std::invalid_argument("max_tokens: beam search needs at least 1");
     if (!std::isfinite(o.length_penalty)) throw std::invalid_argument("length_penalty: must be finite");
     // Beams share the prompt's blocks, but in the worst case each holds its own generated tail.
-    const int64_t blocks = (n + config_.block_size - 1) / config_.block_size +
-                           std::max(1, o.beam_width) * ((o.max_tokens + config_.block_size) / config_.block_size);
+    const int64_t bs = config_.block_size;
+    const int64_t blocks = beams ? (n + bs - 1) / bs + o.beam_width * ((o.max_tokens + bs) / bs)
+                                 : (n + o.max_tokens + bs - 1) / bs;
     if (blocks > kv_->num_blocks())
         throw std::invalid_argument("prompt: the request needs " + std::to_string(blocks) +
                                     " KV blocks but the cache holds " + std::to_string(kv_->num_blocks()));

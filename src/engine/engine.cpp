@@ -93,6 +93,11 @@ Engine::Engine(Model& model, EngineConfig config) : model_(&model), config_(conf
 Engine::~Engine() { stop(false); }
 
 std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
+    if (o.n != 1) throw std::invalid_argument("n: submit() takes n = 1; use submit_n for parallel sampling");
+    return submit_n(std::move(o))[0];
+}
+
+std::vector<std::shared_ptr<RequestHandle>> Engine::submit_n(RequestOptions o) {
     const ModelConfig& c = model_->config();
     if (o.prompt.empty()) throw std::invalid_argument("prompt: must not be empty");
     for (int32_t id : o.prompt)
@@ -121,10 +126,15 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
     if (beams && o.prompt_logprobs) throw std::invalid_argument("prompt_logprobs: not supported with beam search");
     if (beams && o.max_tokens < 1) throw std::invalid_argument("max_tokens: beam search needs at least 1");
     if (!std::isfinite(o.length_penalty)) throw std::invalid_argument("length_penalty: must be finite");
-    // Beams share the prompt's blocks, but in the worst case each holds its own generated tail.
+    if (o.n < 1 || o.n > 128) throw std::invalid_argument("n: must be in [1, 128]");
+    if (o.n > 1 && beams) throw std::invalid_argument("n: use num_return_sequences with beam search");
+    // The draft model's KV mirrors the target's block ids; copy-on-write of shared blocks does not copy it.
+    if (o.n > 1 && o.spec_draft > 0) throw std::invalid_argument("n: not supported with spec_draft");
+    // Beams and candidates share the prompt's blocks, but in the worst case each holds its own generated tail.
     const int64_t bs = config_.block_size;
-    const int64_t blocks = beams ? (n + bs - 1) / bs + o.beam_width * ((o.max_tokens + bs) / bs)
-                                 : (n + o.max_tokens + bs - 1) / bs;
+    const int64_t ways = beams ? o.beam_width : o.n;
+    const int64_t blocks = ways > 1 ? (n + bs - 1) / bs + ways * ((o.max_tokens + bs) / bs)
+                                    : (n + o.max_tokens + bs - 1) / bs;
     if (blocks > kv_->num_blocks())
         throw std::invalid_argument("prompt: the request needs " + std::to_string(blocks) +
                                     " KV blocks but the cache holds " + std::to_string(kv_->num_blocks()));
@@ -142,6 +152,14 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
     seq->tokens = o.prompt;
     seq->num_prompt = n;
     seq->rng.seed(o.sampling.seed);
+    std::vector<std::shared_ptr<RequestHandle>> handles{seq->handle};
+    for (int32_t i = 1; i < o.n; ++i) {
+        auto h = std::make_shared<RequestHandle>();
+        h->submitted_ = seq->handle->submitted_;
+        h->prompt_tokens_ = n;
+        seq->pending_forks.push_back(h);
+        handles.push_back(std::move(h));
+    }
     if (beams) {
         std::vector<int32_t> eos = o.stop_token_ids;
         if (!o.ignore_eos) eos.insert(eos.end(), eos_ids_.begin(), eos_ids_.end());
@@ -149,7 +167,6 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
             BeamSearch(o.beam_width, o.length_penalty, o.early_stopping, o.max_tokens, std::move(eos)), {seq.get()}, {}});
     }
     seq->opts = std::move(o);
-    auto handle = seq->handle;
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_) throw EngineFull("the server is shutting down");
@@ -159,7 +176,7 @@ std::shared_ptr<RequestHandle> Engine::submit(RequestOptions o) {
         inbox_.push_back(std::move(seq));
     }
     cv_.notify_all();
-    return handle;
+    return handles;
 }
 
 void Engine::start() {
@@ -177,7 +194,7 @@ void Engine::stop(bool drain) {
     if (thread_.joinable()) thread_.join();
     // Whatever the loop did not take (or everything, if it never ran) is cancelled.
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : inbox_) s->handle->finish(FinishReason::Cancelled);
+    for (auto& s : inbox_) s->finish_handles(FinishReason::Cancelled);
     inbox_.clear();
     scheduler_->cancel_all();
 }
@@ -210,6 +227,7 @@ void Engine::step() {
     StepPlan plan = scheduler_->schedule();
     propose_drafts(plan);  // draft-model tokens for the chunks that asked for them
     scheduler_->build_batch(plan);
+    const int64_t blocks_in_use = kv_->pool().num_in_use();
     if (plan.chunks.empty()) {
         // Nothing fits right now (e.g. the cache is full of waiting work); yield instead of spinning hot.
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -259,19 +277,24 @@ void Engine::step() {
             row += 1;
         }
         if (!c.samples) continue;
-        if (s.opts.max_tokens == 0) {  // prompt only
-            s.handle->set_prompt_logprobs(std::move(s.prompt_logprobs));
-            s.handle->finish(FinishReason::Length);
-            scheduler_->finish(&s);
-        } else {
-            const float* last = &logits[(row - 1) * V];
-            emit(s, choose_token(s, last), last);
+        // Parallel sampling: every candidate samples its first token from the prompt's one logits row.
+        const std::vector<Sequence*> cands = s.pending_forks.empty() ? std::vector<Sequence*>{&s} : fork_candidates(s);
+        for (Sequence* q : cands) {
+            if (q->opts.max_tokens == 0) {  // prompt only
+                q->handle->set_prompt_logprobs(std::move(q->prompt_logprobs));
+                q->handle->finish(FinishReason::Length);
+                scheduler_->finish(q);
+            } else {
+                const float* last = &logits[(row - 1) * V];
+                emit(*q, choose_token(*q, last), last);
+            }
         }
     }
     // After every chunk: a finished beam search frees all its beams, which may appear in later chunks.
     for (const auto& g : beam_groups) advance_beams(*g);
     std::lock_guard<std::mutex> lock(mu_);
     ++metrics_.steps;
+    metrics_.kv_blocks_peak = std::max(metrics_.kv_blocks_peak, blocks_in_use);
     metrics_.prompt_tokens += prompt_tokens;
     metrics_.forward_seconds += forward;
 }

@@ -51,6 +51,11 @@ struct RequestOptions {
     double length_penalty = 1.0;
     EarlyStopping early_stopping = EarlyStopping::Heuristic;
     int32_t num_return_sequences = 1;
+    // Parallel sampling: n candidates from one prompt (submit_n). The prompt is prefilled once; then n sequences
+    // share its KV blocks by refcount (the partial last block is copied on write) and decode in the same batches.
+    // Candidate i samples with seed sampling.seed + i, so it produces exactly what an n = 1 request with that seed
+    // would; each has its own stop/length state and frees its blocks when it finishes.
+    int32_t n = 1;
 };
 
 enum class FinishReason { None, Length, Stop, Cancelled, Error };
@@ -108,6 +113,7 @@ struct EngineMetrics {
     // Beam search KV sharing: the most blocks the beams of all beam requests held in one step, and what copying
     // each beam's KV would have held in that step; and how many shared partial blocks were copied on write.
     int64_t beam_blocks_peak = 0, beam_blocks_unshared_peak = 0, kv_cow_copies = 0;
+    int64_t kv_blocks_peak = 0;  // most blocks referenced at once (measured after each step's scheduling)
     // Loop thread time: all of its work per step (plan, forward, sampling, streaming, metrics) and the part spent
     // in the target's Model::forward; the difference is the time the model waits on the engine between forwards.
     double loop_seconds = 0, forward_seconds = 0;
@@ -132,7 +138,10 @@ public:
 
     // Validates (throws std::invalid_argument naming the field: empty prompt, id ≥ vocab, max_tokens < 0, prompt + max_tokens
     // beyond the context, sampling ranges) and queues the request; throws EngineFull when the queue is full.
+    // n must be 1 here (invalid_argument otherwise); submit_n returns one handle per candidate (index = position),
+    // each cancellable on its own.
     std::shared_ptr<RequestHandle> submit(RequestOptions options);
+    std::vector<std::shared_ptr<RequestHandle>> submit_n(RequestOptions options);
 
     // A smaller model with the same vocabulary that proposes spec_draft tokens; its KV cache mirrors the target's
     // block ids. Call before start(); `draft` must outlive the engine. Throws std::invalid_argument on a vocab mismatch.
@@ -157,6 +166,9 @@ private:
     void propose_drafts(const StepPlan& plan);
     // Runs one beam-search step for a group whose beams all have this step's logits rows (engine_beams.cpp).
     void advance_beams(BeamGroup& g);
+    // Parallel sampling (engine_beams.cpp): when the root's prompt is computed, forks a sequence per other
+    // candidate that shares the root's blocks; returns them (the root first) to sample from the same logits row.
+    std::vector<Sequence*> fork_candidates(Sequence& root);
     void update_metrics();  // publishes the loop's state for metrics()
 
     std::unique_ptr<Model> owned_model_;

@@ -1,6 +1,7 @@
 // Engine::advance_beams: one beam-search step for a request. New beams take over their parents' block tables by
 // refcount (no K/V is copied here; the scheduler copies a shared partial block only when a beam writes into it),
 // and the old tables are released at once, so blocks only pruned beams held go back to the pool this step.
+// Engine::fork_candidates: parallel sampling (n > 1) forks candidates off the prompt's blocks the same way.
 #include <algorithm>
 
 #include "engine/engine.h"
@@ -87,6 +88,45 @@ void Engine::advance_beams(BeamGroup& g) {
     }
     for (size_t j = states.size(); j < old.size(); ++j) scheduler_->finish(old[j]);  // tables already released
     g.forked = true;
+}
+
+std::vector<Sequence*> Engine::fork_candidates(Sequence& root) {
+    BlockPool& pool = kv_->pool();
+    std::vector<Sequence*> out;
+    const bool root_cancelled = root.handle->cancelled();
+    if (!root_cancelled) out.push_back(&root);
+    std::vector<std::shared_ptr<RequestHandle>> pending = std::move(root.pending_forks);
+    root.pending_forks.clear();
+    for (size_t i = 0; i < pending.size(); ++i) {
+        if (pending[i]->cancelled()) {
+            pending[i]->finish(FinishReason::Cancelled);
+            continue;
+        }
+        auto f = std::make_unique<Sequence>();
+        f->id = root.id;
+        f->opts = root.opts;
+        f->fork_index = static_cast<int32_t>(i + 1);
+        // Candidate i draws exactly as an n = 1 request seeded seed + i would.
+        f->opts.sampling.seed = root.opts.sampling.seed + static_cast<uint64_t>(f->fork_index);
+        f->opts.n = 1;
+        f->rng.seed(f->opts.sampling.seed);
+        f->handle = std::move(pending[i]);
+        f->tokens = root.tokens;
+        f->num_prompt = root.num_prompt;
+        f->num_computed = root.num_computed;
+        f->num_hashed_blocks = root.num_hashed_blocks;
+        f->last_block_hash = root.last_block_hash;
+        f->prompt_logprobs = root.prompt_logprobs;
+        f->table.blocks = root.table.blocks;  // shared; the scheduler copies the partial block before a write
+        for (int32_t b : f->table.blocks) pool.incref(b);
+        out.push_back(f.get());
+        scheduler_->add_running(std::move(f));
+    }
+    if (root_cancelled) {  // its blocks stay with the forks
+        root.handle->finish(FinishReason::Cancelled);
+        scheduler_->finish(&root);
+    }
+    return out;
 }
 
 }  // namespace moeinfer

@@ -107,16 +107,16 @@ void Scheduler::admit_prefix(Sequence& s) {
 
 StepPlan Scheduler::schedule() {
     for (size_t i = 0; i < running_.size();) {
-        if (running_[i]->handle->cancelled()) {
-            running_[i]->handle->finish(FinishReason::Cancelled);
+        if (running_[i]->cancelled()) {
+            running_[i]->finish_handles(FinishReason::Cancelled);
             finish(running_[i].get());
         } else {
             ++i;
         }
     }
     for (auto it = waiting_.begin(); it != waiting_.end();) {
-        if ((*it)->handle->cancelled()) {
-            (*it)->handle->finish(FinishReason::Cancelled);
+        if ((*it)->cancelled()) {
+            (*it)->finish_handles(FinishReason::Cancelled);
             (*it)->table.release(kv_.pool());
             it = waiting_.erase(it);
         } else {
@@ -153,6 +153,11 @@ StepPlan Scheduler::schedule() {
                                            max_position_ - static_cast<int64_t>(s.tokens.size()) - 1});
             if (room > 0) s.draft = s.opts.spec_draft > 0 ? std::vector<int32_t>(room, -1) : propose_ngram(s.tokens, room);
             n += static_cast<int64_t>(s.draft.size());
+        }
+        // Parallel-sampling candidates share the prompt's partial last block: copy it before the first write.
+        if (!make_writable(s)) {
+            if (pick_victim(s) == &s) preempt(s);
+            break;
         }
         if (!ensure_blocks(s, s.num_computed + n)) break;  // s itself was preempted (it was the newest)
         p.chunks.push_back({&s, s.num_computed, n, s.num_computed + n >= static_cast<int64_t>(s.tokens.size())});
@@ -237,11 +242,11 @@ void Scheduler::finish(Sequence* seq) {
 
 void Scheduler::cancel_all(FinishReason reason, const std::string& error) {
     for (auto& s : running_) {
-        s->handle->finish(reason, error);
+        s->finish_handles(reason, error);
         s->table.release(kv_.pool());
     }
     for (auto& s : waiting_) {
-        s->handle->finish(reason, error);
+        s->finish_handles(reason, error);
         s->table.release(kv_.pool());
     }
     running_.clear();

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "engine/beam_search.h"
@@ -29,6 +30,24 @@ struct Sequence {
     std::vector<std::vector<double>> draft_q;  // sampling with a draft model: the distribution each was drawn from
     int64_t draft_computed = 0;  // tokens whose K/V are in the draft model's cache
     std::shared_ptr<BeamGroup> beam;  // set for beam-search requests: the group this beam belongs to
+    // Parallel sampling: handles of candidates 1..n-1 still to be forked from this (the root) once its prompt is
+    // computed; fork_index is this sequence's candidate index (its seed offset).
+    std::vector<std::shared_ptr<RequestHandle>> pending_forks;
+    int32_t fork_index = 0;
+
+    // Ends this sequence's handle and those of candidates not forked yet.
+    void finish_handles(FinishReason r, const std::string& error = {}) {
+        handle->finish(r, error);
+        for (auto& h : pending_forks) h->finish(r, error);
+        pending_forks.clear();
+    }
+    // A root with unforked candidates is dropped only when every one of them was cancelled.
+    bool cancelled() const {
+        if (!handle->cancelled()) return false;
+        for (const auto& h : pending_forks)
+            if (!h->cancelled()) return false;
+        return true;
+    }
 
     int64_t num_generated() const { return static_cast<int64_t>(tokens.size()) - num_prompt; }
     std::vector<int32_t> generated() const { return {tokens.begin() + num_prompt, tokens.end()}; }

@@ -35,12 +35,14 @@ void GenerationRun::submit(std::vector<RequestOptions> requests, const std::vect
     choices_.reserve(requests.size());
     try {
         for (auto& r : requests) {
-            Choice c;
-            c.handle = engine_.submit(std::move(r));
-            if (tok_) c.decoder = std::make_unique<StreamDecoder>(*tok_);
-            c.stop = StopMatcher(stops);
-            c.last_token = std::chrono::steady_clock::now();
-            choices_.push_back(std::move(c));
+            for (auto& h : engine_.submit_n(std::move(r))) {  // one choice per candidate, in candidate order
+                Choice c;
+                c.handle = std::move(h);
+                if (tok_) c.decoder = std::make_unique<StreamDecoder>(*tok_);
+                c.stop = StopMatcher(stops);
+                c.last_token = std::chrono::steady_clock::now();
+                choices_.push_back(std::move(c));
+            }
         }
     } catch (const EngineFull& e) {
         cancel();

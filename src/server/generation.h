@@ -30,8 +30,8 @@ public:
     GenerationRun(Engine& engine, const Tokenizer* tok, ServerMetrics& metrics) : engine_(engine), tok_(tok), metrics_(metrics) {}
     ~GenerationRun();  // cancels whatever is still running (e.g. the client went away)
 
-    // Submits every request (choice i = requests[i]); on failure cancels those already queued and throws
-    // ApiError (400 for invalid_argument, 503 for EngineFull).
+    // Submits every request; one with n > 1 gives n consecutive choices (its candidates, in order). On failure
+    // cancels those already queued and throws ApiError (400 for invalid_argument, 503 for EngineFull).
     void submit(std::vector<RequestOptions> requests, const std::vector<std::string>& stops);
     // Waits up to `timeout` for news; appends deltas to `out`. Returns true once every choice has finished.
     bool poll(std::vector<ChoiceDelta>& out, std::chrono::milliseconds timeout);

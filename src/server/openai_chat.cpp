@@ -44,7 +44,9 @@ void OpenAiServer::chat(RequestContext& ctx) {
     ctx.tokens_in = static_cast<int64_t>(prompt.size());
     const int64_t max_tokens = spec.max_tokens.value_or(default_max_tokens(prompt.size(), true));
     std::vector<RequestOptions> reqs;
-    for (int i = 0; i < spec.n; ++i) reqs.push_back(make_options(spec, prompt, max_tokens, i));
+    // One engine request: the n candidates share the prompt's prefill and KV blocks (candidate i: seed + i).
+    reqs.push_back(make_options(spec, prompt, max_tokens, 0));
+    reqs.back().n = spec.n;
     GenerationRun run(engine_, tok_.get(), metrics_);
     run.submit(std::move(reqs), spec.stop);
 

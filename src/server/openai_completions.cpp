@@ -57,16 +57,18 @@ void OpenAiServer::completions(RequestContext& ctx) {
     std::vector<size_t> prompt_of;  // choice → prompt index (beam search: run → prompt index, one run per prompt)
     for (size_t p = 0; p < prompts.size(); ++p) {
         const int64_t max_tokens = spec.max_tokens.value_or(default_max_tokens(prompts[p].size(), false));
-        for (int i = 0; i < (spec.use_beam_search ? 1 : spec.n); ++i) {
-            reqs.push_back(make_options(spec, prompts[p], max_tokens, i));
-            reqs.back().prompt_logprobs = spec.echo && spec.want_logprobs;
-            if (spec.use_beam_search) {
-                reqs.back().beam_width = spec.best_of;
-                reqs.back().num_return_sequences = spec.n;
-                reqs.back().length_penalty = spec.length_penalty;
-                reqs.back().early_stopping = spec.early_stopping;
-            }
+        // One engine request per prompt: its n candidates share the prompt's prefill and KV blocks.
+        reqs.push_back(make_options(spec, prompts[p], max_tokens, 0));
+        reqs.back().prompt_logprobs = spec.echo && spec.want_logprobs;
+        if (spec.use_beam_search) {
+            reqs.back().beam_width = spec.best_of;
+            reqs.back().num_return_sequences = spec.n;
+            reqs.back().length_penalty = spec.length_penalty;
+            reqs.back().early_stopping = spec.early_stopping;
             prompt_of.push_back(p);
+        } else {
+            reqs.back().n = spec.n;
+            prompt_of.insert(prompt_of.end(), static_cast<size_t>(spec.n), p);  // candidates come out in order
         }
     }
     const std::vector<int32_t> stop_ids = make_options(spec, {}, 0, 0).stop_token_ids;

@@ -25,10 +25,10 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         // Beams: the prompt once, a generated tail per beam (Engine::submit's worst case).
         // Drafts may run up to spec tokens past the end before they are rejected.
         blocks += (static_cast<int64_t>(r.prompt.size()) + block_size_ - 1) / block_size_ +
-                  std::max(1, r.beam_width) *
+                  std::max({1, r.beam_width, r.n}) *
                       ((r.max_new_tokens + std::max(r.spec_ngram, r.spec_draft) + block_size_) / block_size_);
-        seqs += std::max(1, r.beam_width);
-        step_tokens += std::max(1, r.beam_width) + std::max(r.spec_ngram, r.spec_draft);
+        seqs += std::max({1, r.beam_width, r.n});
+        step_tokens += std::max({1, r.beam_width, r.n}) + std::max(r.spec_ngram, r.spec_draft);
     }
     int64_t bytes_per_block = 0;
     for (int64_t w : model_.kv_widths()) bytes_per_block += 2 * w * int64_t(sizeof(float)) * block_size_;
@@ -43,6 +43,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
     if (draft_) engine.set_draft_model(*draft_);
 
     std::vector<std::shared_ptr<RequestHandle>> handles;
+    std::vector<std::pair<size_t, size_t>> owner;  // handle → (request, candidate)
     for (size_t i = 0; i < requests.size(); ++i) {
         const GenerationRequest& r = requests[i];
         RequestOptions o;
@@ -59,7 +60,13 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         o.early_stopping = r.early_stopping;
         o.num_return_sequences = r.num_return_sequences;
         try {
-            handles.push_back(engine.submit(std::move(o)));
+            o.n = r.n;
+            size_t k = 0;
+            for (auto& h : engine.submit_n(std::move(o))) {
+                handles.push_back(std::move(h));
+                owner.emplace_back(i, k++);
+            }
+            if (r.n > 1) results[i].candidates.resize(r.n);
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("request " + std::to_string(i) + ": " + e.what());
         }
@@ -67,24 +74,32 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
     const auto t0 = std::chrono::steady_clock::now();
     engine.start();
     double first_token_at = 0;
-    std::vector<bool> done(requests.size(), false);
-    for (size_t remaining = requests.size(); remaining > 0;) {
-        for (size_t i = 0; i < requests.size(); ++i) {
-            if (done[i]) continue;
+    std::vector<bool> done(handles.size(), false);
+    for (size_t remaining = handles.size(); remaining > 0;) {
+        for (size_t j = 0; j < handles.size(); ++j) {
+            if (done[j]) continue;
+            const auto [i, k] = owner[j];
             std::vector<TokenEvent> evs;
-            const bool finished = handles[i]->wait(evs, std::chrono::milliseconds(remaining == 1 ? 100 : 1));
+            const bool finished = handles[j]->wait(evs, std::chrono::milliseconds(remaining == 1 ? 100 : 1));
             for (auto& ev : evs) {
                 if (first_token_at == 0)
                     first_token_at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                if (!results[i].candidates.empty()) {
+                    results[i].candidates[k].tokens.push_back(ev.token);
+                    results[i].candidates[k].logprobs.push_back(ev.logprob);
+                }
+                if (k > 0) continue;
                 results[i].tokens.push_back(ev.token);
                 if (on_token) on_token(i, ev.token);
                 results[i].logprobs.push_back(std::move(ev.logprob));
             }
             if (!finished) continue;
-            if (handles[i]->finish_reason() == FinishReason::Error) throw std::runtime_error(handles[i]->error());
-            results[i].prompt_logprobs = handles[i]->prompt_logprobs();
-            results[i].beams = handles[i]->beams();
-            done[i] = true;
+            if (handles[j]->finish_reason() == FinishReason::Error) throw std::runtime_error(handles[j]->error());
+            if (k == 0) {
+                results[i].prompt_logprobs = handles[j]->prompt_logprobs();
+                results[i].beams = handles[j]->beams();
+            }
+            done[j] = true;
             --remaining;
         }
     }
@@ -101,7 +116,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         stats->forward_seconds += m.forward_seconds;
         const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         stats->prompt_tokens += prompt_tokens;
-        for (const auto& r : results) stats->generated_tokens += static_cast<int64_t>(r.tokens.size());
+        stats->generated_tokens += m.generated_tokens;
         stats->prefill_seconds += first_token_at > 0 ? first_token_at : total;
         stats->decode_seconds += first_token_at > 0 ? total - first_token_at : 0;
     }

@@ -25,6 +25,7 @@ struct GenerationRequest {
     double length_penalty = 1.0;
     EarlyStopping early_stopping = EarlyStopping::Heuristic;
     int32_t num_return_sequences = 1;
+    int32_t n = 1;  // parallel sampling: n candidates sharing the prompt's KV (candidate i: seed + i)
 };
 
 struct GenerationResult {
@@ -32,6 +33,11 @@ struct GenerationResult {
     std::vector<TokenLogprob> logprobs;                       // one per generated token
     std::vector<std::optional<TokenLogprob>> prompt_logprobs; // [prompt len], entry 0 empty (when asked for)
     std::vector<BeamHypothesis> beams;                        // beam search: best first (tokens = beams[0])
+    struct Candidate {
+        std::vector<int32_t> tokens;
+        std::vector<TokenLogprob> logprobs;
+    };
+    std::vector<Candidate> candidates;  // n > 1: every candidate in index order (tokens/logprobs = candidate 0)
 };
 
 struct GenerationStats {
@@ -50,7 +56,7 @@ public:
 
     // Validates every request first (non-empty prompt, ids < vocab, prompt + max_new_tokens within the context,
     // sampling ranges), throwing std::invalid_argument naming the request and problem.
-    // on_token(request index, token) is called as each token is chosen (streaming).
+    // on_token(request index, token) is called as each token is chosen (streaming; candidate 0 only when n > 1).
     std::vector<GenerationResult> generate(const std::vector<GenerationRequest>& requests,
                                            const std::function<void(size_t, int32_t)>& on_token = {},
                                            GenerationStats* stats = nullptr);

@@ -55,7 +55,21 @@ std::vector<std::pair<int32_t, float>> parse_logit_bias(const std::string& spec)
 
 }  // namespace
 
-int cmd_run(int argc, char** argv) {
+int cmd_run(int argc_in, char** argv_in) {
+    // `-n` is max tokens, so Args would read `--n` as the same flag: take `--n N` (candidates) out first.
+    int32_t n_candidates = 1;
+    std::vector<char*> kept;
+    for (int i = 0; i < argc_in; ++i) {
+        if (std::string(argv_in[i]) == "--n") {
+            if (i + 1 >= argc_in) throw std::invalid_argument("--n needs a value");
+            n_candidates = static_cast<int32_t>(std::strtol(argv_in[++i], nullptr, 10));
+            if (n_candidates < 1 || n_candidates > 128) throw std::invalid_argument("--n must be in [1, 128]");
+            continue;
+        }
+        kept.push_back(argv_in[i]);
+    }
+    int argc = static_cast<int>(kept.size());
+    char** argv = kept.data();
     Args args(argc, argv,
               {"model", "prompt", "prompt-tokens", "messages", "n", "temperature", "top-k", "top-p", "min-p", "seed",
                "logprobs", "threads", "spec-ngram", "typical-p", "logit-bias",
@@ -93,7 +107,10 @@ int cmd_run(int argc, char** argv) {
         throw std::invalid_argument("--early-stopping must be true, false or never");
     req.early_stopping = es == "true" ? EarlyStopping::Always : es == "never" ? EarlyStopping::Never : EarlyStopping::Heuristic;
     req.num_return_sequences = static_cast<int32_t>(args.get_int("num-return-sequences", 1));
-    const bool beams = req.beam_width > 1;
+    req.n = n_candidates;
+    if (req.n > 1 && req.beam_width > 1) throw std::invalid_argument("--n: use --num-return-sequences with --beam-width");
+    // n > 1 prints every candidate at the end (like beams) instead of streaming one.
+    const bool beams = req.beam_width > 1 || req.n > 1;
     if (req.num_return_sequences < 1 || req.num_return_sequences > std::max(1, req.beam_width))
         throw std::invalid_argument("--num-return-sequences must be in [1, --beam-width]");
     // Token-id prompts work without a tokenizer; then output is ids and "text" is empty.
@@ -136,9 +153,20 @@ int cmd_run(int argc, char** argv) {
     if (!as_json && stream && !beams) std::fputs(stream->flush().c_str(), stdout);
     const GenerationResult& r = results[0];
     if (beams) {
-        // Best first; score = summed logprob / generated length ^ length_penalty (HF's sequences_scores).
+        // Beams: best first; score = summed logprob / generated length ^ length_penalty (HF's sequences_scores).
+        // --n: candidates in index order (candidate i sampled with seed + i); score = the candidate's summed token
+        // logprobs under the model (before temperature and penalties), unnormalized.
+        std::vector<BeamHypothesis> hyps = r.beams;
+        if (req.n > 1) {
+            hyps.clear();
+            for (const auto& c : r.candidates) {
+                BeamHypothesis h{c.tokens, 0.0};
+                for (const auto& lp : c.logprobs) h.score += lp.logprob;
+                hyps.push_back(std::move(h));
+            }
+        }
         json::Value choices = json::Value::array();
-        for (const BeamHypothesis& h : r.beams) {
+        for (const BeamHypothesis& h : hyps) {
             const std::string text = tok ? tok->decode(h.tokens, true) : std::string();
             if (!as_json)
                 std::printf("[score %.6f] %s%s\n", h.score, args.has("prompt") ? args.require("prompt").c_str() : "",
@@ -173,7 +201,7 @@ int cmd_run(int argc, char** argv) {
         std::printf("\n");
     }
     std::fflush(stdout);  // the text ends before the summary line when both go to one terminal or pipe
-    if (beams)
+    if (beams && req.n == 1)
         std::fprintf(stderr, "prompt: %lld tokens | beam search: %d beams, best %zu tokens, %.3f s | threads %d\n",
                      static_cast<long long>(stats.prompt_tokens), req.beam_width,
                      r.beams.empty() ? size_t(0) : r.beams[0].tokens.size(), stats.prefill_seconds + stats.decode_seconds,
@@ -184,7 +212,7 @@ int cmd_run(int argc, char** argv) {
                  static_cast<long long>(stats.generated_tokens),
                  stats.generated_tokens > 1 ? (stats.generated_tokens - 1) / std::max(1e-9, stats.decode_seconds) : 0.0,
                  num_threads());
-    if (beams)
+    if (beams && req.n == 1)
         std::fprintf(stderr, "beam search: peak %lld KV blocks shared by %d beams (copying KV per beam: %lld), %lld copy-on-write block copies\n",
                      static_cast<long long>(stats.beam_blocks_peak), req.beam_width,
                      static_cast<long long>(stats.beam_blocks_unshared_peak), static_cast<long long>(stats.kv_cow_copies));

@@ -15,7 +15,7 @@ Generator::Generator(Model& model, int32_t block_size, Model* draft)
     : model_(model), block_size_(block_size), draft_(draft) {}
 
 std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRequest>& requests,
-                                                  const std::function<void(size_t, int32_t)>& on_token,
+                                                  const std::function<bool(size_t, int32_t)>& on_token,
                                                   GenerationStats* stats) {
     std::vector<GenerationResult> results(requests.size());
     if (requests.empty()) return results;
@@ -51,6 +51,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         o.max_tokens = r.max_new_tokens;
         o.sampling = r.sampling;
         o.stop_token_ids = r.stop_ids;
+        o.min_tokens = r.min_tokens;
         o.ignore_eos = true;  // the caller lists every stop id it wants
         o.prompt_logprobs = r.prompt_logprobs;
         o.spec_ngram = r.spec_ngram;
@@ -82,6 +83,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
             std::vector<TokenEvent> evs;
             const bool finished = handles[j]->wait(evs, std::chrono::milliseconds(remaining == 1 ? 100 : 1));
             for (auto& ev : evs) {
+                if (handles[j]->cancelled()) break;  // on_token ended this request: later tokens are dropped
                 if (first_token_at == 0)
                     first_token_at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 if (!results[i].candidates.empty()) {
@@ -90,8 +92,8 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
                 }
                 if (k > 0) continue;
                 results[i].tokens.push_back(ev.token);
-                if (on_token) on_token(i, ev.token);
                 results[i].logprobs.push_back(std::move(ev.logprob));
+                if (on_token && !on_token(i, ev.token)) handles[j]->cancel();
             }
             if (!finished) continue;
             if (handles[j]->finish_reason() == FinishReason::Error) throw std::runtime_error(handles[j]->error());

@@ -18,6 +18,7 @@ struct GenerationRequest {
     SamplingParams sampling;
     bool prompt_logprobs = false;     // also report log-probabilities of the prompt tokens (echo)
     std::vector<int32_t> stop_ids;    // generation ends after emitting one of these
+    int64_t min_tokens = 0;           // stop ids are not honoured before this many tokens
     int32_t spec_ngram = 0;           // prompt-lookup speculative decoding, draft tokens per step
     int32_t spec_draft = 0;           // draft-model speculative decoding, draft tokens per step (needs a draft model)
     // Beam search when beam_width > 1 (see RequestOptions); stop_ids finish hypotheses.
@@ -56,9 +57,10 @@ public:
 
     // Validates every request first (non-empty prompt, ids < vocab, prompt + max_new_tokens within the context,
     // sampling ranges), throwing std::invalid_argument naming the request and problem.
-    // on_token(request index, token) is called as each token is chosen (streaming; candidate 0 only when n > 1).
+    // on_token(request index, token) is called as each token is chosen (streaming; candidate 0 only when n > 1);
+    // returning false ends that request there (e.g. a stop string was completed).
     std::vector<GenerationResult> generate(const std::vector<GenerationRequest>& requests,
-                                           const std::function<void(size_t, int32_t)>& on_token = {},
+                                           const std::function<bool(size_t, int32_t)>& on_token = {},
                                            GenerationStats* stats = nullptr);
 
 private:

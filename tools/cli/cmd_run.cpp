@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "engine/generator.h"
 #include "models/model.h"
+#include "server/stop_matcher.h"
 #include "text_io.h"
 
 namespace moeinfer::cli {
@@ -74,7 +75,8 @@ int cmd_run(int argc_in, char** argv_in) {
               {"model", "prompt", "prompt-tokens", "messages", "n", "temperature", "top-k", "top-p", "min-p", "seed",
                "logprobs", "threads", "spec-ngram", "typical-p", "logit-bias",
                "beam-width", "length-penalty", "early-stopping", "num-return-sequences",
-               "draft-model", "spec-draft"},
+               "draft-model", "spec-draft", "presence-penalty", "frequency-penalty", "repetition-penalty",
+               "min-tokens", "stop", "stop-token-ids"},
               {"echo", "json", "ignore-eos", "timing"});
     const std::string model_path = args.require("model");
     if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
@@ -92,7 +94,15 @@ int cmd_run(int argc_in, char** argv_in) {
     if (args.has("logit-bias")) req.sampling.logit_bias = parse_logit_bias(args.require("logit-bias"));
     req.sampling.seed = args.has("seed") ? static_cast<uint64_t>(args.get_int("seed", 0)) : std::random_device{}();
     req.sampling.logprobs = static_cast<int32_t>(args.get_int("logprobs", 0));
+    req.sampling.presence_penalty = static_cast<float>(args.get_double("presence-penalty", 0.0));
+    req.sampling.frequency_penalty = static_cast<float>(args.get_double("frequency-penalty", 0.0));
+    req.sampling.repetition_penalty = static_cast<float>(args.get_double("repetition-penalty", 1.0));
     req.sampling.validate();
+    req.min_tokens = args.get_int("min-tokens", 0);
+    if (req.min_tokens < 0) throw std::invalid_argument("--min-tokens must be >= 0");
+    if (args.has("stop-token-ids")) req.stop_ids = parse_id_list(args.require("stop-token-ids"), "--stop-token-ids");
+    // A stop string (matched on the streamed text across token boundaries, not printed) ends generation.
+    server::StopMatcher stop(args.has("stop") ? std::vector<std::string>{args.require("stop")} : std::vector<std::string>{});
     req.prompt_logprobs = args.has("echo");
     req.spec_ngram = static_cast<int32_t>(args.get_int("spec-ngram", 0));
     if (req.spec_ngram < 0 || req.spec_ngram > 64) throw std::invalid_argument("--spec-ngram must be in [0, 64]");
@@ -142,15 +152,28 @@ int cmd_run(int argc_in, char** argv_in) {
     std::unique_ptr<StreamDecoder> stream;
     if (tok) stream = std::make_unique<StreamDecoder>(*tok);
     if (!as_json && tok && !beams) std::fputs(args.has("prompt") ? args.require("prompt").c_str() : "", stdout);
+    if (args.has("stop") && (!tok || beams)) throw std::invalid_argument("--stop needs a tokenizer and plain decoding");
+    std::string text;  // the streamed text (stop string excluded)
     auto results = gen.generate({req}, [&](size_t, int32_t id) {
-        if (as_json || beams) return;
-        if (stream)
-            std::fputs(stream->push(id).c_str(), stdout);
-        else
-            std::printf("%d ", id);
-        std::fflush(stdout);
+        if (beams) return true;
+        if (!stream) {
+            if (!as_json) std::printf("%d ", id);
+            std::fflush(stdout);
+            return true;
+        }
+        const server::StopMatcher::Result piece = stop.push(stream->push(id));
+        text += piece.emit;
+        if (!as_json) {
+            std::fputs(piece.emit.c_str(), stdout);
+            std::fflush(stdout);
+        }
+        return !piece.stopped;
     }, &stats);
-    if (!as_json && stream && !beams) std::fputs(stream->flush().c_str(), stdout);
+    if (stream && !beams && !stop.stopped()) {
+        const std::string rest = stop.push(stream->flush()).emit + stop.flush();
+        text += rest;
+        if (!as_json) std::fputs(rest.c_str(), stdout);
+    }
     const GenerationResult& r = results[0];
     if (beams) {
         // Beams: best first; score = summed logprob / generated length ^ length_penalty (HF's sequences_scores).
@@ -187,7 +210,7 @@ int cmd_run(int argc_in, char** argv_in) {
         json::Value out = json::Value::object();
         out.set("prompt_tokens", ids_json(req.prompt));
         out.set("tokens", ids_json(r.tokens));
-        out.set("text", tok ? tok->decode(r.tokens, true) : std::string());
+        out.set("text", text);
         json::Value lps = json::Value::array();
         for (const auto& lp : r.logprobs) lps.push_back(logprob_json(lp));
         out.set("logprobs", std::move(lps));

@@ -10,7 +10,7 @@ MEMBW=${MEMBW:-$(dirname "$OURS")/membw}
 mkdir -p "$OUT"
 log() { echo "$*" | tee -a "$OUT/log"; }
 log "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')  threads: $T"
-log "membw before: $("$MEMBW" "$T" 2>&1 | tail -1)"
+for i in 1 2 3; do log "membw before: $("$MEMBW" "$T" 2>&1 | tail -1)"; done
 for f in "$@"; do
   b=$(basename "$f" .gguf)
   log "== $b  uptime before: $(uptime)"
@@ -19,4 +19,4 @@ for f in "$@"; do
   "$OURS" bench --model "$f" -p 128 -n 64 -t "$T" -r 3 --json > "$OUT/$b.ours-p128.json"
   log "   uptime after:  $(uptime)"
 done
-log "membw after: $("$MEMBW" "$T" 2>&1 | tail -1)"
+for i in 1 2 3; do log "membw after: $("$MEMBW" "$T" 2>&1 | tail -1)"; done

@@ -1,0 +1,45 @@
+#!/usr/bin/python3
+# Markdown table from side_by_side.sh output folders: llama.cpp vs moeinfer tokens/s per file, ratio, and generation as
+# a fraction of read bandwidth. With several folders (comma-separated), each cell is the best pass of each engine
+# (interference from other jobs on a shared machine only slows a pass down), and the pass-to-pass range is listed.
+# Usage: summarize.py OUT_DIR[,OUT_DIR...] BANDWIDTH_GB_S FILE.gguf...   (files: for active bytes per token)
+import json, os, subprocess, sys
+
+dirs, bw = sys.argv[1].split(","), float(sys.argv[2])
+here = os.path.dirname(os.path.abspath(__file__))
+active = {}
+for line in subprocess.run(["/usr/bin/python3", os.path.join(here, "active_bytes.py"), *sys.argv[3:]],
+                           capture_output=True, text=True, check=True).stdout.splitlines():
+    name, rest = line.split(": ", 1)
+    active[name[:-5]] = float(rest.split(" GB (")[0].split()[-1])
+
+def passes(name):
+    for d in dirs:
+        try:
+            L = {(r["n_prompt"], r["n_gen"]): (r["avg_ts"], r["stddev_ts"]) for r in json.load(open(f"{d}/{name}.llama.json"))}
+            o512 = json.loads(open(f"{d}/{name}.ours-p512.json").read())
+            o128 = json.loads(open(f"{d}/{name}.ours-p128.json").read())
+        except (OSError, ValueError, KeyError):
+            continue
+        yield {"l128": L[(128, 0)], "l512": L[(512, 0)], "ltg": L[(0, 64)],
+               "o128": (o128["pp_tokens_per_s"], o128["pp_sd"]), "o512": (o512["pp_tokens_per_s"], o512["pp_sd"]),
+               "otg": (o128["tg_tokens_per_s"], o128["tg_sd"]), "otg512": (o512["tg_tokens_per_s"], o512["tg_sd"])}
+
+def best(ps, k): return max((p[k] for p in ps), key=lambda x: x[0])
+def cell(ps, k):
+    m, s = best(ps, k)
+    lo = min(p[k][0] for p in ps)
+    return f"{m:.1f} ± {s:.1f}" + (f" ({lo:.0f}–{m:.0f})" if len(ps) > 1 else "")
+
+print(f"| file | passes | llama pp128 | ours pp128 | × | llama pp512 | ours pp512 | × | llama tg64 | ours tg64 | × "
+      f"| ours tg64 after p512 | GB/token | llama tg GB/s (% of {bw:g}) | ours tg GB/s (% of {bw:g}) |")
+print("|---|" + "---|" * 14)
+for name, a in active.items():
+    ps = list(passes(name))
+    if not ps: continue
+    r = lambda o, l: f"**{best(ps, o)[0] / best(ps, l)[0]:.2f}**"
+    lt, ot = best(ps, "ltg")[0], best(ps, "otg")[0]
+    cells = [str(len(ps)), cell(ps, "l128"), cell(ps, "o128"), r("o128", "l128"), cell(ps, "l512"), cell(ps, "o512"),
+             r("o512", "l512"), cell(ps, "ltg"), cell(ps, "otg"), r("otg", "ltg"), cell(ps, "otg512"), f"{a:.3f}",
+             f"{a * lt:.1f} ({100 * a * lt / bw:.0f} %)", f"{a * ot:.1f} ({100 * a * ot / bw:.0f} %)"]
+    print(f"| {name} | " + " | ".join(cells) + " |")

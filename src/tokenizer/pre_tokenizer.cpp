@@ -30,7 +30,9 @@ PreTokenizer pre_tokenizer_for_gguf(const std::string& pre) {
     else if (pre == "gpt-4o" || pre == "o200k" || pre == "gpt-oss") p.add_split_regex(kO200kPattern);
     else if (pre == "deepseek-v3")
         for (const char* pat : kDeepseekV3Patterns) p.add_split_regex(pat);
-    else if (pre == "default" || pre == "gpt2" || pre.empty()) p.add_split_regex(kGpt2Pattern);
+    // "gpt-2" is llama.cpp's name for this pattern; "default"/"gpt2" are read the same way for files written by
+    // earlier moeinfer exports (llama.cpp's own "default" is a different regex, so we never write it for BPE).
+    else if (pre == "gpt-2" || pre == "default" || pre == "gpt2" || pre.empty()) p.add_split_regex(kGpt2Pattern);
     else throw std::runtime_error("GGUF: unsupported tokenizer.ggml.pre '" + pre + "'");
     return p;
 }
@@ -41,7 +43,7 @@ std::string gguf_pre_name(const PreTokenizer& p) {
         if (pats[0] == kLlama3Pattern) return "llama-bpe";
         if (pats[0] == kQwen2Pattern) return "qwen2";
         if (pats[0] == kO200kPattern) return "gpt-4o";
-        if (pats[0] == kGpt2Pattern) return "default";
+        if (pats[0] == kGpt2Pattern) return "gpt-2";
     }
     if (pats.size() == 3 && pats[0] == kDeepseekV3Patterns[0] && pats[1] == kDeepseekV3Patterns[1] &&
         pats[2] == kDeepseekV3Patterns[2])

@@ -39,7 +39,7 @@ PY
 G=tests/data/goldens/llama
 for TYPE in Q4_K_M Q4_K_S Q5_K_M Q6_K Q8_0 Q4_0 F16 BF16; do
     "$BIN" quantize $G "$T/$TYPE.gguf" --type $TYPE >"$T/$TYPE.out" 2>"$T/$TYPE.err"
-    grep -q "wrote $T/$TYPE.gguf ($TYPE:" "$T/$TYPE.out"
+    grep -q "wrote $T/$TYPE.gguf ($TYPE; matrices:" "$T/$TYPE.out"
     python3 "$T/types.py" "$T/$TYPE.gguf" >"$T/$TYPE.types"
     for i in 0 1 2; do
         P=$(python3 -c "import json; print(','.join(map(str, json.load(open('$G/golden.json'))['prompts'][$i])))")

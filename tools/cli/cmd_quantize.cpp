@@ -21,7 +21,8 @@ int cmd_quantize(int argc, char** argv) {
     std::string mix;
     for (const auto& [name, count] : report.tensors_per_type)
         mix += (mix.empty() ? "" : ", ") + std::to_string(count) + " " + name;
-    std::printf("wrote %s (%s: %s)\n", out.c_str(), quant_type_name(type), mix.c_str());
+    // Counts weight matrices only; 1-D tensors (norms, biases) are always F32.
+    std::printf("wrote %s (%s; matrices: %s; 1-D tensors F32)\n", out.c_str(), quant_type_name(type), mix.c_str());
     return 0;
 }
 

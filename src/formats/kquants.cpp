@@ -197,17 +197,6 @@ void q6_position(int e, int& ql_index, int& ql_shift, int& qh_index, int& qh_shi
 
 }  // namespace
 
-void unpack_scale_min(const uint8_t* s, int j, int& sc, int& m) {
-    if (j < 4) {
-        sc = s[j] & 63;
-        m = s[j + 4] & 63;
-    } else {
-        sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
-
 void dequantize_row_q4_k(const void* src, float* dst, int64_t n) {
     const auto* blk = static_cast<const uint8_t*>(src);
     for (int64_t b = 0; b < n / kQK_K; ++b, blk += 144, dst += kQK_K) {

@@ -5,6 +5,7 @@
 #include "server/api_error.h"
 #include "server/generation.h"
 #include "server/openai_server.h"
+#include "server/response_flow.h"
 #include "server/sse.h"
 #include "tokenizer/chat_template.h"
 
@@ -123,32 +124,18 @@ void OpenAiServer::chat(RequestContext& ctx) {
             if (d.text.empty() && lp.is_null() && !d.finish_reason && !spec.return_token_ids) return true;  // e.g. text held back by stop
             return chunk(d.index, std::move(delta), std::move(lp), d.finish_reason, &d.events);
         });
-        ctx.tokens_out = run.completion_tokens();
-        ctx.ttft = run.ttft_seconds();
-        if (!ok) {
-            ctx.client_gone = true;
-            return;
+        Value last;
+        if (spec.include_usage) {
+            last = envelope("chat.completion.chunk", Value::array());
+            last.set("usage", usage());
         }
-        if (std::string err = run.error(); !err.empty()) {
-            sse.send(parse_body(error_body(500, err)));
-        } else if (spec.include_usage) {
-            Value e = envelope("chat.completion.chunk", Value::array());
-            e.set("usage", usage());
-            sse.send(e);
-        }
-        if (!sse.done()) ctx.client_gone = true;
+        finish_stream(run, sse, ctx, ok, spec.include_usage ? &last : nullptr);
         return;
     }
 
-    std::optional<CollectedRun> got = collect(run, ctx.ex);
-    ctx.tokens_out = run.completion_tokens();
-    ctx.ttft = run.ttft_seconds();
-    if (!got) {
-        ctx.client_gone = true;
-        return;
-    }
+    const std::optional<CollectedRun> got = collect_response(run, ctx);
+    if (!got) return;
     const auto& [texts, finish, events] = *got;
-    if (std::string err = run.error(); !err.empty()) throw ApiError(500, "generation failed: " + err);
     Value choices = Value::array();
     for (size_t i = 0; i < run.size(); ++i) {
         Value msg = Value::object();

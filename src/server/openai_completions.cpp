@@ -6,6 +6,7 @@
 #include "server/api_error.h"
 #include "server/generation.h"
 #include "server/openai_server.h"
+#include "server/response_flow.h"
 #include "server/sse.h"
 
 namespace moeinfer::server {
@@ -143,32 +144,18 @@ void OpenAiServer::completions(RequestContext& ctx) {
             if (spec.include_usage) chunk.set("usage", Value());
             return sse.send(chunk);
         });
-        ctx.tokens_out = run.completion_tokens();
-        ctx.ttft = run.ttft_seconds();
-        if (!ok) {
-            ctx.client_gone = true;
-            return;
+        Value last;
+        if (spec.include_usage) {
+            last = envelope(Value::array());
+            last.set("usage", usage());
         }
-        if (std::string err = run.error(); !err.empty()) {
-            sse.send(parse_body(error_body(500, err)));
-        } else if (spec.include_usage) {
-            Value chunk = envelope(Value::array());
-            chunk.set("usage", usage());
-            sse.send(chunk);
-        }
-        if (!sse.done()) ctx.client_gone = true;
+        finish_stream(run, sse, ctx, ok, spec.include_usage ? &last : nullptr);
         return;
     }
 
-    std::optional<CollectedRun> got = collect(run, ctx.ex);
-    ctx.tokens_out = run.completion_tokens();
-    ctx.ttft = run.ttft_seconds();
-    if (!got) {
-        ctx.client_gone = true;
-        return;
-    }
+    const std::optional<CollectedRun> got = collect_response(run, ctx);
+    if (!got) return;
     const auto& [texts, finish, events] = *got;
-    if (std::string err = run.error(); !err.empty()) throw ApiError(500, "generation failed: " + err);
     Value choices = Value::array();
     if (spec.use_beam_search) {
         // Each prompt's n best hypotheses, best first; stop strings cut the text as in plain decoding.

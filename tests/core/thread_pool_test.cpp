@@ -24,6 +24,21 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
     set_num_threads(2);
 }
 
+// Jobs smaller than the pool leave some workers out; back-to-back jobs of different sizes must still run every
+// index exactly once (a worker that sat one job out must not take the next job's chunk count with the old job).
+TEST(ThreadPool, VaryingJobSizesRunEachIndexOnce) {
+    set_num_threads(5);
+    for (int round = 0; round < 3000; ++round) {
+        const int64_t n = 2 + round % 4;  // 2..5 chunks on a pool of 5
+        std::vector<std::atomic<int>> hits(n);
+        parallel_for(n, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) hits[i]++;
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "round " << round << " index " << i;
+    }
+    set_num_threads(2);
+}
+
 TEST(ThreadPool, NestedCallsRunInline) {
     set_num_threads(2);
     std::atomic<int64_t> sum{0};

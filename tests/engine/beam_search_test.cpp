@@ -167,7 +167,8 @@ TEST(BeamSearch, SharesTheEngineWithPreemptedGreedyRequests) {
     cfg.max_num_batched_tokens = 128;
     cfg.max_num_seqs = 128;
     Engine engine(Model::load(g.dir), cfg);
-    engine.start();
+    // Everything is queued before the loop starts, so the schedule (and which requests get preempted) does not
+    // depend on how submissions interleave with engine steps on a loaded machine.
     std::vector<std::shared_ptr<RequestHandle>> beams, greedy;
     for (const BeamCase* c : beam_cases) {
         RequestOptions o;
@@ -187,6 +188,7 @@ TEST(BeamSearch, SharesTheEngineWithPreemptedGreedyRequests) {
             greedy.push_back(engine.submit(gr));
         }
     }
+    engine.start();
     for (size_t i = 0; i < beams.size(); ++i) {
         std::vector<TokenEvent> evs;
         while (!beams[i]->wait(evs, std::chrono::milliseconds(100))) {

@@ -195,28 +195,6 @@ bool equal(const Value& a, const Value& b) {
     }
 }
 
-static std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else out += char(c);
-        }
-    }
-    return out + "\"";
-}
-
 static void dump(const Value& v, int indent, int depth, const std::string& item_sep, const std::string& key_sep,
                  bool sort_keys, std::string& out) {
     using K = Value::Kind;
@@ -230,7 +208,7 @@ static void dump(const Value& v, int indent, int depth, const std::string& item_
         case K::Float:
             out += std::isnan(v.f) ? "NaN" : std::isinf(v.f) ? (v.f > 0 ? "Infinity" : "-Infinity") : float_repr(v.f);
             return;
-        case K::String: out += json_string(v.s); return;
+        case K::String: out += json::quote(v.s); return;
         case K::Array:
             if (v.arr->empty()) {
                 out += "[]";
@@ -257,7 +235,7 @@ static void dump(const Value& v, int indent, int depth, const std::string& item_
             for (size_t k = 0; k < items.size(); ++k) {
                 if (k) out += item_sep;
                 newline(depth + 1);
-                out += json_string(items[k]->first) + key_sep;
+                out += json::quote(items[k]->first) + key_sep;
                 dump(items[k]->second, indent, depth + 1, item_sep, key_sep, sort_keys, out);
             }
             newline(depth);

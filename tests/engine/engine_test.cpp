@@ -6,18 +6,10 @@
 
 #include "../models/golden_util.h"
 #include "engine/engine.h"
+#include "engine_test_util.h"
 
 namespace moeinfer::test {
 namespace {
-
-std::vector<int32_t> collect(RequestHandle& h) {
-    std::vector<int32_t> out;
-    std::vector<TokenEvent> evs;
-    while (!h.wait(evs, std::chrono::milliseconds(100))) {
-    }
-    for (const auto& e : evs) out.push_back(e.token);
-    return out;
-}
 
 // Metrics are published after each step; wait until the loop has published an idle state.
 EngineMetrics idle_metrics(const Engine& e) {

@@ -8,18 +8,10 @@
 
 #include "../models/golden_util.h"
 #include "engine/engine.h"
+#include "engine_test_util.h"
 
 namespace moeinfer::test {
 namespace {
-
-std::vector<int32_t> collect(RequestHandle& h) {
-    std::vector<int32_t> out;
-    std::vector<TokenEvent> evs;
-    while (!h.wait(evs, std::chrono::milliseconds(100))) {
-    }
-    for (const auto& e : evs) out.push_back(e.token);
-    return out;
-}
 
 // 90 tokens from the golden prompts: 22 full blocks of 4 and a partial one (shared, then copied on write).
 std::vector<int32_t> long_prompt(const Golden& g) {

@@ -9,6 +9,7 @@
 
 #include "../models/golden_util.h"
 #include "engine/engine.h"
+#include "engine_test_util.h"
 #include "engine/speculative.h"
 
 namespace moeinfer::test {
@@ -90,15 +91,6 @@ RequestOptions request(const std::vector<int32_t>& prompt, int64_t n, float temp
     o.sampling.temperature = temperature;
     o.sampling.seed = seed;
     return o;
-}
-
-std::vector<int32_t> collect(RequestHandle& h) {
-    std::vector<int32_t> out;
-    std::vector<TokenEvent> evs;
-    while (!h.wait(evs, std::chrono::milliseconds(100))) {
-    }
-    for (const auto& e : evs) out.push_back(e.token);
-    return out;
 }
 
 TEST(Speculative, DraftModelKeepsGreedyGoldens) {

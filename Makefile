@@ -23,7 +23,7 @@ build: deps
 build-cuda: deps
 	@cmake -S . -B $(BUILD_CUDA) -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEINFER_CUDA=ON $(CMAKE_FLAGS) \
 	  $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
-	@cmake --build $(BUILD_CUDA) --target moeinfer_cuda_tests cuda_roofline
+	@cmake --build $(BUILD_CUDA) --target moeinfer moeinfer_cuda_tests cuda_roofline
 
 run: build
 	$(BUILD)/moeinfer run --model $(DEMO_MODEL) $(DEMO_ARGS) --threads $(THREADS)

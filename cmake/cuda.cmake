@@ -17,10 +17,16 @@ if(CUDAToolkit_VERSION VERSION_LESS 12.4)
   message(WARNING "moeinfer CUDA backend is developed against nvcc 13; found ${CUDAToolkit_VERSION}")
 endif()
 
-file(GLOB MOEINFER_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backends/cuda/*.cu)
+# Kernels (*.cu, nvcc, C++17) and the host side of the backend (*.cpp, g++, C++20: the model forward that calls them).
+file(GLOB MOEINFER_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backends/cuda/*.cu
+     ${CMAKE_SOURCE_DIR}/src/backends/cuda/*.cpp)
 add_library(moeinfer_cuda STATIC ${MOEINFER_CUDA_SOURCES})
 target_include_directories(moeinfer_cuda PUBLIC ${CMAKE_SOURCE_DIR}/src)
-target_link_libraries(moeinfer_cuda PUBLIC CUDA::cudart CUDA::cublas CUDA::cublasLt)
+target_link_libraries(moeinfer_cuda PUBLIC moeinfer_core CUDA::cudart CUDA::cublas CUDA::cublasLt)
+
+# The CLI of this build gets --device cuda.
+target_link_libraries(moeinfer PRIVATE moeinfer_cuda)
+target_compile_definitions(moeinfer PRIVATE MOEINFER_WITH_CUDA)
 # The host flags above (-march=native, -Wall ...) are for g++; nvcc gets its own, passed through to the host compiler.
 target_compile_options(moeinfer_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo
                                              -Xcompiler=-Wall>)
@@ -29,6 +35,7 @@ set_target_properties(moeinfer_cuda PROPERTIES CUDA_SEPARABLE_COMPILATION OFF PO
 file(GLOB MOEINFER_CUDA_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cuda/*_test.cpp)
 add_executable(moeinfer_cuda_tests ${MOEINFER_CUDA_TEST_SOURCES})
 target_include_directories(moeinfer_cuda_tests PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_compile_definitions(moeinfer_cuda_tests PRIVATE MOEINFER_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 target_link_libraries(moeinfer_cuda_tests PRIVATE moeinfer_cuda moeinfer_core GTest::gtest_main)
 gtest_discover_tests(moeinfer_cuda_tests WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} DISCOVERY_TIMEOUT 60
                      TEST_PREFIX cuda.)

@@ -26,7 +26,7 @@ fi
 start=$(date +%s)
 if ! cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEINFER_CUDA=ON "${gtest_arg[@]}" \
      >"$OUT/build.log" 2>&1 ||
-   ! cmake --build build-cuda -j16 --target moeinfer_cuda_tests cuda_roofline >>"$OUT/build.log" 2>&1; then
+   ! cmake --build build-cuda -j16 --target moeinfer moeinfer_cuda_tests cuda_roofline >>"$OUT/build.log" 2>&1; then
   say "BUILD FAILED (last lines of $OUT/build.log):"
   tail -40 "$OUT/build.log" | tee -a "$report"
   exit 1
@@ -42,4 +42,19 @@ say "--- cuda_roofline"
 timeout 240 build-cuda/cuda_roofline 2>&1 | tee -a "$report"
 roof_rc=${PIPESTATUS[0]}
 say "cuda_roofline: exit $roof_rc"
-[ "$tests_rc" -eq 0 ] && [ "$roof_rc" -eq 0 ]
+
+# Model benchmarks on random-weight shapes (bench/configs): batch-1 prefill and decode through `moeinfer bench`.
+# GPU_CHECK_BENCH=0 skips them (parity only).
+bench_rc=0
+if [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
+  for cfg in llama-3.1-8b qwen3-30b-a3b; do
+    for shape in "-p 512 -n 128 -r 3" "-p 4096 -n 0 -r 2"; do
+      say "--- bench $cfg $shape"
+      # shellcheck disable=SC2086
+      timeout 300 build-cuda/moeinfer bench --model "bench/configs/$cfg.json" --random-weights --device cuda \
+        $shape --json 2>&1 | tee -a "$report"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || bench_rc=1
+    done
+  done
+fi
+[ "$tests_rc" -eq 0 ] && [ "$roof_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

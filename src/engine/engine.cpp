@@ -69,9 +69,7 @@ void RequestHandle::finish(FinishReason r, std::string error) {
 namespace {
 
 int32_t kv_blocks(const EngineConfig& c, const Model& m) {
-    int64_t bytes_per_token = 0;
-    for (int64_t w : m.kv_widths()) bytes_per_token += 2 * w * int64_t(sizeof(float));
-    return KvCache::blocks_for_bytes(c.kv_cache_mib << 20, c.block_size, bytes_per_token);
+    return KvCache::blocks_for_bytes(c.kv_cache_mib << 20, c.block_size, m.kv_bytes_per_token());
 }
 
 }  // namespace
@@ -84,7 +82,7 @@ Engine::Engine(Model& model, EngineConfig config) : model_(&model), config_(conf
     if (config_.max_num_seqs < 1 || config_.max_num_batched_tokens < 1 || config_.block_size < 1 ||
         config_.kv_cache_mib < 1)
         throw std::invalid_argument("engine limits (max_num_seqs, max_num_batched_tokens, kv cache) must be positive");
-    kv_ = std::make_unique<KvCache>(kv_blocks(config_, *model_), config_.block_size, model_->kv_widths());
+    kv_ = model_->make_kv_cache(kv_blocks(config_, *model_), config_.block_size);
     scheduler_ = std::make_unique<Scheduler>(config_, *kv_, model_->config().max_position);
     for (int64_t id : model_->config().eos_token_ids) eos_ids_.push_back(static_cast<int32_t>(id));
     update_metrics();

@@ -30,8 +30,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         seqs += std::max({1, r.beam_width, r.n});
         step_tokens += std::max({1, r.beam_width, r.n}) + std::max(r.spec_ngram, r.spec_draft);
     }
-    int64_t bytes_per_block = 0;
-    for (int64_t w : model_.kv_widths()) bytes_per_block += 2 * w * int64_t(sizeof(float)) * block_size_;
+    const int64_t bytes_per_block = model_.kv_bytes_per_token() * block_size_;
     EngineConfig cfg;
     cfg.max_num_seqs = static_cast<int32_t>(seqs);
     cfg.max_num_batched_tokens = static_cast<int32_t>(std::max(prompt_tokens, step_tokens));

@@ -34,7 +34,7 @@ void Engine::set_draft_model(Model& draft) {
         throw std::invalid_argument("draft model: vocab size " + std::to_string(draft.config().vocab_size) +
                                     " differs from the target's " + std::to_string(model_->config().vocab_size));
     draft_ = &draft;
-    draft_kv_ = std::make_unique<KvCache>(kv_->num_blocks(), kv_->block_size(), draft.kv_widths());
+    draft_kv_ = draft.make_kv_cache(kv_->num_blocks(), kv_->block_size());
 }
 
 void Engine::propose_drafts(const StepPlan& plan) {

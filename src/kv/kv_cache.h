@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kv/block_pool.h"
+#include "models/device_forward.h"
 
 namespace moeinfer {
 
@@ -13,10 +14,13 @@ class KvCache {
 public:
     // widths[l]: floats per token for layer l (K and V each). Throws std::runtime_error if the allocation is absurd.
     KvCache(int32_t num_blocks, int32_t block_size, std::vector<int64_t> widths);
+    // A cache whose storage lives on a device (no host copy): k()/v() are unavailable, copy_block goes to the device.
+    KvCache(int32_t num_blocks, int32_t block_size, std::unique_ptr<DeviceKv> device);
 
     int32_t block_size() const { return block_size_; }
     int32_t num_blocks() const { return pool_.num_blocks(); }
     BlockPool& pool() { return pool_; }
+    DeviceKv* device() { return device_.get(); }
     float* k(int64_t layer) { return storage_[layer].data(); }
     float* v(int64_t layer) { return storage_[layer].data() + storage_[layer].size() / 2; }
     // Copy-on-write: copies block `src`'s K and V rows into block `dst` in every layer (a beam about to write
@@ -30,6 +34,7 @@ private:
     BlockPool pool_;
     std::vector<std::vector<float>> storage_;  // per layer: K blocks then V blocks
     std::vector<int64_t> widths_;
+    std::unique_ptr<DeviceKv> device_;
 };
 
 }  // namespace moeinfer

@@ -18,9 +18,16 @@
 
 namespace moeinfer {
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::unique_ptr<Model> Model::load(const std::string& path) { return from_weights(Weights::open(path)); }
+
+std::unique_ptr<Model> Model::load_synthetic(const std::string& config_path) {
+    return from_weights(Weights::synthetic(config_path));
+}
+
+std::unique_ptr<Model> Model::from_weights(std::unique_ptr<Weights> weights) {
     std::unique_ptr<Model> m(new Model());
-    m->weights_ = Weights::open(path);
+    m->weights_ = std::move(weights);
+    const std::string path = m->weights_->path();
     const Weights& w = *m->weights_;
     const ModelConfig& c = w.config();
     FamilyLoader loader = find_family(c.model_type);
@@ -29,7 +36,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
                                  "' (supported: " + supported_families() + ")");
     m->embed_ = w.require("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
     m->final_norm_ = w.require_f32("model.norm.weight", {c.hidden_size});
-    const bool has_head = w.find("lm_head.weight") != nullptr;
+    const bool has_head = w.find("lm_head.weight") != nullptr || (w.synthetic() && !c.tie_word_embeddings);
     if (!has_head && !c.tie_word_embeddings && !w.is_gguf())
         throw std::runtime_error("model '" + path + "': missing tensor 'lm_head.weight' (tie_word_embeddings is false)");
     m->lm_head_ = has_head ? w.require("lm_head.weight", {c.vocab_size, c.hidden_size}) : m->embed_;
@@ -84,6 +91,17 @@ int64_t Model::parameter_count() const {
     return n;
 }
 
+int64_t Model::kv_bytes_per_token() const {
+    int64_t floats = 0;
+    for (int64_t w : kv_widths()) floats += 2 * w;
+    return floats * (device_ ? device_->kv_bytes_per_element() : int64_t(sizeof(float)));
+}
+
+std::unique_ptr<KvCache> Model::make_kv_cache(int32_t num_blocks, int32_t block_size) const {
+    if (device_) return std::make_unique<KvCache>(num_blocks, block_size, device_->allocate_kv(num_blocks, block_size));
+    return std::make_unique<KvCache>(num_blocks, block_size, kv_widths());
+}
+
 std::vector<int64_t> Model::kv_widths() const {
     const ModelConfig& c = config();
     return std::vector<int64_t>(c.num_layers, c.num_kv_heads * c.head_dim);
@@ -96,6 +114,12 @@ void Model::forward(const Batch& batch, KvCache& kv, float* logits) {
         if (batch.token_ids[t] < 0 || batch.token_ids[t] >= V)
             throw std::invalid_argument("token id " + std::to_string(batch.token_ids[t]) + " is out of range (vocab size " +
                                         std::to_string(V) + ")");
+    if (device_) {
+        if (!kv.device()) throw std::invalid_argument("Model::forward: a device model needs a KV cache made by make_kv_cache");
+        device_->forward(batch, *kv.device(), logits);
+        return;
+    }
+    if (synthetic()) throw std::runtime_error("model '" + weights_->path() + "' has synthetic weights: run it on a device (--device cuda)");
     std::vector<float> x(T * H), normed(T * H), branch(T * H);
     for (int64_t t = 0; t < T; ++t) dequantize_row(embed_.dtype, embed_.row(batch.token_ids[t]), x.data() + t * H, H);
 

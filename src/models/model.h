@@ -8,6 +8,7 @@
 #include "engine/batch.h"
 #include "kv/kv_cache.h"
 #include "layers/layer_weights.h"
+#include "models/device_forward.h"
 #include "models/weights.h"
 
 namespace moeinfer {
@@ -16,6 +17,17 @@ class Model {
 public:
     // Loads a model directory / GGUF / safetensors file; throws std::runtime_error naming what is wrong.
     static std::unique_ptr<Model> load(const std::string& path);
+    // Shapes only, from an HF config.json (or a directory holding one): every tensor has data == nullptr, for a
+    // device backend that fills them with random values (benchmarks of model shapes nobody has to download).
+    static std::unique_ptr<Model> load_synthetic(const std::string& config_path);
+    bool synthetic() const { return weights_->synthetic(); }
+
+    // Moves the forward to a device (e.g. cuda::make_cuda_forward(*this)); KV caches made afterwards live there.
+    void set_device(std::unique_ptr<DeviceForward> device) { device_ = std::move(device); }
+    DeviceForward* device() const { return device_.get(); }
+    // A cache of num_blocks blocks for this model: host fp32, or on the device when one is set.
+    std::unique_ptr<KvCache> make_kv_cache(int32_t num_blocks, int32_t block_size) const;
+    int64_t kv_bytes_per_token() const;  // K and V over all layers, in the cache's element type
 
     const ModelConfig& config() const { return weights_->config(); }
     const Weights& weights() const { return *weights_; }
@@ -37,9 +49,11 @@ public:
 
 private:
     Model() = default;
+    static std::unique_ptr<Model> from_weights(std::unique_ptr<Weights> weights);
     void init_rope();
 
     std::unique_ptr<Weights> weights_;
+    std::unique_ptr<DeviceForward> device_;
     Tensor embed_;      // [V, H]
     Tensor lm_head_;    // [V, H] (the embedding when tied)
     std::vector<float> final_norm_;  // [H]

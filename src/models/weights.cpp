@@ -97,21 +97,38 @@ std::unique_ptr<Weights> Weights::open(const std::string& path) {
     return w;
 }
 
+std::unique_ptr<Weights> Weights::synthetic(const std::string& config_path) {
+    std::unique_ptr<Weights> w(new Weights());
+    std::error_code ec;
+    const fs::path cfg = fs::is_directory(config_path, ec) ? fs::path(config_path) / "config.json" : fs::path(config_path);
+    if (!fs::exists(cfg, ec)) throw std::runtime_error("config '" + cfg.string() + "' does not exist");
+    w->path_ = cfg.string();
+    w->config_ = config_from_hf(json::parse_file(cfg.string()), cfg.string());
+    w->synthetic_ = true;
+    return w;
+}
+
 std::string Weights::file_name(const std::string& hf_name) const {
     return gguf_ ? gguf_tensor_name(hf_name) : hf_name;
 }
 
 const Tensor* Weights::find(const std::string& hf_name) const {
+    if (synthetic_) return nullptr;  // optional tensors are absent; required ones are made up by require()
     const std::string name = file_name(hf_name);
     if (name.empty()) return nullptr;
     return gguf_ ? gguf_->tensor(name) : safetensors_->tensor(name);
 }
 
 const std::vector<Tensor>& Weights::all_tensors() const {
+    if (synthetic_) return made_up_list_;
     return gguf_ ? gguf_->tensors() : safetensors_->tensors();
 }
 
 const Tensor& Weights::require(const std::string& hf_name, const std::vector<int64_t>& shape) const {
+    if (synthetic_) {
+        made_up_list_.push_back(Tensor{hf_name, DType::BF16, shape, nullptr});
+        return made_up_.emplace_back(made_up_list_.back());
+    }
     const Tensor* t = find(hf_name);
     const std::string name = file_name(hf_name);
     if (!t) throw std::runtime_error(where() + ": missing tensor '" + (name.empty() ? hf_name : name) + "'");
@@ -125,6 +142,8 @@ const Tensor& Weights::require(const std::string& hf_name, const std::vector<int
 
 std::vector<float> Weights::require_f32(const std::string& hf_name, const std::vector<int64_t>& shape) const {
     const Tensor& t = require(hf_name, shape);
+    // Made-up norms are ones (identity) and made-up biases zeros.
+    if (synthetic_) return std::vector<float>(t.numel(), hf_name.find("norm") != std::string::npos ? 1.f : 0.f);
     std::vector<float> out(t.numel());
     for (int64_t r = 0; r < t.rows(); ++r) dequantize_row(t.dtype, t.row(r), out.data() + r * t.cols(), t.cols());
     return out;
@@ -144,6 +163,12 @@ std::vector<Tensor> Weights::experts(const std::string& prefix, const std::strin
         }
         return out;
     };
+    if (synthetic_) {
+        std::vector<Tensor> out;
+        for (int64_t e = 0; e < num_experts; ++e)
+            out.push_back(require(prefix + "." + std::to_string(e) + "." + proj_name + ".weight", {rows, cols}));
+        return out;
+    }
     if (gguf_) {
         // prefix is "model.layers.N.<...>.experts"; GGUF stacks all experts of a projection in one tensor.
         const std::string layer = prefix.substr(13, prefix.find('.', 13) - 13);

@@ -2,6 +2,7 @@
 // GGUF files are read through llama.cpp's names (`blk.N.attn_q.weight`, stacked `blk.N.ffn_gate_exps.weight`);
 // the translation lives here so model code is written once against HF names.
 #pragma once
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +20,10 @@ public:
     // `path`: an HF model directory (config.json + safetensors), a .gguf file, or a .safetensors file with a
     // config.json beside it. Throws std::runtime_error naming the path and what is wrong.
     static std::unique_ptr<Weights> open(const std::string& path);
+    // Shapes without data (see Model::load_synthetic): `config_path` is a config.json or a directory holding one.
+    static std::unique_ptr<Weights> synthetic(const std::string& config_path);
     ~Weights();
+    bool synthetic() const { return synthetic_; }
 
     const ModelConfig& config() const { return config_; }
     const std::string& path() const { return path_; }
@@ -48,6 +52,10 @@ private:
     ModelConfig config_;
     std::unique_ptr<GgufFile> gguf_;
     std::unique_ptr<SafetensorsSet> safetensors_;
+    // Synthetic mode: every required tensor is made up on request (BF16, data == nullptr) and kept here.
+    bool synthetic_ = false;
+    mutable std::deque<Tensor> made_up_;
+    mutable std::vector<Tensor> made_up_list_;
 };
 
 // llama.cpp's GGUF name for an HF tensor name ("" when it has none), e.g.

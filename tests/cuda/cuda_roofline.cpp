@@ -80,7 +80,8 @@ int main() try {
     }
 
     // 3. Batch-1 GEMV (decode linear layers of a Llama-3.1-8B shape) as a fraction of copy bandwidth.
-    std::printf("%-28s %10s %10s %8s\n", "gemv T=1 (out x in)", "us", "TB/s", "of copy");
+    std::printf("%-28s %10s %10s %8s %10s %8s\n", "T=1 (out x in)", "cuBLASLt", "TB/s", "of copy", "gemv() us",
+                "of copy");
     const int64_t shapes[][2] = {{4096, 4096}, {6144, 4096}, {28672, 4096}, {4096, 14336}, {128256, 4096}};
     for (const auto& s : shapes) {
         const int64_t out = s[0], in = s[1];
@@ -92,8 +93,12 @@ int main() try {
         const double ms = median_ms(5, 50, [&](int i) {
             gemm.matmul(x.as<bf16>(), 1, ws[i % copies].as<bf16>(), out, in, y.as<bf16>(), nullptr);
         });
-        const double tbs = wbytes / (ms * 1e-3) / 1e12;
-        std::printf("%8ld x %-18ld %10.1f %10.3f %7.0f%%\n", long(out), long(in), ms * 1e3, tbs, 100.0 * tbs / bw);
+        const double ms2 = median_ms(5, 50, [&](int i) {
+            gemv(x.as<bf16>(), 1, ws[i % copies].as<bf16>(), out, in, y.as<bf16>(), nullptr);
+        });
+        const double tbs = wbytes / (ms * 1e-3) / 1e12, tbs2 = wbytes / (ms2 * 1e-3) / 1e12;
+        std::printf("%8ld x %-18ld %10.1f %10.3f %7.0f%% %10.1f %7.0f%%\n", long(out), long(in), ms * 1e3, tbs,
+                    100.0 * tbs / bw, ms2 * 1e3, 100.0 * tbs2 / bw);
     }
 
     // 4. Paged decode attention, 32 query heads / 8 kv heads / head_dim 128, block 16: bytes = K and V read once.

@@ -71,7 +71,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(std::make_tuple(16, 1, 64, 0, 1), std::make_tuple(16, 4, 128, 0, 1),
                       std::make_tuple(16, 4, 128, 0, 7), std::make_tuple(7, 8, 128, 0, 3),
                       std::make_tuple(32, 2, 256, 0, 2), std::make_tuple(16, 4, 96, 33, 1),
-                      std::make_tuple(1, 3, 64, 100, 5), std::make_tuple(16, 16, 128, 0, 40)));
+                      std::make_tuple(1, 3, 64, 100, 5), std::make_tuple(16, 16, 128, 0, 40),
+                      std::make_tuple(16, 2, 16, 0, 1), std::make_tuple(8, 4, 32, 5, 2)));
 
 TEST(DecodeAttentionSplits, ChoiceFillsTheDeviceOnlyForLongContexts) {
     EXPECT_EQ(choose_decode_splits(64, 8, 8192, 16, 132), 1);   // 512 blocks already fill 132 SMs

@@ -8,6 +8,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "device.h"
 #include "core/json.h"
 #include "core/thread_pool.h"
 #include "models/model.h"
@@ -32,15 +33,16 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
-    Args args(argc, argv, {"model", "p", "n", "t", "r"}, {"json"});
+    Args args(argc, argv, {"model", "p", "n", "t", "r", "device"}, {"json", "random-weights"});
     const int64_t p = args.get_int("p", 512), n = args.get_int("n", 128), reps = args.get_int("r", 3);
     if (p < 1 || n < 0 || reps < 1) throw std::invalid_argument("-p must be >= 1, -n >= 0, -r >= 1");
     set_num_threads(static_cast<int>(args.get_int("t", 0)));
-    auto model = Model::load(args.require("model"));
+    auto model = load_model_on(args.require("model"), args.get_or("device", "cpu"), args.has("random-weights"));
     const ModelConfig& c = model->config();
     if (p + n > c.max_position) throw std::invalid_argument("-p + -n exceeds the model's context length");
     const int32_t bs = 16;
-    KvCache kv(static_cast<int32_t>((p + n + bs - 1) / bs), bs, model->kv_widths());
+    auto kv_cache = model->make_kv_cache(static_cast<int32_t>((p + n + bs - 1) / bs), bs);
+    KvCache& kv = *kv_cache;
     BlockTable table;
     table.reserve(kv.pool(), p + n, bs);
     std::mt19937 rng(1234);

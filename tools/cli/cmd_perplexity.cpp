@@ -9,6 +9,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "device.h"
 #include "core/thread_pool.h"
 #include "models/model.h"
 #include "tokenizer/tokenizer.h"
@@ -38,12 +39,12 @@ double token_nll(const float* logits, int64_t vocab, int32_t target) {
 }  // namespace
 
 int cmd_perplexity(int argc, char** argv) {
-    Args args(argc, argv, {"model", "file", "ctx", "chunks", "threads"}, {});
+    Args args(argc, argv, {"model", "file", "ctx", "chunks", "threads", "device"}, {});
     const std::string model_path = args.require("model");
     set_num_threads(static_cast<int>(args.get_int("threads", 0)));
     const std::string text = read_file(args.require("file"));
     auto tok = Tokenizer::from_file(model_path);
-    auto model = Model::load(model_path);
+    auto model = load_model_on(model_path, args.get_or("device", "cpu"));
     const ModelConfig& c = model->config();
 
     int64_t ctx = args.get_int("ctx", 512);
@@ -66,7 +67,8 @@ int cmd_perplexity(int argc, char** argv) {
 
     // One window's worth of cache, reused: each window starts at position 0 and overwrites what the last one left.
     const int32_t bs = 16;
-    KvCache kv(static_cast<int32_t>((ctx + bs - 1) / bs), bs, model->kv_widths());
+    auto kv_cache = model->make_kv_cache(static_cast<int32_t>((ctx + bs - 1) / bs), bs);
+    KvCache& kv = *kv_cache;
     BlockTable table;
     if (!table.reserve(kv.pool(), ctx, bs)) throw std::runtime_error("perplexity: KV cache allocation failed");
     const int64_t V = c.vocab_size;

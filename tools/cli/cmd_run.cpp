@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "device.h"
 #include "core/json.h"
 #include "core/thread_pool.h"
 #include "engine/generator.h"
@@ -76,7 +77,7 @@ int cmd_run(int argc_in, char** argv_in) {
                "logprobs", "threads", "spec-ngram", "typical-p", "logit-bias",
                "beam-width", "length-penalty", "early-stopping", "num-return-sequences",
                "draft-model", "spec-draft", "presence-penalty", "frequency-penalty", "repetition-penalty",
-               "min-tokens", "stop", "stop-token-ids"},
+               "min-tokens", "stop", "stop-token-ids", "device"},
               {"echo", "json", "ignore-eos", "timing"});
     const std::string model_path = args.require("model");
     if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
@@ -138,14 +139,14 @@ int cmd_run(int argc_in, char** argv_in) {
                          : tok->encode(render_prompt(*tok, read_chat_input(args.require("messages")), true), false);
     }
 
-    auto model = Model::load(model_path);
+    auto model = load_model_on(model_path, args.get_or("device", "cpu"));
     if (!args.has("ignore-eos")) {
         for (int64_t id : model->config().eos_token_ids) req.stop_ids.push_back(static_cast<int32_t>(id));
         if (tok)
             for (int32_t id : tok->eos_ids()) req.stop_ids.push_back(id);
     }
     std::unique_ptr<Model> draft;
-    if (args.has("draft-model")) draft = Model::load(args.require("draft-model"));
+    if (args.has("draft-model")) draft = load_model_on(args.require("draft-model"), args.get_or("device", "cpu"));
     Generator gen(*model, 16, draft.get());
     const bool as_json = args.has("json");
     GenerationStats stats;

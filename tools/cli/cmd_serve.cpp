@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "device.h"
 #include "core/thread_pool.h"
 #include "engine/engine.h"
 #include "models/model.h"
@@ -18,8 +19,8 @@ namespace moeinfer::cli {
 int cmd_serve(int argc, char** argv) {
     Args args(argc, argv,
               {"model", "host", "port", "api-key", "served-model-name", "max-num-seqs", "max-num-batched-tokens",
-               "kv-cache-mib", "threads", "max-body-mib", "request-timeout-ms", "max-waiting"},
-              {"no-prefix-caching", "quiet"});
+               "kv-cache-mib", "threads", "max-body-mib", "request-timeout-ms", "max-waiting", "device"},
+              {"no-prefix-caching", "quiet", "random-weights"});
     const std::string model_path = args.require("model");
     set_num_threads(static_cast<int>(args.get_int("threads", 0)));
 
@@ -60,7 +61,7 @@ int cmd_serve(int argc, char** argv) {
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-    Engine engine(Model::load(model_path), ec);
+    Engine engine(load_model_on(model_path, args.get_or("device", "cpu"), args.has("random-weights")), ec);
     engine.start();
     server::OpenAiServer api(engine, std::move(tok), so);
     server::Router router;

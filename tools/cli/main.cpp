@@ -15,17 +15,19 @@ int main(int argc, char** argv) {
         "        [--spec-ngram K | --draft-model PATH [--spec-draft K]] [--typical-p P] [--logit-bias ID=B,...] [--beam-width W [--length-penalty L]\n"
         "        [--early-stopping true|false|never] [--num-return-sequences N]] [--n N]\n"
         "        [--presence-penalty P] [--frequency-penalty P] [--repetition-penalty P] [--min-tokens N]\n"
-        "        [--stop STRING] [--stop-token-ids 1,2]\n"
+        "        [--stop STRING] [--stop-token-ids 1,2] [--device cpu|cuda|cuda:N]\n"
         "  info  --model PATH\n"
         "  convert --model PATH --out FILE.gguf [--type F32|F16|BF16|Q8_0|Q4_0]\n"
-        "  bench --model PATH [-p 512] [-n 128] [-t THREADS] [-r 3] [--json]\n"
-        "  perplexity --model PATH --file TEXT [--ctx 512] [--chunks N] [--threads N]\n"
+        "  bench --model PATH [-p 512] [-n 128] [-t THREADS] [-r 3] [--json] [--device cpu|cuda]\n"
+        "        [--random-weights (PATH is a config.json; GPU only)]\n"
+        "  perplexity --model PATH --file TEXT [--ctx 512] [--chunks N] [--threads N] [--device cpu|cuda]\n"
         "  quantize IN OUT [--type Q4_K_M|Q4_K_S|Q5_K_M|Q6_K|Q8_0|Q4_0|F16|BF16]\n"
         "  tokenize --model PATH [--special] TEXT|-\n"
         "  detokenize --model PATH [--skip-special] 1,2,3\n"
         "  chat-template --model PATH --messages FILE.json [--add-generation-prompt]\n"
         "  serve --model PATH [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--served-model-name NAME]\n"
-        "        [--max-num-seqs N] [--max-num-batched-tokens N] [--kv-cache-mib N] [--threads N]\n";
+        "        [--max-num-seqs N] [--max-num-batched-tokens N] [--kv-cache-mib N] [--threads N]\n"
+        "        [--device cpu|cuda|cuda:N] [--random-weights]\n";
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::fputs(usage.c_str(), argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -4,6 +4,7 @@
 // to the lower id as on the CPU. moe_permute: counts per (tile of 256 assignments, expert), a column scan giving
 // each tile its base row per expert, then each tile's warp walks its assignments in order, ranking equal experts
 // within 32 lanes by __match_any_sync; the result is the CPU's stable order, with no global atomics on row slots.
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
@@ -137,7 +138,7 @@ __global__ void combine_rows_kernel(const bf16* __restrict__ y, const int32_t* _
                                     const float* __restrict__ weights, int64_t k, int64_t n, bool accumulate,
                                     float* __restrict__ out) {
     const int64_t t = blockIdx.x;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    for (int64_t i = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.y) * blockDim.x) {
         float acc = accumulate ? out[t * n + i] : 0.0f;
         for (int64_t s = 0; s < k; ++s)
             acc += weights[t * k + s] * __bfloat162float(y[int64_t(slot_row[t * k + s]) * n + i]);
@@ -185,7 +186,9 @@ void gather_rows(const bf16* x, const int32_t* row_token, int64_t N, int64_t n, 
 void combine_rows(const bf16* y, const int32_t* slot_row, const float* weights, int64_t T, int64_t k, int64_t n,
                   bool accumulate, float* out, cudaStream_t stream) {
     if (T == 0) return;
-    combine_rows_kernel<<<dim3(T), 256, 0, stream>>>(y, slot_row, weights, k, n, accumulate, out);
+    // Column chunks as a second grid dimension: at batch 1 one block per token would walk all n·k values alone.
+    const dim3 grid(unsigned(T), unsigned(std::min<int64_t>((n + 255) / 256, 64)));
+    combine_rows_kernel<<<grid, 256, 0, stream>>>(y, slot_row, weights, k, n, accumulate, out);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

@@ -43,8 +43,28 @@ void rope_write_kv(bf16* q, const bf16* k, const bf16* v, int64_t T, int64_t num
                    const int32_t* token_seq, const float* inv_freq, bool interleaved, const PagedKv& kv, bf16* k_cache,
                    bf16* v_cache, cudaStream_t stream);
 
+// ---- qkv_rope.cu
+// Bias add, q/k RMSNorm and rope_write_kv's work in one launch: qkv [T, qw + 2·kvw] in, rotated q
+// [T, num_heads, head_dim] out, rotated k and v into the paged cache (bf16 after each stage).
+enum class QkNormKind : int { None, PerHead, Full };
+struct QkvPost {
+    const float* bias = nullptr;      // [qw + 2·kvw] or nullptr
+    QkNormKind qk_norm = QkNormKind::None;
+    const float* q_norm = nullptr;    // [head_dim] (PerHead) or [qw] (Full)
+    const float* k_norm = nullptr;    // [head_dim] or [kvw]
+    float eps = 1e-6f;
+    const float* inv_freq = nullptr;  // [head_dim / 2]
+    bool interleaved = false;
+};
+void qkv_rope_write_kv(const bf16* qkv, int64_t T, int64_t num_heads, const int32_t* positions,
+                       const int32_t* token_seq, const QkvPost& post, const PagedKv& kv, bf16* q_out, bf16* k_cache,
+                       bf16* v_cache, cudaStream_t stream);
+
 // ---- paged_attention.cu
 // Decode attention: one query token per sequence, attending to keys [max(0, len - window), len) of its sequence.
+// With query_seq set, query i reads block-table row query_seq[i] and context_lens[i] = its position + 1, which is
+// causal attention for any mix of prefill and decode tokens whose K/V are already in the cache (each query re-reads
+// its keys: fine for decode and short prompts; long prompts want a tiled prefill kernel).
 struct DecodeAttentionArgs {
     const bf16* q;                // [num_seqs, num_heads, head_dim]
     const int32_t* context_lens;  // [num_seqs] tokens in the cache, the current one included
@@ -55,6 +75,7 @@ struct DecodeAttentionArgs {
     int num_splits;               // 1 = no split-K; >1 splits each context into that many block ranges
     float* workspace;             // decode_attention_workspace_floats(...) floats when num_splits > 1, else unused
     bf16* out;                    // [num_seqs, num_heads, head_dim]
+    const int32_t* query_seq = nullptr;  // [num_seqs] block-table row per query; nullptr: row = query index
 };
 int64_t decode_attention_workspace_floats(int64_t num_seqs, int64_t num_heads, int64_t head_dim, int num_splits);
 // A split count that fills the device for this batch (1 for short contexts or large batches).
@@ -78,5 +99,35 @@ void gather_rows(const bf16* x, const int32_t* row_token, int64_t N, int64_t n, 
 // out[t, :] (+)= Σ_slot weights[t, slot] · y[slot_row[t·k + slot], :]; y: [N, n] bf16, out: [T, n] fp32.
 void combine_rows(const bf16* y, const int32_t* slot_row, const float* weights, int64_t T, int64_t k, int64_t n,
                   bool accumulate, float* out, cudaStream_t stream);
+
+// ---- gemv.cu: skinny products for decode (T ≤ ~16 rows), bandwidth-bound on W.
+// y[T, out] = x[T, in] · w[out, in]ᵀ; in % 8 == 0, rows 16-byte aligned.
+void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);
+void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y, cudaStream_t stream);
+// y[T, out] = (silu(gate) · up)[T, in] · w[out, in]ᵀ where gate_up rows are [gate in | up in]: a down projection
+// with the SwiGLU activation fused into its input loads (no activation tensor, one launch fewer).
+void gemv_swiglu(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);
+// Grouped over experts: w = E stacked [out, in] matrices; rows [offsets[e], offsets[e+1]) of y [N_rows, out] use
+// expert e and read x row row_token[r] (row_token == nullptr: x row r). offsets live on the device (moe_permute).
+// swiglu: x rows are [gate in | up in] as for gemv_swiglu.
+void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
+                  const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream);
+// Direct (no permutation; decode): y row r = x row (r / x_row_div) · w[expert_of_row[r]]ᵀ. With expert_of_row =
+// the [T, k] top-k ids and x_row_div = k, row t·k + j is token t through its j-th expert.
+void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,
+                        int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream);
+
+// ---- model_ops.cu: glue of the model forward.
+// out[t, :] = table[ids[t], :] as fp32 (the residual stream).
+void embed_rows(const bf16* table, const int32_t* ids, int64_t T, int64_t H, float* out, cudaStream_t stream);
+// out[t, e] = rms_norm(x[t, :]) · norm_w · Wr[e, :] in fp32 (x: the fp32 residual stream; Wr: [E, H] bf16).
+void router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
+                   float* out, cudaStream_t stream);
+// out[t, :] += sigmoid(gate_logit[t]) · shared[t, :] (gate_logit == nullptr: gate 1). Shared-expert combine.
+void add_gated(float* out, const bf16* shared, const float* gate_logit, int64_t T, int64_t H, cudaStream_t stream);
+// out[r] = argmax of logits row r (ties → lower id): greedy sampling on the device.
+void argmax_rows(const float* logits, int64_t rows, int64_t V, int32_t* out, cudaStream_t stream);
+// Reproducible uniform values in [-scale, scale) (random-weight benchmark models).
+void fill_random(bf16* x, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 
 }  // namespace moeinfer::cuda

@@ -7,7 +7,9 @@
 // accumulators in registers, head_dim and the group bound as template parameters). The warps' (m, l, acc) are
 // merged through shared memory at the end. With split-K each split writes an unnormalized partial and a second
 // kernel merges the splits, which keeps the card busy when few sequences have long contexts.
-// Next steps (issue 7): K/V tiles staged through shared memory by TMA, and a prefill (many-query, causal) variant.
+// With DecodeAttentionArgs::query_seq the same kernel serves prefill tokens (each query is its own row, causal by its
+// context length; a length of 0 yields zeros, which CUDA-graph padding rows use).
+// Next steps (issue 7): K/V tiles staged through shared memory by TMA, and a tiled tensor-core prefill kernel.
 #include <algorithm>
 #include <cmath>
 
@@ -25,7 +27,7 @@ template <int D, int GMAX>
 __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a, PagedKv kv,
                                                           const bf16* __restrict__ k_cache,
                                                           const bf16* __restrict__ v_cache) {
-    constexpr int kCols = D / 32;  // output columns per lane
+    constexpr int kCols = (D + 31) / 32;  // output columns per lane (head_dim 16: lanes 16-31 own none)
     extern __shared__ __align__(16) float smem[];
     float* q_s = smem;               // [G, D] query rows × scale
     float* red = smem + GMAX * D;    // [kWarps, G, D + 2]: each warp's acc, m, l for the final merge
@@ -33,6 +35,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
     const int64_t hkv = kv.num_kv_heads;
     const int G = int(a.num_heads / hkv);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const bool owns = lane * kCols < D;
 
     const int64_t len = a.context_lens[seq];
     const int64_t start = a.sliding_window > 0 ? max(int64_t(0), len - a.sliding_window) : 0;
@@ -54,7 +57,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
         for (int c = 0; c < kCols; ++c) acc[g][c] = 0.0f;
     }
 
-    const int32_t* table = kv.block_tables + seq * kv.max_blocks_per_seq;
+    const int32_t* table = kv.block_tables + (a.query_seq ? int64_t(a.query_seq[seq]) : seq) * kv.max_blocks_per_seq;
     for (int64_t t0 = begin + int64_t(warp) * kTile; t0 < end; t0 += int64_t(kWarps) * kTile) {
         const int64_t pos = t0 + lane;
         const bool valid = pos < end;
@@ -101,17 +104,25 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
 #pragma unroll
             for (int c = 0; c < kCols; ++c) acc[g][c] *= corr;
         }
-        const int n = int(min(int64_t(kTile), end - t0));
-        for (int j = 0; j < n; ++j) {
-            const int64_t vo = __shfl_sync(0xffffffffu, off, j) + lane * kCols;
-            float vf[kCols];
+        // V pass over the tile's 32 keys, 8 at a time with their loads issued together (a key-by-key loop waited
+        // one memory latency per key). Keys past `end` have p = 0 and off = 0 (a valid row), so no guards.
 #pragma unroll
-            for (int c = 0; c < kCols; ++c) vf[c] = __bfloat162float(v_cache[vo + c]);
+        for (int j0 = 0; j0 < kTile; j0 += 8) {
+            float vf[8][kCols];
 #pragma unroll
-            for (int g = 0; g < GMAX; ++g) {
-                const float pj = __shfl_sync(0xffffffffu, p[g], j);
+            for (int u = 0; u < 8; ++u) {
+                const int64_t vo = __shfl_sync(0xffffffffu, off, j0 + u) + lane * kCols;
 #pragma unroll
-                for (int c = 0; c < kCols; ++c) acc[g][c] += pj * vf[c];
+                for (int c = 0; c < kCols; ++c) vf[u][c] = owns ? __bfloat162float(v_cache[vo + c]) : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < 8; ++u) {
+#pragma unroll
+                for (int g = 0; g < GMAX; ++g) {
+                    const float pj = __shfl_sync(0xffffffffu, p[g], j0 + u);
+#pragma unroll
+                    for (int c = 0; c < kCols; ++c) acc[g][c] += pj * vf[u][c];
+                }
             }
         }
     }
@@ -121,8 +132,9 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
     for (int g = 0; g < GMAX; ++g) {
         if (g < G) {
             float* r = red + (warp * G + g) * (D + 2);
+            if (owns)
 #pragma unroll
-            for (int c = 0; c < kCols; ++c) r[lane * kCols + c] = acc[g][c];
+                for (int c = 0; c < kCols; ++c) r[lane * kCols + c] = acc[g][c];
             if (lane == 0) {
                 r[D] = m[g];
                 r[D + 1] = l[g];
@@ -213,9 +225,10 @@ int choose_decode_splits(int64_t num_seqs, int64_t num_kv_heads, int64_t max_con
                          int num_sms) {
     const int64_t blocks = num_seqs * num_kv_heads;
     if (blocks >= num_sms || max_context_len <= 512) return 1;
-    // Enough splits for about two blocks per SM, each split keeping at least 256 keys of work.
+    // Enough splits for about two blocks per SM, each split keeping at least 64 keys of work (one tile per warp:
+    // at batch 1 the step is latency-bound, so more, shorter splits finish sooner).
     const int64_t want = (2 * int64_t(num_sms) + blocks - 1) / blocks;
-    const int64_t most = (max_context_len + 255) / 256;
+    const int64_t most = (max_context_len + 63) / 64;
     return int(std::max<int64_t>(1, std::min<int64_t>({want, most, 64})));
 }
 
@@ -227,11 +240,13 @@ void paged_decode_attention(const DecodeAttentionArgs& args, const PagedKv& kv, 
     if (args.num_splits < 1 || (args.num_splits > 1 && !args.workspace))
         throw std::invalid_argument("cuda::paged_decode_attention: split-K needs num_splits ≥ 1 and a workspace");
     switch (kv.head_dim) {
+        case 16: dispatch_group<16>(args, kv, k_cache, v_cache, stream); break;
+        case 32: dispatch_group<32>(args, kv, k_cache, v_cache, stream); break;
         case 64: dispatch_group<64>(args, kv, k_cache, v_cache, stream); break;
         case 96: dispatch_group<96>(args, kv, k_cache, v_cache, stream); break;
         case 128: dispatch_group<128>(args, kv, k_cache, v_cache, stream); break;
         case 256: dispatch_group<256>(args, kv, k_cache, v_cache, stream); break;
-        default: throw std::invalid_argument("cuda::paged_decode_attention: head_dim must be 64, 96, 128 or 256");
+        default: throw std::invalid_argument("cuda::paged_decode_attention: head_dim must be 16, 32, 64, 96, 128 or 256");
     }
     if (args.num_splits > 1) {
         merge_kernel<<<dim3(args.num_heads, args.num_seqs), 128, 0, stream>>>(args, kv.head_dim);

@@ -1,6 +1,7 @@
 // RMSNorm, plain and fused with the residual add. One block per row: the row (≤ a few K floats) stays in L1/L2
 // between the sum-of-squares pass and the scaling pass, so the fused form reads delta and residual once from
 // DRAM and writes residual and y once. fp32 residual stream and statistics; bf16 output feeds the next GEMM.
+#include <algorithm>
 #include <type_traits>
 
 #include "backends/cuda/ops.h"
@@ -21,6 +22,7 @@ __global__ void rms_norm_kernel(const Delta* __restrict__ delta, float* __restri
     const int64_t row = blockIdx.x;
     float* r = residual + row * n;
     float ss = 0.0f;
+#pragma unroll 4
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
         float v = r[i];
         if constexpr (!std::is_void_v<Delta>) {
@@ -31,6 +33,7 @@ __global__ void rms_norm_kernel(const Delta* __restrict__ delta, float* __restri
     }
     const float inv = rsqrtf(block_sum(ss) / float(n) + eps);
     bf16* out = y + row * n;
+#pragma unroll 4
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) out[i] = __float2bfloat16(r[i] * inv * w[i]);
 }
 
@@ -38,7 +41,9 @@ template <typename Delta>
 void launch(const Delta* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
             cudaStream_t stream) {
     if (rows == 0) return;
-    rms_norm_kernel<Delta><<<dim3(rows), kThreads, 0, stream>>>(delta, residual, w, eps, n, y);
+    // Few rows (a decode step): up to 1024 threads per row, so one row is not a long latency chain on one SM.
+    const int threads = rows >= 64 ? kThreads : int(std::min<int64_t>(1024, std::max<int64_t>(32, (n / 4 + 31) / 32 * 32)));
+    rms_norm_kernel<Delta><<<dim3(rows), threads, 0, stream>>>(delta, residual, w, eps, n, y);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

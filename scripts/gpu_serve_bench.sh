@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Serving benchmark on the GPU machine: `moeinfer serve --device cuda` on a random-weight model shape
+# (bench/configs), driven by bench/serve/bench_serve.py (the machine has Python + aiohttp, no Node).
+# Usage: scripts/gpu_serve_bench.sh CONFIG.json [LEVELS] [extra bench_serve.py flags]; needs build-cuda/moeinfer.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+cfg=${1:?config.json}
+levels=${2:-1,16,64,256}
+shift $(( $# >= 2 ? 2 : 1 ))
+port=$(( 20000 + RANDOM % 20000 ))
+build-cuda/moeinfer serve --model "$cfg" --random-weights --device cuda --port "$port" --quiet \
+  --max-num-seqs 256 --max-num-batched-tokens 8192 --kv-cache-mib 24000 &
+pid=$!
+trap 'kill $pid 2>/dev/null; sleep 1; kill -9 $pid 2>/dev/null' EXIT
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+  kill -0 $pid 2>/dev/null || { echo "server exited"; exit 1; }
+  sleep 1
+done
+python3 bench/serve/bench_serve.py --url "http://127.0.0.1:$port" --levels "$levels" "$@"

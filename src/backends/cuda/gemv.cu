@@ -1,0 +1,235 @@
+// Skinny GEMM for decode: y[r, :] = x[r, :] · W[e(r)]ᵀ for a handful of rows r, where cuBLASLt reaches only half of
+// the memory bandwidth on 4096-wide weights. Decode is bound by reading W once, so the kernel is built around that
+// read: a block owns 4 weight rows and its 256 threads split K between them, each streaming 16-byte pieces of all
+// 4 rows (2 pieces per row in flight before any arithmetic, bypassing L1: the weights are touched once). Many
+// small blocks keep every SM's load queue full even for 4096-row matrices, where one warp per row left most of
+// the machine idle. The few activation rows stay in L1/L2. fp32 accumulation; warp shuffles, then shared memory.
+// The grouped form serves MoE: rows are expert-contiguous (moe_permute's offsets), grid.y walks the non-empty
+// experts found from the offsets on the device, so no host sync is needed and the launch is graph-capturable.
+// Experts with more than kXRows rows loop over row chunks, re-reading their weights (from L2 when it holds them);
+// the host switches to per-expert cuBLASLt GEMMs when experts average many rows (prefill).
+#include "backends/cuda/ops.h"
+#include "backends/cuda/reduce.cuh"
+
+namespace moeinfer::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+// Template parameters of the kernel: kXRows activation rows per pass (1, 2, 4, 8: registers hold kXRows·kWRows
+// accumulators, so batch 1 runs with room for more resident blocks), kWRows weight rows per block (4; 8 or 16 at
+// batch 1 when K is short, so a block still streams ~16-32 KB instead of retiring after a few loads) and kUnroll
+// K pieces per thread in flight per weight row.
+
+__device__ __forceinline__ uint4 load_stream(const uint4* p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p));
+    return r;
+}
+
+__device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
+    const __nv_bfloat162* wp = reinterpret_cast<const __nv_bfloat162*>(&w);
+    const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&x);
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float2 a = __bfloat1622float2(wp[i]), b = __bfloat1622float2(xp[i]);
+        s = fmaf(a.x, b.x, s);
+        s = fmaf(a.y, b.y, s);
+    }
+    return s;
+}
+
+__device__ __forceinline__ void store(float* y, float v) { *y = v; }
+__device__ __forceinline__ void store(bf16* y, float v) { *y = __float2bfloat16(v); }
+
+// What one launch multiplies. Row groups: dense (one group of T rows), grouped by expert (offsets from
+// moe_permute) or direct (row r alone uses expert expert_of_row[r]: decode MoE without a permutation).
+struct GemvArgs {
+    const bf16* W;
+    int64_t expert_stride, N, K;
+    const int32_t* offsets;        // grouped: [E + 1]
+    const int32_t* expert_of_row;  // direct: [T]
+    int64_t E, T;
+    const bf16* x;
+    const int32_t* row_token;      // x row of output row r (nullptr: r / x_row_div)
+    int64_t x_row_div;
+    bool swiglu;                   // x rows are [gate K | up K]; the input is silu(gate) · up, rounded to bf16
+};
+
+// The row range and expert of this block's group; false when the block has no group.
+__device__ bool find_group(const GemvArgs& a, int64_t& e_out, int64_t& r0, int64_t& r1) {
+    if (a.expert_of_row) {
+        r0 = blockIdx.y, r1 = r0 + 1;
+        e_out = a.expert_of_row[r0];
+        return true;
+    }
+    if (!a.offsets) {
+        e_out = 0, r0 = 0, r1 = a.T;
+        return blockIdx.y == 0;
+    }
+    __shared__ int64_t found;  // the blockIdx.y-th expert that has rows
+    if (threadIdx.x < 32) {
+        const int lane = threadIdx.x;
+        int64_t want = blockIdx.y;
+        int64_t hit = -1;
+        for (int64_t base = 0; base < a.E && hit < 0; base += 32) {
+            const int64_t e = base + lane;
+            const bool nonempty = e < a.E && a.offsets[e + 1] > a.offsets[e];
+            const unsigned mask = __ballot_sync(0xffffffffu, nonempty);
+            const int64_t n = __popc(mask);
+            if (want < n) {
+                unsigned m = mask;
+                for (int64_t i = 0; i < want; ++i) m &= m - 1;
+                hit = base + __ffs(m) - 1;
+            } else {
+                want -= n;
+            }
+        }
+        if (lane == 0) found = hit;
+    }
+    __syncthreads();
+    if (found < 0) return false;
+    e_out = found, r0 = a.offsets[found], r1 = a.offsets[found + 1];
+    return true;
+}
+
+// Piece i (8 values) of an activation row; with SwiGLU, silu(gate) · up as silu_mul computes it.
+__device__ __forceinline__ uint4 load_x(const bf16* row, int64_t i, int64_t K, bool swiglu) {
+    const uint4 g = __ldg(reinterpret_cast<const uint4*>(row) + i);
+    if (!swiglu) return g;
+    const uint4 u = __ldg(reinterpret_cast<const uint4*>(row + K) + i);
+    uint4 out;
+    const __nv_bfloat162* gp = reinterpret_cast<const __nv_bfloat162*>(&g);
+    const __nv_bfloat162* up = reinterpret_cast<const __nv_bfloat162*>(&u);
+    __nv_bfloat162* op = reinterpret_cast<__nv_bfloat162*>(&out);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const float2 gf = __bfloat1622float2(gp[j]), uf = __bfloat1622float2(up[j]);
+        op[j] = __floats2bfloat162_rn(gf.x / (1.0f + __expf(-gf.x)) * uf.x, gf.y / (1.0f + __expf(-gf.y)) * uf.y);
+    }
+    return out;
+}
+
+template <int kXRows, int kWRows, int kUnroll, typename OutT>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a, OutT* __restrict__ y) {
+    int64_t e, r0, r1;
+    if (!find_group(a, e, r0, r1)) return;
+    __shared__ float partial[kThreads / 32][kWRows][kXRows];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t N = a.N, K = a.K, K8 = K / 8;  // 16-byte pieces per row
+    const int64_t n0 = int64_t(blockIdx.x) * kWRows;
+    const int64_t x_stride = a.swiglu ? 2 * K : K;
+    const uint4* w[kWRows];
+#pragma unroll
+    for (int c = 0; c < kWRows; ++c)
+        w[c] = reinterpret_cast<const uint4*>(a.W + e * a.expert_stride + min(n0 + c, N - 1) * K);
+
+    for (int64_t rb = r0; rb < r1; rb += kXRows) {
+        const int nr = int(min(int64_t(kXRows), r1 - rb));
+        const bf16* xr[kXRows];
+#pragma unroll
+        for (int r = 0; r < kXRows; ++r) {
+            const int64_t row = rb + min(r, nr - 1);
+            xr[r] = a.x + (a.row_token ? int64_t(a.row_token[row]) : row / a.x_row_div) * x_stride;
+        }
+        float acc[kWRows][kXRows];
+#pragma unroll
+        for (int c = 0; c < kWRows; ++c)
+#pragma unroll
+            for (int r = 0; r < kXRows; ++r) acc[c][r] = 0.0f;
+
+        // The block's threads split K: every weight piece is loaded by exactly one thread, all loads of an
+        // iteration issued before the first FMA.
+        for (int64_t i0 = threadIdx.x; i0 < K8; i0 += int64_t(kThreads) * kUnroll) {
+            uint4 wv[kUnroll][kWRows];
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) {
+                const int64_t i = i0 + int64_t(u) * kThreads;
+#pragma unroll
+                for (int c = 0; c < kWRows; ++c) wv[u][c] = i < K8 ? load_stream(w[c] + i) : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) {
+                const int64_t i = i0 + int64_t(u) * kThreads;
+                if (i >= K8) break;
+#pragma unroll
+                for (int r = 0; r < kXRows; ++r) {
+                    if (r < nr) {
+                        const uint4 xv = load_x(xr[r], i, K, a.swiglu);
+#pragma unroll
+                        for (int c = 0; c < kWRows; ++c) acc[c][r] += dot8(wv[u][c], xv);
+                    }
+                }
+            }
+        }
+        // Reduce: warps first (shuffles), then the block's warps through shared memory.
+#pragma unroll
+        for (int c = 0; c < kWRows; ++c)
+#pragma unroll
+            for (int r = 0; r < kXRows; ++r)
+                if (r < nr) {
+                    const float v = warp_sum(acc[c][r]);
+                    if (lane == 0) partial[warp][c][r] = v;
+                }
+        __syncthreads();
+        if (threadIdx.x < kWRows * nr) {
+            const int c = threadIdx.x / nr, r = threadIdx.x % nr;
+            float s = 0.0f;
+#pragma unroll
+            for (int wi = 0; wi < kThreads / 32; ++wi) s += partial[wi][c][r];
+            if (n0 + c < N) store(y + (rb + r) * N + n0 + c, s);
+        }
+        __syncthreads();  // partial is reused by the next row pass
+    }
+}
+
+// rows_per_group: the most rows one group has (known for dense and direct; 8 for grouped, which can be anything).
+template <typename OutT>
+void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, cudaStream_t stream) {
+    if (a.T == 0 || a.N == 0 || groups == 0) return;
+    if (a.K % 8 != 0) throw std::invalid_argument("cuda::gemv: K must be a multiple of 8");
+    const int64_t K8 = a.K / 8;
+    auto grid = [&](int w_rows) { return dim3(unsigned((a.N + w_rows - 1) / w_rows), unsigned(groups)); };
+    if (rows_per_group <= 1) {
+        if (K8 >= 2 * kThreads) gemv_kernel<1, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
+        else if (K8 >= 3 * kThreads / 4) gemv_kernel<1, 8, 1, OutT><<<grid(8), kThreads, 0, stream>>>(a, y);
+        else gemv_kernel<1, 16, 1, OutT><<<grid(16), kThreads, 0, stream>>>(a, y);
+    } else if (rows_per_group <= 2) {
+        gemv_kernel<2, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
+    } else if (rows_per_group <= 4) {
+        gemv_kernel<4, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
+    } else {
+        gemv_kernel<8, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
+    }
+    MOEINFER_CUDA_LAUNCH_CHECK();
+}
+
+GemvArgs dense(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bool swiglu) {
+    return GemvArgs{w, 0, out, in, nullptr, nullptr, 1, T, x, nullptr, 1, swiglu};
+}
+
+}  // namespace
+
+void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream) {
+    launch(dense(x, T, w, out, in, false), 1, T, y, stream);
+}
+void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y, cudaStream_t stream) {
+    launch(dense(x, T, w, out, in, false), 1, T, y, stream);
+}
+void gemv_swiglu(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream) {
+    launch(dense(gate_up, T, w, out, in, true), 1, T, y, stream);
+}
+void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
+                  const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {
+    const GemvArgs a{w, out * in, out, in, offsets, nullptr, E, N_rows, x, row_token, 1, swiglu};
+    launch(a, std::min(E, N_rows), 8, y, stream);
+}
+void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,
+                        int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {
+    const GemvArgs a{w, out * in, out, in, nullptr, expert_of_row, 0, N_rows, x, nullptr, x_row_div, swiglu};
+    launch(a, N_rows, 1, y, stream);
+}
+
+}  // namespace moeinfer::cuda

@@ -1,0 +1,31 @@
+// DeviceForward: a model's forward pass on an accelerator, behind an interface the engine needs no CUDA for.
+// The device keeps its own copy of the weights and its own KV storage (DeviceKv), addressed by the same block ids
+// as the host-side BlockPool, so scheduling, prefix caching and copy-on-write stay in host code unchanged.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/batch.h"
+
+namespace moeinfer {
+
+// KV storage for every layer on the device: [num_blocks, block_size, kv_heads, head_dim] for K and for V.
+class DeviceKv {
+public:
+    virtual ~DeviceKv() = default;
+    virtual void copy_block(int32_t src, int32_t dst) = 0;  // all layers, K and V
+};
+
+class DeviceForward {
+public:
+    virtual ~DeviceForward() = default;
+    virtual std::string name() const = 0;                      // e.g. "cuda:0 (NVIDIA H100 80GB HBM3)"
+    virtual int64_t kv_bytes_per_element() const = 0;          // 2 for a bf16 cache
+    virtual std::unique_ptr<DeviceKv> allocate_kv(int32_t num_blocks, int32_t block_size) = 0;
+    // Same contract as Model::forward: K/V of every token written into `kv`, logits of batch.logit_rows copied
+    // to the host array `logits` [logit_rows.size(), vocab] before returning.
+    virtual void forward(const Batch& batch, DeviceKv& kv, float* logits) = 0;
+};
+
+}  // namespace moeinfer

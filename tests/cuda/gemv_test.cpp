@@ -1,0 +1,121 @@
+// gemv (skinny products) and grouped_gemv (MoE experts, rows found from device offsets) against cpu::matmul with
+// the same bf16 weights, at odd sizes: rows 1..9 (crossing the 8-row pass), out not a multiple of the warp tile.
+#include <gtest/gtest.h>
+
+#include "backends/cpu/matmul.h"
+#include "backends/cpu/moe.h"
+#include "backends/cuda/ops.h"
+#include "cuda/cuda_test_util.h"
+
+namespace moeinfer::cuda {
+namespace {
+
+using namespace testing;
+
+std::vector<uint16_t> to_bf16_bits(const std::vector<float>& w) {
+    std::vector<uint16_t> b(w.size());
+    for (size_t i = 0; i < w.size(); ++i) b[i] = fp32_to_bf16(w[i]);
+    return b;
+}
+
+Tensor bf16_tensor(const uint16_t* data, int64_t rows, int64_t cols) {
+    Tensor t;
+    t.name = "w";
+    t.dtype = DType::BF16;
+    t.shape = {rows, cols};
+    t.data = data;
+    return t;
+}
+
+class GemvTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t>> {};  // (T, out, in)
+
+TEST_P(GemvTest, MatchesCpuMatmul) {
+    MOEINFER_REQUIRE_GPU();
+    const auto [T, out, in] = GetParam();
+    const std::vector<float> x = round_bf16(random_floats(T * in, 31));
+    const std::vector<uint16_t> w = to_bf16_bits(random_floats(out * in, 32, 0.05f));
+    std::vector<float> want(T * out);
+    cpu::matmul(x.data(), T, bf16_tensor(w.data(), out, in), want.data());
+
+    DeviceBuffer dx = to_device_bf16(x), dw = to_device(w);
+    DeviceBuffer dy = poisoned(T * out, 2), dy32 = poisoned(T * out, 4);
+    gemv(dx.as<bf16>(), T, dw.as<bf16>(), out, in, dy.as<bf16>(), nullptr);
+    gemv(dx.as<bf16>(), T, dw.as<bf16>(), out, in, dy32.as<float>(), nullptr);
+    expect_close(to_host_bf16(dy, T * out), want, kBf16Rtol, 1e-2 * rms(want) + 1e-6, "bf16 output");
+    expect_close(to_host<float>(dy32, T * out), want, 1e-4, 1e-4 * rms(want), "fp32 output");
+}
+
+INSTANTIATE_TEST_SUITE_P(OddSizes, GemvTest,
+                         ::testing::Values(std::make_tuple(1, 17, 8), std::make_tuple(1, 4096, 4096),
+                                           std::make_tuple(3, 769, 1032), std::make_tuple(8, 33, 2048),
+                                           std::make_tuple(9, 100, 4104), std::make_tuple(5, 1, 14336)));
+
+// The fused SwiGLU input equals silu_mul followed by gemv, bit for bit (the same bf16 rounding of the activation).
+TEST(GemvSwiglu, EqualsSiluMulThenGemv) {
+    MOEINFER_REQUIRE_GPU();
+    for (const auto& [T, out, ff] : {std::make_tuple(1, 64, 96), std::make_tuple(3, 200, 1024), std::make_tuple(8, 33, 768)}) {
+        const std::vector<float> gu = round_bf16(random_floats(T * 2 * ff, 51));
+        const std::vector<uint16_t> w = to_bf16_bits(random_floats(out * ff, 52, 0.05f));
+        DeviceBuffer dgu = to_device_bf16(gu), dw = to_device(w), act(T * ff * 2);
+        DeviceBuffer fused = poisoned(T * out, 2), plain = poisoned(T * out, 2);
+        gemv_swiglu(dgu.as<bf16>(), T, dw.as<bf16>(), out, ff, fused.as<bf16>(), nullptr);
+        silu_mul(dgu.as<bf16>(), dgu.as<bf16>() + ff, 2 * ff, T, ff, act.as<bf16>(), nullptr);
+        gemv(act.as<bf16>(), T, dw.as<bf16>(), out, ff, plain.as<bf16>(), nullptr);
+        EXPECT_EQ(to_host<uint16_t>(fused, T * out), to_host<uint16_t>(plain, T * out)) << "T=" << T;
+    }
+}
+
+// T tokens pick k of E experts; rows are permuted by expert on the device (moe_permute) and the grouped product
+// must equal, row by row, x[token] · W[expert]ᵀ.
+class GroupedGemvTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>> {};
+// (T, E, k, out, in)
+
+TEST_P(GroupedGemvTest, MatchesPerExpertCpuMatmul) {
+    MOEINFER_REQUIRE_GPU();
+    const auto [T, E, k, out, in] = GetParam();
+    const std::vector<float> x = round_bf16(random_floats(T * in, 41));
+    const std::vector<uint16_t> w = to_bf16_bits(random_floats(E * out * in, 42, 0.05f));
+    std::mt19937 rng(43);
+    std::vector<int32_t> ids(T * k);
+    for (int64_t t = 0; t < T; ++t) {  // k distinct experts per token, skewed toward low ids
+        std::vector<int32_t> all(E);
+        for (int64_t e = 0; e < E; ++e) all[e] = int32_t(e);
+        std::shuffle(all.begin(), all.end(), rng);
+        std::sort(all.begin(), all.begin() + k);
+        for (int64_t j = 0; j < k; ++j) ids[t * k + j] = all[j];
+    }
+
+    DeviceBuffer dx = to_device_bf16(x), dw = to_device(w), dids = to_device(ids);
+    DeviceBuffer ws(size_t(std::max<int64_t>(1, moe_permute_workspace_ints(T * k, E))) * 4);
+    DeviceBuffer offsets((E + 1) * 4), row_token(T * k * 4), slot_row(T * k * 4);
+    moe_permute(dids.as<int32_t>(), T, k, E, ws.as<int32_t>(), offsets.as<int32_t>(), row_token.as<int32_t>(),
+                slot_row.as<int32_t>(), nullptr);
+    DeviceBuffer dy = poisoned(T * k * out, 2);
+    grouped_gemv(dx.as<bf16>(), row_token.as<int32_t>(), offsets.as<int32_t>(), E, T * k, dw.as<bf16>(), out, in,
+                 false, dy.as<bf16>(), nullptr);
+    // The direct form writes assignment a = t·k + j at row a, no permutation.
+    DeviceBuffer dd = poisoned(T * k * out, 2);
+    direct_expert_gemv(dx.as<bf16>(), k, dids.as<int32_t>(), T * k, dw.as<bf16>(), out, in, false, dd.as<bf16>(),
+                       nullptr);
+    const std::vector<float> direct = to_host_bf16(dd, T * k * out);
+    const std::vector<float> got = to_host_bf16(dy, T * k * out);
+    const std::vector<int32_t> slot = to_host<int32_t>(slot_row, T * k);
+
+    std::vector<float> want(out);
+    for (int64_t a = 0; a < T * k; ++a) {
+        const int64_t t = a / k, e = ids[a];
+        cpu::matmul(x.data() + t * in, 1, bf16_tensor(w.data() + e * out * in, out, in), want.data());
+        std::vector<float> row(got.begin() + slot[a] * out, got.begin() + (slot[a] + 1) * out);
+        expect_close(row, want, kBf16Rtol, 1e-2 * rms(want) + 1e-6, "assignment " + std::to_string(a));
+        std::vector<float> drow(direct.begin() + a * out, direct.begin() + (a + 1) * out);
+        expect_close(drow, want, kBf16Rtol, 1e-2 * rms(want) + 1e-6, "direct, assignment " + std::to_string(a));
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, GroupedGemvTest,
+                         ::testing::Values(std::make_tuple(1, 8, 2, 96, 64), std::make_tuple(1, 128, 8, 1536, 2048),
+                                           std::make_tuple(5, 8, 2, 33, 264), std::make_tuple(40, 4, 2, 70, 128),
+                                           std::make_tuple(7, 60, 4, 129, 1024)));
+
+}  // namespace
+}  // namespace moeinfer::cuda

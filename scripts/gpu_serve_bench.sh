@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serving benchmark on the GPU machine: `moeinfer serve --device cuda` on a random-weight model shape
 # (bench/configs), driven by bench/serve/bench_serve.py (the machine has Python + aiohttp, no Node).
-# Usage: scripts/gpu_serve_bench.sh CONFIG.json [LEVELS] [extra bench_serve.py flags]; needs build-cuda/moeinfer.
+# Usage: [KV_MIB=8000] scripts/gpu_serve_bench.sh CONFIG.json [LEVELS] [extra bench_serve.py flags]; needs
+# build-cuda/moeinfer. KV_MIB sizes the KV cache (weights + cache must fit the card: 8B 16 GB, 30B-A3B 61 GB).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cfg=${1:?config.json}
@@ -9,7 +10,7 @@ levels=${2:-1,16,64,256}
 shift $(( $# >= 2 ? 2 : 1 ))
 port=$(( 20000 + RANDOM % 20000 ))
 build-cuda/moeinfer serve --model "$cfg" --random-weights --device cuda --port "$port" --quiet \
-  --max-num-seqs 256 --max-num-batched-tokens 8192 --kv-cache-mib 24000 &
+  --max-num-seqs 256 --max-num-batched-tokens 8192 --kv-cache-mib "${KV_MIB:-8000}" &
 pid=$!
 trap 'kill $pid 2>/dev/null; sleep 1; kill -9 $pid 2>/dev/null' EXIT
 for _ in $(seq 1 120); do

@@ -6,6 +6,13 @@
 
 namespace moeinfer {
 
+// What greedy decoding needs from a logits row, computable where the logits are (on the device: the vocab-sized
+// row never crosses PCIe): the argmax (ties → lower id) and its log-probability.
+struct RowSummary {
+    int32_t argmax = -1;
+    float logprob = 0;
+};
+
 struct Batch {
     std::vector<int32_t> token_ids;   // [T]
     std::vector<int32_t> positions;   // [T] position of each token within its sequence

@@ -232,9 +232,14 @@ void Engine::step() {
         return;
     }
     const int64_t V = model_->config().vocab_size;
-    std::vector<float> logits(plan.batch.logit_rows.size() * V);
+    // Plain greedy chunks need only each row's argmax and its logprob: when every chunk is one, the model returns
+    // just those (a device model then moves 8 bytes per row instead of the vocab-sized logits).
+    const bool greedy_only = std::all_of(plan.chunks.begin(), plan.chunks.end(),
+                                         [&](const ScheduledChunk& c) { return plain_greedy(c); });
+    std::vector<float> logits(greedy_only ? 0 : plan.batch.logit_rows.size() * V);
+    std::vector<RowSummary> summaries(greedy_only ? plan.batch.logit_rows.size() : 0);
     const auto f0 = std::chrono::steady_clock::now();
-    model_->forward(plan.batch, *kv_, logits.data());
+    model_->forward(plan.batch, *kv_, greedy_only ? nullptr : logits.data(), greedy_only ? summaries.data() : nullptr);
     const double forward = std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
     // Counted now: sampling below may finish (and free) sequences of this plan.
     int64_t prompt_tokens = 0;
@@ -262,6 +267,11 @@ void Engine::step() {
             continue;
         }
         scheduler_->commit(s, c.start + c.length);
+        if (greedy_only) {  // one row per chunk (plain_greedy)
+            const RowSummary& sum = summaries[row++];
+            if (c.samples) emit(s, sum.argmax, nullptr, sum.logprob);
+            continue;
+        }
         const bool all_rows = s.opts.prompt_logprobs && c.start < s.num_prompt;
         if (all_rows) {
             if (c.start == 0) s.prompt_logprobs.assign(1, std::nullopt);
@@ -326,11 +336,25 @@ FinishReason Engine::finish_check(const Sequence& s) const {
     return FinishReason::None;
 }
 
-bool Engine::emit(Sequence& s, int32_t token, const float* row) {
+bool Engine::plain_greedy(const ScheduledChunk& c) const {
+    const Sequence& s = *c.seq;
+    const SamplingParams& p = s.opts.sampling;
+    return !s.beam && s.draft.empty() && s.pending_forks.empty() && !(s.opts.prompt_logprobs && c.start < s.num_prompt) &&
+           p.temperature == 0 && p.logprobs == 0 && p.logit_bias.empty() && p.presence_penalty == 0 &&
+           p.frequency_penalty == 0 && p.repetition_penalty == 1 && s.num_generated() >= s.opts.min_tokens &&
+           (!c.samples || s.opts.max_tokens > 0);
+}
+
+bool Engine::emit(Sequence& s, int32_t token, const float* row, float logprob) {
     TokenEvent ev;
     ev.token = token;
     // Logprobs are reported from the model's distribution, before penalties (as vLLM's default).
-    ev.logprob = token_logprob(row, model_->config().vocab_size, token, s.opts.sampling.logprobs);
+    if (row) {
+        ev.logprob = token_logprob(row, model_->config().vocab_size, token, s.opts.sampling.logprobs);
+    } else {
+        ev.logprob.token = token;
+        ev.logprob.logprob = logprob;
+    }
     s.tokens.push_back(token);
     s.handle->push(std::move(ev));
     {

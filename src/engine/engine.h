@@ -124,6 +124,7 @@ class Scheduler;
 class KvCache;
 struct Sequence;
 struct StepPlan;
+struct ScheduledChunk;
 
 
 class Engine {
@@ -157,7 +158,12 @@ private:
     int32_t choose_token(Sequence& s, const float* logits);       // penalties, min_tokens bans, sampling
     std::vector<float> adjusted_logits(const Sequence& s, const float* logits) const;  // bias, penalties, bans
     FinishReason finish_check(const Sequence& s) const;           // after s.tokens got its newest token
-    bool emit(Sequence& s, int32_t token, const float* logits);   // streams it; true when s finished (and freed)
+    // Streams `token`; true when s finished (and freed). Its logprob comes from the logits row, or, with row ==
+    // nullptr, is the one given (a greedy step that only has the row's summary).
+    bool emit(Sequence& s, int32_t token, const float* row, float logprob = 0);
+    // A chunk whose next token is plain greedy (no penalties, bias, bans, logprob alternatives, beams, drafts,
+    // forks or prompt logprobs): the row's argmax and its logprob are all it needs.
+    bool plain_greedy(const ScheduledChunk& c) const;
     // Speculative decoding (speculative.cpp). verify_draft: greedy accepts the longest prefix of s.draft that greedy
     // decoding agrees with, sampling accepts draft token d with probability min(1, p(d) / q(d)) and otherwise
     // draws from max(0, p - q); then one more token. logits holds the rows of the chunk [last token, draft...]

@@ -24,8 +24,9 @@ public:
     virtual int64_t kv_bytes_per_element() const = 0;          // 2 for a bf16 cache
     virtual std::unique_ptr<DeviceKv> allocate_kv(int32_t num_blocks, int32_t block_size) = 0;
     // Same contract as Model::forward: K/V of every token written into `kv`, logits of batch.logit_rows copied
-    // to the host array `logits` [logit_rows.size(), vocab] before returning.
-    virtual void forward(const Batch& batch, DeviceKv& kv, float* logits) = 0;
+    // to the host array `logits` [logit_rows.size(), vocab] (unless null) and their summaries to `summaries`
+    // (unless null) before returning.
+    virtual void forward(const Batch& batch, DeviceKv& kv, float* logits, RowSummary* summaries) = 0;
 };
 
 }  // namespace moeinfer

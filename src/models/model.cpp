@@ -14,6 +14,7 @@
 #include "layers/attention.h"
 #include "layers/mlp.h"
 #include "layers/moe.h"
+#include "engine/sampler.h"
 #include "models/family.h"
 
 namespace moeinfer {
@@ -107,7 +108,7 @@ std::vector<int64_t> Model::kv_widths() const {
     return std::vector<int64_t>(c.num_layers, c.num_kv_heads * c.head_dim);
 }
 
-void Model::forward(const Batch& batch, KvCache& kv, float* logits) {
+void Model::forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* summaries) {
     const ModelConfig& c = config();
     const int64_t T = batch.num_tokens(), H = c.hidden_size, V = c.vocab_size;
     for (int64_t t = 0; t < T; ++t)
@@ -116,8 +117,13 @@ void Model::forward(const Batch& batch, KvCache& kv, float* logits) {
                                         std::to_string(V) + ")");
     if (device_) {
         if (!kv.device()) throw std::invalid_argument("Model::forward: a device model needs a KV cache made by make_kv_cache");
-        device_->forward(batch, *kv.device(), logits);
+        device_->forward(batch, *kv.device(), logits, summaries);
         return;
+    }
+    std::vector<float> own;
+    if (!logits) {
+        own.resize(batch.logit_rows.size() * V);
+        logits = own.data();
     }
     if (synthetic()) throw std::runtime_error("model '" + weights_->path() + "' has synthetic weights: run it on a device (--device cuda)");
     std::vector<float> x(T * H), normed(T * H), branch(T * H);
@@ -152,6 +158,11 @@ void Model::forward(const Batch& batch, KvCache& kv, float* logits) {
         std::copy_n(x.data() + int64_t(batch.logit_rows[r]) * H, H, rows.data() + r * H);
     cpu::rms_norm(rows.data(), final_norm_.data(), eps, R, H, rows.data());
     cpu::matmul(rows.data(), R, lm_head_, logits);
+    for (int64_t r = 0; summaries && r < R; ++r) {
+        const float* row = logits + r * V;
+        summaries[r].argmax = static_cast<int32_t>(std::max_element(row, row + V) - row);
+        summaries[r].logprob = token_logprob(row, V, summaries[r].argmax, 0).logprob;
+    }
 }
 
 }  // namespace moeinfer

@@ -36,7 +36,9 @@ public:
 
     // Runs every token of `batch` through the model, writing their K/V into `kv`, and the logits of the rows in
     // batch.logit_rows into logits: [logit_rows.size(), vocab]. Token ids must be < vocab (checked).
-    void forward(const Batch& batch, KvCache& kv, float* logits);
+    // With `summaries`, also each row's argmax and its logprob; `logits` may then be null (a device model then
+    // returns only the summaries: greedy decoding without moving vocab-sized rows to the host).
+    void forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* summaries = nullptr);
 
     const Tensor& embedding() const { return embed_; }
     const Tensor& lm_head() const { return lm_head_; }

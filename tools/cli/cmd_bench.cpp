@@ -61,8 +61,14 @@ int cmd_bench(int argc, char** argv) {
         for (int64_t i = 0; i < n; ++i) {
             Batch d;
             d.add_sequence(&tok, 1, p + i, table.blocks.data(), false);
-            model->forward(d, kv, logits.data());
-            tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+            if (model->device()) {  // greedy on the device, as the engine does: no vocab-sized copy per token
+                RowSummary sum;
+                model->forward(d, kv, nullptr, &sum);
+                tok = sum.argmax;
+            } else {
+                model->forward(d, kv, logits.data());
+                tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+            }
         }
         const double t_tg = now() - t0;
         if (r == 0) continue;

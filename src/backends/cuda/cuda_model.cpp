@@ -186,7 +186,7 @@ public:
         MOEINFER_CUDA_CHECK(cudaSetDevice(opt_.device));
         return std::make_unique<CudaKv>(c_.num_layers, num_blocks, block_size, c_.num_kv_heads * c_.head_dim, stream_);
     }
-    void forward(const Batch& batch, DeviceKv& kv, float* logits) override;
+    void forward(const Batch& batch, DeviceKv& kv, float* logits, RowSummary* summaries) override;
 
 private:
     void upload(const Model& model);
@@ -215,7 +215,7 @@ private:
     int64_t cap_ = 0, cap_rows_ = 0, cap_table_ = 0, cap_ws_ = 0;
     DeviceBuffer meta_;  // ids | positions | token_seq | ctx_lens | logit_rows | tables (int32)
     DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, topk_ids_, topk_w_,
-        offsets_, row_token_, slot_row_, iota_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
+        offsets_, row_token_, slot_row_, iota_, summary_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
     PinnedBuffer meta_host_, logits_host_, offsets_host_;
 
     struct GraphKey {
@@ -370,6 +370,7 @@ void CudaForward::reserve(const Dims& d) {
     attn_ws_ = f32(cap_ws_);
     rows_ = b16(cap_rows_ * H);
     logits_ = f32(cap_rows_ * c_.vocab_size);
+    summary_ = f32(2 * cap_rows_);
 }
 
 // Skinny products (decode) go to our gemv, which reads a batch-1 weight at 59-104% of copy bandwidth where
@@ -493,7 +494,7 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
     linear(rows_.as<bf16>(), d.R, (tied_ ? embed_ : lm_head_).as<bf16>(), c_.vocab_size, H, logits_.as<float>());
 }
 
-void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits) {
+void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, RowSummary* summaries) {
     MOEINFER_CUDA_CHECK(cudaSetDevice(opt_.device));
     auto& kv = static_cast<CudaKv&>(kv_base);
     const int64_t T = batch.num_tokens(), S = static_cast<int64_t>(batch.block_tables.size());
@@ -571,10 +572,20 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits) 
         MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
         return;
     }
-    auto* out = static_cast<float*>(logits_host_.get(size_t(R * V) * 4));
-    MOEINFER_CUDA_CHECK(cudaMemcpyAsync(out, logits_.get(), size_t(R * V) * 4, cudaMemcpyDeviceToHost, stream_));
+    // Host buffer: [R] argmax ints, [R] logprobs, then the logits when asked for.
+    auto* host = static_cast<char*>(logits_host_.get(size_t(R) * 8 + (logits ? size_t(R * V) * 4 : 0)));
+    if (summaries) {
+        summarize_rows(logits_.as<float>(), R, V, ints(summary_), summary_.as<float>() + R, stream_);
+        MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host, summary_.get(), size_t(R) * 8, cudaMemcpyDeviceToHost, stream_));
+    }
+    if (logits)
+        MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host + R * 8, logits_.get(), size_t(R * V) * 4, cudaMemcpyDeviceToHost, stream_));
     MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    std::memcpy(logits, out, size_t(R * V) * 4);
+    if (logits) std::memcpy(logits, host + R * 8, size_t(R * V) * 4);
+    for (int64_t r = 0; summaries && r < R; ++r) {
+        std::memcpy(&summaries[r].argmax, host + r * 4, 4);
+        std::memcpy(&summaries[r].logprob, host + (R + r) * 4, 4);
+    }
 }
 
 }  // namespace

@@ -224,7 +224,9 @@ void gemv_swiglu(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int
 void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
                   const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {
     const GemvArgs a{w, out * in, out, in, offsets, nullptr, E, N_rows, x, row_token, 1, swiglu};
-    launch(a, std::min(E, N_rows), 8, y, stream);
+    // Rows per pass from the average rows per expert (a decode batch spread over many experts has ~1).
+    const int64_t avg = (N_rows + E - 1) / E;
+    launch(a, std::min(E, N_rows), avg <= 1 ? 1 : avg <= 2 ? 2 : avg <= 4 ? 4 : 8, y, stream);
 }
 void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,
                         int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {

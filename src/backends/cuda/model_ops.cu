@@ -63,8 +63,10 @@ __global__ void router_logits_kernel(const float* __restrict__ x, const float* _
     }
 }
 
-// One block per row; ties go to the lower id (as std::max_element on the host).
-__global__ void argmax_kernel(const float* __restrict__ logits, int64_t V, int32_t* __restrict__ out) {
+// One block per row: the argmax (ties go to the lower id, as std::max_element on the host), then its
+// log-probability logit[argmax] − log Σ exp(logit − max).
+__global__ void summarize_kernel(const float* __restrict__ logits, int64_t V, int32_t* __restrict__ out,
+                                 float* __restrict__ logprob) {
     const float* row = logits + int64_t(blockIdx.x) * V;
     float best = -INFINITY;
     int64_t best_i = V;
@@ -86,7 +88,16 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int64_t V, int32
         }
         __syncthreads();
     }
-    if (threadIdx.x == 0) out[blockIdx.x] = int32_t(si[0] < V ? si[0] : 0);
+    const float m = sv[0];
+    const int64_t arg = si[0] < V ? si[0] : 0;
+    __syncthreads();
+    float sum = 0.0f;
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) sum += __expf(row[i] - m);
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) {
+        out[blockIdx.x] = int32_t(arg);
+        logprob[blockIdx.x] = row[arg] - m - logf(sum);
+    }
 }
 
 // splitmix64 of (seed, index) → uniform in [-scale, scale): reproducible, no state, any order.
@@ -128,9 +139,9 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 
-void argmax_rows(const float* logits, int64_t rows, int64_t V, int32_t* out, cudaStream_t stream) {
+void summarize_rows(const float* logits, int64_t rows, int64_t V, int32_t* argmax, float* logprob, cudaStream_t stream) {
     if (rows == 0) return;
-    argmax_kernel<<<dim3(rows), kThreads, 0, stream>>>(logits, V, out);
+    summarize_kernel<<<dim3(rows), kThreads, 0, stream>>>(logits, V, argmax, logprob);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

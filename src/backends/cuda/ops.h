@@ -125,8 +125,9 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
                    float* out, cudaStream_t stream);
 // out[t, :] += sigmoid(gate_logit[t]) · shared[t, :] (gate_logit == nullptr: gate 1). Shared-expert combine.
 void add_gated(float* out, const bf16* shared, const float* gate_logit, int64_t T, int64_t H, cudaStream_t stream);
-// out[r] = argmax of logits row r (ties → lower id): greedy sampling on the device.
-void argmax_rows(const float* logits, int64_t rows, int64_t V, int32_t* out, cudaStream_t stream);
+// argmax[r] = argmax of logits row r (ties → lower id) and logprob[r] its log-probability: greedy decoding on the
+// device, so only 8 bytes per row cross PCIe instead of the vocab-sized row.
+void summarize_rows(const float* logits, int64_t rows, int64_t V, int32_t* argmax, float* logprob, cudaStream_t stream);
 // Reproducible uniform values in [-scale, scale) (random-weight benchmark models).
 void fill_random(bf16* x, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 

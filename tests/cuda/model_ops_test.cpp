@@ -1,0 +1,106 @@
+// The model forward's glue kernels (model_ops.cu) against host references: embedding lookup, fp32 router logits
+// (RMSNorm + product), the gated shared-expert add, greedy row summaries and reproducible random fill.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cuda/ops.h"
+#include "cuda/cuda_test_util.h"
+
+namespace moeinfer::cuda {
+namespace {
+
+using namespace testing;
+
+TEST(ModelOps, EmbedRowsGathersAsFp32) {
+    MOEINFER_REQUIRE_GPU();
+    const int64_t V = 37, H = 24;
+    const std::vector<float> table = round_bf16(random_floats(V * H, 1));
+    const std::vector<int32_t> ids = {5, 0, 36, 5};
+    DeviceBuffer dt = to_device_bf16(table), di = to_device(ids), out = poisoned(ids.size() * H, 4);
+    embed_rows(dt.as<bf16>(), di.as<int32_t>(), int64_t(ids.size()), H, out.as<float>(), nullptr);
+    std::vector<float> want;
+    for (int32_t id : ids) want.insert(want.end(), table.begin() + id * H, table.begin() + (id + 1) * H);
+    EXPECT_EQ(to_host<float>(out, want.size()), want);
+}
+
+TEST(ModelOps, RouterLogitsNormalizeThenMultiplyInFp32) {
+    MOEINFER_REQUIRE_GPU();
+    for (const auto& [T, E, H] : {std::make_tuple(1, 128, 2048), std::make_tuple(5, 60, 72), std::make_tuple(3, 8, 4096)}) {
+        const std::vector<float> x = random_floats(T * H, 2), nw = random_floats(H, 3, 0.3f);
+        const std::vector<float> w = round_bf16(random_floats(E * H, 4, 0.1f));
+        std::vector<float> want(T * E);
+        for (int64_t t = 0; t < T; ++t) {
+            double ss = 0;
+            for (int64_t i = 0; i < H; ++i) ss += double(x[t * H + i]) * x[t * H + i];
+            const double inv = 1.0 / std::sqrt(ss / H + 1e-6);
+            for (int64_t e = 0; e < E; ++e) {
+                double s = 0;
+                for (int64_t i = 0; i < H; ++i) s += x[t * H + i] * inv * nw[i] * w[e * H + i];
+                want[t * E + e] = float(s);
+            }
+        }
+        DeviceBuffer dx = to_device(x), dn = to_device(nw), dw = to_device_bf16(w), out = poisoned(T * E, 4);
+        router_logits(dx.as<float>(), dn.as<float>(), 1e-6f, dw.as<bf16>(), T, E, H, out.as<float>(), nullptr);
+        expect_close(to_host<float>(out, want.size()), want, 1e-4, 1e-4 * rms(want), "router logits");
+    }
+}
+
+TEST(ModelOps, AddGatedAddsSigmoidWeightedRows) {
+    MOEINFER_REQUIRE_GPU();
+    const int64_t T = 3, H = 40;
+    const std::vector<float> base = random_floats(T * H, 5), shared = round_bf16(random_floats(T * H, 6));
+    const std::vector<float> gate = {-2.0f, 0.0f, 3.0f};
+    for (bool gated : {false, true}) {
+        DeviceBuffer out = to_device(base), ds = to_device_bf16(shared), dg = to_device(gate);
+        add_gated(out.as<float>(), ds.as<bf16>(), gated ? dg.as<float>() : nullptr, T, H, nullptr);
+        std::vector<float> want(T * H);
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t i = 0; i < H; ++i)
+                want[t * H + i] = base[t * H + i] + (gated ? 1.0f / (1.0f + std::exp(-gate[t])) : 1.0f) * shared[t * H + i];
+        expect_close(to_host<float>(out, want.size()), want, 1e-6, 1e-6, gated ? "gated" : "ungated");
+    }
+}
+
+TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
+    MOEINFER_REQUIRE_GPU();
+    const int64_t V = 151936, R = 3;
+    std::vector<float> logits = random_floats(R * V, 7, 3.0f);
+    logits[1 * V + 77] = logits[1 * V + 99] = 50.0f;  // a tie: the lower id wins
+    DeviceBuffer dl = to_device(logits), ids = poisoned(R, 4), lp = poisoned(R, 4);
+    summarize_rows(dl.as<float>(), R, V, ids.as<int32_t>(), lp.as<float>(), nullptr);
+    const std::vector<int32_t> got_ids = to_host<int32_t>(ids, R);
+    const std::vector<float> got_lp = to_host<float>(lp, R);
+    for (int64_t r = 0; r < R; ++r) {
+        const float* row = logits.data() + r * V;
+        const int64_t best = std::max_element(row, row + V) - row;
+        double sum = 0;
+        for (int64_t i = 0; i < V; ++i) sum += std::exp(double(row[i]) - row[best]);
+        EXPECT_EQ(got_ids[r], best) << "row " << r;
+        EXPECT_NEAR(got_lp[r], -std::log(sum), 1e-4) << "row " << r;
+    }
+    EXPECT_EQ(got_ids[1], 77);
+}
+
+TEST(ModelOps, FillRandomIsReproducibleAndBounded) {
+    MOEINFER_REQUIRE_GPU();
+    const int64_t n = 100003;
+    DeviceBuffer a(n * 2), b(n * 2), c(n * 2);
+    fill_random(a.as<bf16>(), n, 42, 0.5f, nullptr);
+    fill_random(b.as<bf16>(), n, 42, 0.5f, nullptr);
+    fill_random(c.as<bf16>(), n, 43, 0.5f, nullptr);
+    const std::vector<float> va = to_host_bf16(a, n), vc = to_host_bf16(c, n);
+    EXPECT_EQ(to_host<uint16_t>(a, n), to_host<uint16_t>(b, n));
+    EXPECT_NE(va, vc);
+    double mean = 0;
+    for (float v : va) {
+        ASSERT_LE(std::fabs(v), 0.5f);
+        mean += v / n;
+    }
+    EXPECT_NEAR(mean, 0.0, 0.01);
+    EXPECT_NEAR(rms(va), 0.5 / std::sqrt(3.0), 0.01);  // uniform on [-a, a]: rms a/√3
+}
+
+}  // namespace
+}  // namespace moeinfer::cuda

@@ -97,14 +97,7 @@ TEST_P(CudaGoldenTest, GreedyTokensThroughTheEngine) {
     const Golden g = load_golden(GetParam());
     auto model = load_on_gpu(g.dir);
     Generator gen(*model);
-    std::vector<GenerationRequest> reqs;
-    for (const auto& p : g.prompts) {
-        GenerationRequest r;
-        r.prompt = p;
-        r.max_new_tokens = static_cast<int64_t>(g.greedy[0].size());
-        r.sampling.temperature = 0;
-        reqs.push_back(r);
-    }
+    const std::vector<GenerationRequest> reqs = greedy_requests(g);
     // Logprobs within tol cannot swap two tokens whose HF margin exceeds 2·tol; below that a bf16 run may pick
     // either (HF's own bf16 run diverges from its fp32 goldens at margins up to 0.14 here).
     const double margin_rule = 2 * logprob_tolerance(GetParam());

@@ -68,18 +68,6 @@ void expect_greedy_equal(const Golden& g, size_t prompt, const std::vector<int32
     }
 }
 
-std::vector<GenerationRequest> greedy_requests(const Golden& g) {
-    std::vector<GenerationRequest> reqs;
-    for (const auto& p : g.prompts) {
-        GenerationRequest r;
-        r.prompt = p;
-        r.max_new_tokens = static_cast<int64_t>(g.greedy[0].size());
-        r.sampling.temperature = 0;
-        reqs.push_back(r);
-    }
-    return reqs;
-}
-
 class ModelGoldenTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ModelGoldenTest, PromptLogprobsOneByOneAndBatched) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "engine/generator.h"
 
 namespace moeinfer::test {
 
@@ -46,6 +47,19 @@ inline Golden load_golden(const std::string& family) {
         g.logprobs.push_back(std::move(rows));
     }
     return g;
+}
+
+// One greedy request per golden prompt, as long as the golden's greedy continuation.
+inline std::vector<GenerationRequest> greedy_requests(const Golden& g) {
+    std::vector<GenerationRequest> reqs;
+    for (const auto& p : g.prompts) {
+        GenerationRequest r;
+        r.prompt = p;
+        r.max_new_tokens = static_cast<int64_t>(g.greedy[0].size());
+        r.sampling.temperature = 0;
+        reqs.push_back(r);
+    }
+    return reqs;
 }
 
 inline const char* const kGoldenFamilies[] = {"llama",   "mistral",   "qwen2",     "qwen3",

@@ -1,5 +1,6 @@
 // POST /v1/chat/completions: messages rendered with the model's chat template (ChatML when it has none),
-// n choices, whole or streamed as chat.completion.chunk events, logprobs/top_logprobs in the chat format.
+// n choices (or use_beam_search: the n best of best_of beams), whole or streamed as chat.completion.chunk events,
+// logprobs/top_logprobs in the chat format.
 #include <chrono>
 
 #include "server/api_error.h"
@@ -44,10 +45,12 @@ void OpenAiServer::chat(RequestContext& ctx) {
     if (prompt.empty()) throw ApiError(400, "messages: the rendered prompt is empty", "messages");
     ctx.tokens_in = static_cast<int64_t>(prompt.size());
     const int64_t max_tokens = spec.max_tokens.value_or(default_max_tokens(prompt.size(), true));
+    if (spec.use_beam_search && (spec.stream || spec.want_logprobs))
+        throw ApiError(400, "use_beam_search: not supported with stream or logprobs", "use_beam_search");
     std::vector<RequestOptions> reqs;
-    // One engine request: the n candidates share the prompt's prefill and KV blocks (candidate i: seed + i).
+    // One engine request: n candidates sharing the prompt's prefill and KV blocks, or one beam search.
     reqs.push_back(make_options(spec, prompt, max_tokens, 0));
-    reqs.back().n = spec.n;
+    const std::vector<int32_t> reqs_stop_ids = reqs.back().stop_token_ids;
     GenerationRun run(engine_, tok_.get(), metrics_);
     run.submit(std::move(reqs), spec.stop);
 
@@ -137,6 +140,29 @@ void OpenAiServer::chat(RequestContext& ctx) {
     if (!got) return;
     const auto& [texts, finish, events] = *got;
     Value choices = Value::array();
+    if (spec.use_beam_search) {  // the n best hypotheses, best first
+        const BeamResults beams = beam_results(run, tok_.get(), reqs_stop_ids, spec.stop);
+        for (const BeamChoice& bc : beams.choices) {
+            Value msg = Value::object();
+            msg.set("role", "assistant");
+            msg.set("content", bc.text);
+            Value c = Value::object();
+            c.set("index", int64_t(choices.size()));
+            c.set("message", std::move(msg));
+            c.set("logprobs", Value());
+            c.set("finish_reason", bc.finish);
+            if (spec.return_token_ids) {
+                Value ids = Value::array();
+                for (int32_t t : bc.tokens) ids.push_back(int64_t(t));
+                c.set("token_ids", std::move(ids));
+            }
+            choices.push_back(std::move(c));
+        }
+        Value body = envelope("chat.completion", std::move(choices));
+        body.set("usage", beams.usage(ctx));
+        respond_json(ctx, body);
+        return;
+    }
     for (size_t i = 0; i < run.size(); ++i) {
         Value msg = Value::object();
         msg.set("role", "assistant");

@@ -52,8 +52,6 @@ void OpenAiServer::completions(RequestContext& ctx) {
         prompt_texts.push_back(std::move(text));
         ctx.tokens_in += static_cast<int64_t>(prompts.back().size());
     }
-    if (spec.use_beam_search && (spec.stream || spec.want_logprobs))
-        throw ApiError(400, "use_beam_search: not supported with stream or logprobs", "use_beam_search");
     std::vector<RequestOptions> reqs;
     std::vector<size_t> prompt_of;  // choice → prompt index (beam search: run → prompt index, one run per prompt)
     for (size_t p = 0; p < prompts.size(); ++p) {
@@ -61,16 +59,8 @@ void OpenAiServer::completions(RequestContext& ctx) {
         // One engine request per prompt: its n candidates share the prompt's prefill and KV blocks.
         reqs.push_back(make_options(spec, prompts[p], max_tokens, 0));
         reqs.back().prompt_logprobs = spec.echo && spec.want_logprobs;
-        if (spec.use_beam_search) {
-            reqs.back().beam_width = spec.best_of;
-            reqs.back().num_return_sequences = spec.n;
-            reqs.back().length_penalty = spec.length_penalty;
-            reqs.back().early_stopping = spec.early_stopping;
-            prompt_of.push_back(p);
-        } else {
-            reqs.back().n = spec.n;
-            prompt_of.insert(prompt_of.end(), static_cast<size_t>(spec.n), p);  // candidates come out in order
-        }
+        // Beam search: one run per prompt; else its n candidates come out in order.
+        prompt_of.insert(prompt_of.end(), spec.use_beam_search ? 1 : static_cast<size_t>(spec.n), p);
     }
     const std::vector<int32_t> stop_ids = make_options(spec, {}, 0, 0).stop_token_ids;
     GenerationRun run(engine_, tok_.get(), metrics_);
@@ -157,35 +147,16 @@ void OpenAiServer::completions(RequestContext& ctx) {
     if (!got) return;
     const auto& [texts, finish, events] = *got;
     Value choices = Value::array();
-    if (spec.use_beam_search) {
-        // Each prompt's n best hypotheses, best first; stop strings cut the text as in plain decoding.
-        int64_t generated = 0;
-        for (size_t r = 0; r < n_choices; ++r) {
-            for (const BeamHypothesis& h : run.handle(r).beams()) {
-                std::vector<TokenEvent> evs;
-                for (int32_t t : h.tokens) evs.push_back(TokenEvent{t, {}});
-                generated += static_cast<int64_t>(h.tokens.size());
-                std::string text = tok_ ? tok_->decode(h.tokens, true) : std::string();
-                bool stopped = !h.tokens.empty() &&
-                               std::find(stop_ids.begin(), stop_ids.end(), h.tokens.back()) != stop_ids.end();
-                for (const std::string& st : spec.stop) {
-                    const size_t at = st.empty() ? std::string::npos : text.find(st);
-                    if (at != std::string::npos) {
-                        text.resize(at);
-                        stopped = true;
-                    }
-                }
-                choices.push_back(choice_json(choices.size(), (spec.echo ? prompt_texts[prompt_of[r]] : std::string()) + text,
-                                              Value(), std::string(stopped ? "stop" : "length"), &evs));
-            }
+    if (spec.use_beam_search) {  // each prompt's n best hypotheses, best first
+        const BeamResults beams = beam_results(run, tok_.get(), stop_ids, spec.stop);
+        for (const BeamChoice& b : beams.choices) {
+            std::vector<TokenEvent> evs;
+            for (int32_t t : b.tokens) evs.push_back(TokenEvent{t, {}});
+            choices.push_back(choice_json(choices.size(), (spec.echo ? prompt_texts[prompt_of[b.run]] : std::string()) + b.text,
+                                          Value(), std::string(b.finish), &evs));
         }
         Value body = envelope(std::move(choices));
-        Value u = Value::object();
-        u.set("prompt_tokens", ctx.tokens_in);
-        u.set("completion_tokens", generated);
-        u.set("total_tokens", ctx.tokens_in + generated);
-        body.set("usage", std::move(u));
-        ctx.tokens_out = generated;
+        body.set("usage", beams.usage(ctx));
         respond_json(ctx, body);
         return;
     }

@@ -127,7 +127,6 @@ void parse_common(const Value& body, int64_t vocab_size, bool chat, GenerationSp
         g.n = static_cast<int32_t>(*n);
     }
     g.use_beam_search = get_bool(body, "use_beam_search").value_or(false);
-    if (chat && g.use_beam_search) bad("use_beam_search", "supported on /v1/completions only");
     g.best_of = g.n;
     if (auto b = get_int(body, "best_of")) {
         if (!g.use_beam_search && *b != g.n) bad("best_of", "only best_of == n is supported without use_beam_search");

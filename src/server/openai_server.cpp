@@ -114,6 +114,14 @@ RequestOptions OpenAiServer::make_options(const GenerationSpec& g, std::vector<i
         for (int32_t id : tok_->eos_ids()) o.stop_token_ids.push_back(id);
     o.ignore_eos = g.ignore_eos;
     o.min_tokens = g.min_tokens;
+    if (g.use_beam_search) {  // best_of beams, the n best returned
+        o.beam_width = g.best_of;
+        o.num_return_sequences = g.n;
+        o.length_penalty = g.length_penalty;
+        o.early_stopping = g.early_stopping;
+    } else {
+        o.n = g.n;  // n candidates sharing the prompt's prefill and KV blocks (candidate i: seed + i)
+    }
     return o;
 }
 

@@ -57,6 +57,7 @@ private:
     // Shared by completions and chat.
     void check_model(const std::string& requested) const;
     std::vector<int32_t> encode_text(const std::string& text) const;  // BOS as the model's config asks
+    // Engine options of one prompt: sampling, stops, and n candidates or (use_beam_search) the beam settings.
     RequestOptions make_options(const GenerationSpec& g, std::vector<int32_t> prompt, int64_t max_tokens,
                                 int choice) const;
     int64_t default_max_tokens(size_t prompt_len, bool chat) const;

@@ -18,4 +18,20 @@ void finish_stream(GenerationRun& run, SseWriter& sse, RequestContext& ctx, bool
 // ApiError(500) when the engine failed a choice.
 std::optional<CollectedRun> collect_response(GenerationRun& run, RequestContext& ctx);
 
+// Beam search results (after collect_response): every run's hypotheses, best first, as choices. The text is cut
+// at the first stop string; finish is "stop" when a stop string or stop id ended it, else "length".
+struct BeamChoice {
+    size_t run = 0;  // which engine request (prompt) it belongs to
+    std::vector<int32_t> tokens;
+    std::string text;
+    const char* finish = "length";
+};
+struct BeamResults {
+    std::vector<BeamChoice> choices;
+    int64_t generated = 0;  // tokens over all returned hypotheses
+    json::Value usage(RequestContext& ctx) const;  // {prompt, completion, total}_tokens; sets ctx.tokens_out
+};
+BeamResults beam_results(const GenerationRun& run, const Tokenizer* tok, const std::vector<int32_t>& stop_ids,
+                         const std::vector<std::string>& stops);
+
 }  // namespace moeinfer::server

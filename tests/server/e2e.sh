@@ -199,5 +199,22 @@ expect "$(code POST /tokenize "${J[@]}" -d '{"prompt":"hello world"}')" 200 toke
 IDS=$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["tokens"]))' "$T/body")
 expect "$(code POST /detokenize "${J[@]}" -d "{\"tokens\":$IDS}")" 200 detokenize
 grep -q 'hello world' "$T/body" || fail "detokenize round trip: $(cat "$T/body")"
+# Beam search on chat: the n best of best_of beams, equal to `moeinfer run --messages ... --beam-width`.
+echo '[{"role":"user","content":"In the beginning"}]' >"$T/msgs.json"
+expect "$(code POST /v1/chat/completions "${J[@]}" -d '{"messages":[{"role":"user","content":"In the beginning"}],"max_tokens":8,"use_beam_search":true,"best_of":3,"n":2,"return_token_ids":true}')" 200 "chat beam search"
+cp "$T/body" "$T/chat_beams.json"
+"$BIN" run --model "$TM" --messages "$T/msgs.json" -n 8 --beam-width 3 --num-return-sequences 2 --json >"$T/cli_beams.json" 2>/dev/null ||
+    fail "cli beam search on messages"
+python3 - "$T/chat_beams.json" "$T/cli_beams.json" <<'PY' || fail "chat beam search differs from the CLI"
+import json, sys
+server, cli = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+got = [c["token_ids"] for c in server["choices"]]
+want = [c["tokens"] for c in cli["choices"]]
+assert len(got) == 2 and got == want, (got, want)
+assert all(isinstance(c["message"]["content"], str) and c["finish_reason"] in ("stop", "length") for c in server["choices"])
+assert server["usage"]["completion_tokens"] == sum(len(t) for t in got), server["usage"]
+PY
+expect "$(code POST /v1/chat/completions "${J[@]}" -d '{"messages":[{"role":"user","content":"a"}],"use_beam_search":true,"stream":true}')" 400 "chat beam search + stream"
+echo "chat beam search: ok"
 if [ "$HAVE_NODE" = 1 ]; then node "$HERE/openai_client.mjs" text "$URL" none || fail "openai client: text"; fi
 echo "e2e: ok"

@@ -1,9 +1,11 @@
-// gemv (skinny products) and grouped_gemv (MoE experts, rows found from device offsets) against cpu::matmul with
-// the same bf16 weights, at odd sizes: rows 1..9 (crossing the 8-row pass), out not a multiple of the warp tile.
+// gemv (skinny products), grouped_gemv / direct_expert_gemv (MoE experts, rows found on the device) and the
+// cuBLAS grouped GEMM (Gemm::grouped_matmul) against cpu::matmul with the same bf16 weights, at odd sizes:
+// rows 1..9 (crossing the 8-row pass), out not a multiple of the warp tile.
 #include <gtest/gtest.h>
 
 #include "backends/cpu/matmul.h"
 #include "backends/cpu/moe.h"
+#include "backends/cuda/gemm.h"
 #include "backends/cuda/ops.h"
 #include "cuda/cuda_test_util.h"
 
@@ -98,6 +100,13 @@ TEST_P(GroupedGemvTest, MatchesPerExpertCpuMatmul) {
     direct_expert_gemv(dx.as<bf16>(), k, dids.as<int32_t>(), T * k, dw.as<bf16>(), out, in, false, dd.as<bf16>(),
                        nullptr);
     const std::vector<float> direct = to_host_bf16(dd, T * k * out);
+    // The prefill form: rows gathered in expert order, one cuBLAS grouped GEMM with the offsets on the host.
+    DeviceBuffer xp(T * k * in * 2), dg = poisoned(T * k * out, 2);
+    gather_rows(dx.as<bf16>(), row_token.as<int32_t>(), T * k, in, xp.as<bf16>(), nullptr);
+    const std::vector<int32_t> off = to_host<int32_t>(offsets, E + 1);
+    Gemm gemm;
+    gemm.grouped_matmul(xp.as<bf16>(), off.data(), E, dw.as<bf16>(), out, in, dg.as<bf16>(), nullptr);
+    const std::vector<float> grouped = to_host_bf16(dg, T * k * out);
     const std::vector<float> got = to_host_bf16(dy, T * k * out);
     const std::vector<int32_t> slot = to_host<int32_t>(slot_row, T * k);
 
@@ -107,6 +116,8 @@ TEST_P(GroupedGemvTest, MatchesPerExpertCpuMatmul) {
         cpu::matmul(x.data() + t * in, 1, bf16_tensor(w.data() + e * out * in, out, in), want.data());
         std::vector<float> row(got.begin() + slot[a] * out, got.begin() + (slot[a] + 1) * out);
         expect_close(row, want, kBf16Rtol, 1e-2 * rms(want) + 1e-6, "assignment " + std::to_string(a));
+        std::vector<float> grow(grouped.begin() + slot[a] * out, grouped.begin() + (slot[a] + 1) * out);
+        expect_close(grow, want, kBf16Rtol, 1e-2 * rms(want) + 1e-6, "grouped GEMM, assignment " + std::to_string(a));
         std::vector<float> drow(direct.begin() + a * out, direct.begin() + (a + 1) * out);
         expect_close(drow, want, kBf16Rtol, 1e-2 * rms(want) + 1e-6, "direct, assignment " + std::to_string(a));
     }

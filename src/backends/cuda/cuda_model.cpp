@@ -5,8 +5,8 @@
 // requested rows → logits to the host. Products of ≤ kGemvRows rows use our gemv (the down projection with
 // SwiGLU fused into its input), larger ones cuBLASLt. MoE layers route in fp32 (from the fp32 residual); at ≤ kDirectMoeTokens
 // tokens each (token, expert) row multiplies its expert directly, otherwise rows are permuted by expert and the
-// grouped gemv runs over the active experts (device-only, graph-capturable) unless the experts average many rows,
-// where per-expert cuBLASLt GEMMs win and one host sync for the offsets is cheap.
+// grouped gemv runs over the active experts (device-only, graph-capturable) unless the experts average more rows,
+// where one grouped cuBLAS GEMM per projection wins and one host sync for the offsets is cheap.
 // Decode steps (every sequence one token) are captured once per (padded batch size, context bucket, KV cache) as
 // CUDA graphs and replayed: the step's metadata goes to fixed device buffers before the graph launch.
 #include "backends/cuda/cuda_forward.h"
@@ -29,7 +29,7 @@ namespace moeinfer::cuda {
 namespace {
 
 constexpr int64_t kGemvRows = 4;          // products with at most this many rows use gemv() / gemv_swiglu()
-constexpr int64_t kGroupedRowsPerExpert = 16;  // grouped gemv while experts average fewer rows than this
+constexpr int64_t kGroupedRowsPerExpert = 4;  // grouped gemv while experts average fewer rows than this
 constexpr int64_t kMaxGraphTokens = 64;   // decode batches up to this size are captured as graphs
 constexpr int64_t kDirectMoeTokens = 4;   // MoE steps this small skip the permutation (direct_expert_gemv)
 
@@ -427,18 +427,15 @@ void CudaForward::grouped_experts(const DevLayer& l, const bf16* x, int64_t T, b
         grouped_gemv(x, ints(row_token_), ints(offsets_), E, N, Wgu, 2 * ff, H, false, gu, stream_);
         grouped_gemv(gu, nullptr, ints(offsets_), E, N, Wd, H, ff, true, y, stream_);
     } else {
-        // Many rows per expert (prefill): tensor-core GEMMs per expert; their sizes need the offsets on the host.
+        // Many rows per expert (prefill): one grouped tensor-core GEMM per projection over the active experts;
+        // cuBLAS takes the group sizes on the host, so the offsets are synced once per layer.
         gather_rows(x, ints(row_token_), N, H, xp_.as<bf16>(), stream_);
         auto* off = static_cast<int32_t*>(offsets_host_.get(size_t(E + 1) * 4));
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(off, offsets_.get(), size_t(E + 1) * 4, cudaMemcpyDeviceToHost, stream_));
         MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        for (int64_t e = 0; e < E; ++e)
-            if (off[e + 1] > off[e])
-                linear(xp_.as<bf16>() + off[e] * H, off[e + 1] - off[e], Wgu + e * 2 * ff * H, 2 * ff, H, gu + off[e] * 2 * ff);
+        gemm_->grouped_matmul(xp_.as<bf16>(), off, E, Wgu, 2 * ff, H, gu, stream_);
         silu_mul(gu, gu + ff, 2 * ff, N, ff, act, stream_);
-        for (int64_t e = 0; e < E; ++e)
-            if (off[e + 1] > off[e])
-                linear(act + off[e] * ff, off[e + 1] - off[e], Wd + e * H * ff, H, ff, y + off[e] * H);
+        gemm_->grouped_matmul(act, off, E, Wd, H, ff, y, stream_);
     }
 }
 

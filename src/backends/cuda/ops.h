@@ -84,6 +84,27 @@ int choose_decode_splits(int64_t num_seqs, int64_t num_kv_heads, int64_t max_con
 void paged_decode_attention(const DecodeAttentionArgs& args, const PagedKv& kv, const bf16* k_cache,
                             const bf16* v_cache, cudaStream_t stream);
 
+// ---- prefill_attention.cu
+// Causal attention of prefill tokens over the paged cache (their own K/V already written), on tensor cores. The
+// batch is cut into tiles of ≤ 64 consecutive tokens of one sequence with consecutive positions.
+struct PrefillTile {
+    int32_t first_token;  // row of the tile's first token in q / out
+    int32_t count;        // tokens in the tile, 1..64
+    int32_t seq_row;      // block-table row of its sequence
+    int32_t first_pos;    // position of its first token
+};
+struct PrefillAttentionArgs {
+    const bf16* q;             // [T, num_heads, head_dim]
+    const PrefillTile* tiles;  // [num_tiles] on the device
+    int64_t num_tiles, num_heads;
+    int64_t sliding_window;    // 0 = full
+    float scale;
+    bf16* out;                 // [T, num_heads, head_dim]
+};
+bool prefill_attention_supported(int64_t head_dim);  // 64 and 128
+void paged_prefill_attention(const PrefillAttentionArgs& args, const PagedKv& kv, const bf16* k_cache,
+                             const bf16* v_cache, cudaStream_t stream);
+
 // ---- moe_routing.cu
 // logits: [T, E] fp32. Softmax over E, the k largest (ties → lower id), weights divided by their sum when
 // `normalize`. ids, weights: [T, k], best first. k == E is soft routing. Requires E ≤ 1024.

@@ -78,7 +78,7 @@ int cmd_run(int argc_in, char** argv_in) {
                "beam-width", "length-penalty", "early-stopping", "num-return-sequences",
                "draft-model", "spec-draft", "presence-penalty", "frequency-penalty", "repetition-penalty",
                "min-tokens", "stop", "stop-token-ids", "device"},
-              {"echo", "json", "ignore-eos", "timing"});
+              {"echo", "json", "ignore-eos", "timing", "random-weights"});
     const std::string model_path = args.require("model");
     if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
         throw std::invalid_argument("give exactly one of --prompt TEXT, --messages FILE.json or --prompt-tokens 1,2,3");
@@ -139,7 +139,7 @@ int cmd_run(int argc_in, char** argv_in) {
                          : tok->encode(render_prompt(*tok, read_chat_input(args.require("messages")), true), false);
     }
 
-    auto model = load_model_on(model_path, args.get_or("device", "cpu"));
+    auto model = load_model_on(model_path, args.get_or("device", "cpu"), args.has("random-weights"));
     if (!args.has("ignore-eos")) {
         for (int64_t id : model->config().eos_token_ids) req.stop_ids.push_back(static_cast<int32_t>(id));
         if (tok)

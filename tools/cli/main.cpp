@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
         "        [--spec-ngram K | --draft-model PATH [--spec-draft K]] [--typical-p P] [--logit-bias ID=B,...] [--beam-width W [--length-penalty L]\n"
         "        [--early-stopping true|false|never] [--num-return-sequences N]] [--n N]\n"
         "        [--presence-penalty P] [--frequency-penalty P] [--repetition-penalty P] [--min-tokens N]\n"
-        "        [--stop STRING] [--stop-token-ids 1,2] [--device cpu|cuda|cuda:N]\n"
+        "        [--stop STRING] [--stop-token-ids 1,2] [--device cpu|cuda|cuda:N [--random-weights]]\n"
         "  info  --model PATH\n"
         "  convert --model PATH --out FILE.gguf [--type F32|F16|BF16|Q8_0|Q4_0]\n"
         "  bench --model PATH [-p 512] [-n 128] [-t THREADS] [-r 3] [--json] [--device cpu|cuda]\n"

@@ -7,8 +7,9 @@
 // tokens each (token, expert) row multiplies its expert directly, otherwise rows are permuted by expert and the
 // grouped gemv runs over the active experts (device-only, graph-capturable) unless the experts average more rows,
 // where one grouped cuBLAS GEMM per projection wins and one host sync for the offsets is cheap.
-// Decode steps (every sequence one token) are captured once per (padded batch size, context bucket, KV cache) as
-// CUDA graphs and replayed: the step's metadata goes to fixed device buffers before the graph launch.
+// Uniform steps (every sequence the same few tokens: decode, speculative verification) are captured once per
+// (padded size, context bucket, KV cache) as CUDA graphs and replayed: the step's metadata goes to fixed device
+// buffers before the graph launch.
 #include "backends/cuda/cuda_forward.h"
 
 #include <algorithm>
@@ -30,7 +31,8 @@ namespace {
 
 constexpr int64_t kGemvRows = 4;          // products with at most this many rows use gemv() / gemv_swiglu()
 constexpr int64_t kGroupedRowsPerExpert = 4;  // grouped gemv while experts average fewer rows than this
-constexpr int64_t kMaxGraphTokens = 64;   // decode batches up to this size are captured as graphs
+constexpr int64_t kMaxGraphTokens = 64;   // uniform steps up to this many tokens are captured as graphs
+constexpr int64_t kMaxGraphChunk = 8;     // ... with up to this many tokens per sequence (speculative verification)
 // Steps with at least this many tokens and this long a context use the tensor-core prefill attention: measured on
 // H100, it beats the decode kernel's query-per-block form only on long contexts (8B shape: +4 % at 4096 tokens,
 // −13 % at 512) until it keeps its accumulators in registers and pipelines its K/V loads.
@@ -225,9 +227,9 @@ private:
     PinnedBuffer meta_host_, logits_host_, offsets_host_;
 
     struct GraphKey {
-        int64_t T, ctx;
+        int64_t T, R, ctx;  // (T, R) also fix the tokens per sequence: R is T or the number of sequences
         const void* kv;
-        bool operator<(const GraphKey& o) const { return std::tie(T, ctx, kv) < std::tie(o.T, o.ctx, o.kv); }
+        bool operator<(const GraphKey& o) const { return std::tie(T, R, ctx, kv) < std::tie(o.T, o.R, o.ctx, o.kv); }
     };
     std::map<GraphKey, cudaGraphExec_t> graphs_;
     void drop_graphs();
@@ -516,15 +518,24 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
         need[batch.token_seq[t]] = std::max(need[batch.token_seq[t]], pos / bs + 1);
         max_ctx = std::max(max_ctx, pos + 1);
     }
-    // A decode step (one token per sequence) is replayed from a graph captured for its padded size.
-    const bool graphed = opt_.graphs && T == S && T <= kMaxGraphTokens;
+    // A uniform step — every sequence L consecutive tokens, sequence after sequence (decode: L = 1; speculative
+    // verification: L = k + 1), logits for every row or for each sequence's last — is replayed from a graph
+    // captured for its padded size.
+    const int64_t L = T % S == 0 ? T / S : 0;
+    bool graphed = opt_.graphs && L >= 1 && L <= kMaxGraphChunk && T <= kMaxGraphTokens;
+    const bool all_rows = R == T;
+    for (int64_t t = 0; graphed && t < T; ++t)
+        graphed = batch.token_seq[t] == t / L && (t % L == 0 || batch.positions[t] == batch.positions[t - 1] + 1);
+    for (int64_t r = 0; graphed && r < R; ++r)
+        graphed = (all_rows || R == S) && batch.logit_rows[r] == (all_rows ? r : r * L + L - 1);
     Dims d;
     if (graphed) {
-        d.T = 1;
-        while (d.T < T) d.T *= 2;
+        d.S = 1;
+        while (d.S < S) d.S *= 2;
+        d.T = d.S * L;
+        d.R = all_rows ? d.T : d.S;
         d.max_ctx = 256;
         while (d.max_ctx < max_ctx) d.max_ctx *= 2;
-        d.S = d.R = d.T;
         d.max_blocks = (d.max_ctx + bs - 1) / bs;
         d.graphed = true;
     } else {
@@ -549,19 +560,20 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
     }
     reserve(d);
 
-    // Metadata, packed as run() reads it; padding rows (graphs) use token 0 at position 0 of their own sequence,
-    // whose table points at the cache's scratch block, with nothing to attend to and no logits wanted.
+    // Metadata, packed as run() reads it; padding sequences (graphs) use token 0 at positions 0..L-1, their tables
+    // point at the cache's scratch block, they attend to nothing and their logits are not copied back.
     const int64_t words = 4 * d.T + d.R + d.S * d.max_blocks + 4 * d.tiles;
     auto* h = static_cast<int32_t*>(meta_host_.get(size_t(words) * 4));
     int32_t *ids = h, *pos = h + d.T, *seq = pos + d.T, *ctx = seq + d.T, *rows = ctx + d.T, *tab = rows + d.R;
-    for (int64_t t = 0; t < d.T; ++t) {
+    for (int64_t t = 0; t < d.T; ++t) {  // padding sequence s ≥ S: L tokens at positions 0..L-1
         const bool real = t < T;
         ids[t] = real ? batch.token_ids[t] : 0;
-        pos[t] = real ? batch.positions[t] : 0;
-        seq[t] = real ? batch.token_seq[t] : int32_t(t);
+        pos[t] = real ? batch.positions[t] : int32_t(t % std::max<int64_t>(L, 1));
+        seq[t] = real ? batch.token_seq[t] : int32_t(t / std::max<int64_t>(L, 1));
         ctx[t] = real ? batch.positions[t] + 1 : 0;
     }
-    for (int64_t r = 0; r < d.R; ++r) rows[r] = r < R ? batch.logit_rows[r] : 0;
+    for (int64_t r = 0; r < d.R; ++r)
+        rows[r] = r < R ? batch.logit_rows[r] : int32_t(d.R == d.T ? r : r * L + L - 1);
     std::fill(tab, tab + d.S * d.max_blocks, kv.scratch_block());
     for (int64_t s = 0; s < S; ++s) std::copy_n(batch.block_tables[s], need[s], tab + s * d.max_blocks);
     std::memcpy(tab + d.S * d.max_blocks, tiles.data(), tiles.size() * sizeof(PrefillTile));
@@ -570,7 +582,7 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
     if (!graphed) {
         run(d, kv, bs);
     } else {
-        const GraphKey key{d.T, d.max_ctx, &kv};
+        const GraphKey key{d.T, d.R, d.max_ctx, &kv};
         auto it = graphs_.find(key);
         if (it != graphs_.end()) {
             MOEINFER_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));

@@ -83,4 +83,10 @@ expect gguf_magic "magic" -- run --model "$T/magic.gguf" --prompt-tokens 1
 cp "$T/m.gguf" "$T/count.gguf" && printf '\xff\xff\xff\xff\xff\xff\xff\x0f' | dd of="$T/count.gguf" bs=1 seek=8 conv=notrunc status=none
 expect gguf_tensor_count "tensor" -- run --model "$T/count.gguf" --prompt-tokens 1
 
+# Devices: an unknown name, CUDA where this build or machine has none, random weights without a GPU.
+expect device_unknown "expected cpu, cuda or cuda:N" -- run --model $G --prompt-tokens 1 --device tpu
+expect device_cuda_absent "CUDA" -- run --model $G --prompt-tokens 1 --device cuda
+expect random_weights_cpu "GPU only" -- run --model bench/configs/llama-3.1-8b.json --random-weights --prompt-tokens 1
+expect random_weights_no_config "does not exist" -- bench --model "$T/none.json" --random-weights --device cuda
+
 [ $fails -eq 0 ] && echo "all bad-input cases behaved" || { echo "$fails case(s) failed"; exit 1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # Python twin of bench_serve.mjs for machines without Node (the GPU machine): the same seeded workload (mulberry32,
-# token-id prompts, ignore_eos, temperature 0, streaming /v1/completions), closed-loop clients per concurrency
-# level, and the same table: requests/s, output tokens/s, TTFT and inter-token latency p50/p90/p99.
+# token-id prompts, ignore_eos, streaming /v1/completions; temperature 0 unless --temperature, then seeded per
+# request), closed-loop clients per concurrency level, and the same table: requests/s, output tokens/s, TTFT and
+# inter-token latency p50/p90/p99.
 # Needs aiohttp. Usage: python3 bench/serve/bench_serve.py --url http://127.0.0.1:8080 --levels 1,16,64,256
 import argparse
 import asyncio
@@ -33,13 +34,14 @@ def plan(args, level, count, max_len):
     for _ in range(count):
         out = uni(o_lo, o_hi)
         plen = min(uni(p_lo, p_hi), max(1, max_len - out))
-        reqs.append(dict(prompt=[uni(3, args.max_token_id - 1) for _ in range(plen)], max_tokens=out))
+        reqs.append(dict(prompt=[uni(3, args.max_token_id - 1) for _ in range(plen)], max_tokens=out,
+                         temperature=args.temperature, seed=len(reqs)))
     return reqs
 
 
 async def one(session, url, model, req):
-    body = dict(model=model, prompt=req["prompt"], max_tokens=req["max_tokens"], temperature=0, ignore_eos=True,
-                stream=True, return_token_ids=True)
+    body = dict(model=model, prompt=req["prompt"], max_tokens=req["max_tokens"], temperature=req["temperature"],
+                ignore_eos=True, stream=True, return_token_ids=True, seed=req["seed"])
     rec = dict(tokens=0, ttft=None, itl=[], error=None)
     t0 = last = time.perf_counter()
     try:
@@ -118,6 +120,7 @@ async def main():
     ap.add_argument("--max-token-id", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy (the Node client's workload)")
     args = ap.parse_args()
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -126,7 +129,8 @@ async def main():
         model, max_len = m["id"], m.get("max_model_len", 4096)
         for req in plan(args, 0, args.warmup, max_len):
             await one(session, args.url, model, req)
-        print(f"model {model}; prompts {args.prompt_len}, outputs {args.output_len} tokens; seed {args.seed}")
+        print(f"model {model}; prompts {args.prompt_len}, outputs {args.output_len} tokens; seed {args.seed}; "
+              f"temperature {args.temperature}")
         print("| clients | requests | req/s | output tok/s | TTFT p50 ms | p90 | p99 | ITL p50 ms | p90 | p99 | errors |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         failed = 0

@@ -6,11 +6,14 @@
 
 namespace moeinfer {
 
-// What greedy decoding needs from a logits row, computable where the logits are (on the device: the vocab-sized
-// row never crosses PCIe): the argmax (ties → lower id) and its log-probability.
+// A logits row reduced where it was computed (on a device the vocab-sized row never crosses PCIe) to the next token
+// and its log-probability under the raw distribution. In: temperature 0 picks the argmax (ties → lower id);
+// otherwise the token is drawn at uniform `u` ∈ [0, 1) from softmax(logits / temperature) restricted to tokens
+// with probability ≥ min_p × the top one (inverse CDF in token-id order).
 struct RowSummary {
-    int32_t argmax = -1;
-    float logprob = 0;
+    float temperature = 0, min_p = 0, u = 0;  // in
+    int32_t token = -1;                       // out
+    float logprob = 0;                        // out
 };
 
 struct Batch {

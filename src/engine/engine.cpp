@@ -232,12 +232,21 @@ void Engine::step() {
         return;
     }
     const int64_t V = model_->config().vocab_size;
-    // Plain greedy chunks need only each row's argmax and its logprob: when every chunk is one, the model returns
-    // just those (a device model then moves 8 bytes per row instead of the vocab-sized logits).
+    // Chunks whose next token needs no more than RowSummary offers (greedy, or on a device plain temperature /
+    // min-p sampling): when every chunk is one, the model returns only (token, logprob) per row — a device model
+    // then moves 8 bytes per row instead of the vocab-sized logits and nothing is sampled on the host.
     const bool greedy_only = std::all_of(plan.chunks.begin(), plan.chunks.end(),
                                          [&](const ScheduledChunk& c) { return plain_greedy(c); });
     std::vector<float> logits(greedy_only ? 0 : plan.batch.logit_rows.size() * V);
     std::vector<RowSummary> summaries(greedy_only ? plan.batch.logit_rows.size() : 0);
+    for (size_t i = 0; greedy_only && i < plan.chunks.size(); ++i) {  // one row per chunk
+        Sequence& s = *plan.chunks[i].seq;
+        const SamplingParams& p = s.opts.sampling;
+        if (!plan.chunks[i].samples || p.temperature == 0) continue;
+        summaries[i].temperature = p.temperature;
+        summaries[i].min_p = p.min_p;
+        summaries[i].u = static_cast<float>(std::uniform_real_distribution<double>(0.0, 1.0)(s.rng));
+    }
     const auto f0 = std::chrono::steady_clock::now();
     model_->forward(plan.batch, *kv_, greedy_only ? nullptr : logits.data(), greedy_only ? summaries.data() : nullptr);
     const double forward = std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
@@ -269,7 +278,7 @@ void Engine::step() {
         scheduler_->commit(s, c.start + c.length);
         if (greedy_only) {  // one row per chunk (plain_greedy)
             const RowSummary& sum = summaries[row++];
-            if (c.samples) emit(s, sum.argmax, nullptr, sum.logprob);
+            if (c.samples) emit(s, sum.token, nullptr, sum.logprob);
             continue;
         }
         const bool all_rows = s.opts.prompt_logprobs && c.start < s.num_prompt;
@@ -339,8 +348,10 @@ FinishReason Engine::finish_check(const Sequence& s) const {
 bool Engine::plain_greedy(const ScheduledChunk& c) const {
     const Sequence& s = *c.seq;
     const SamplingParams& p = s.opts.sampling;
+    // Sampling on the device draws its own way (RowSummary), so the host sampler keeps CPU runs as they were.
+    const bool device_sampling = model_->device() && p.top_k == 0 && p.top_p == 1 && p.typical_p == 1;
     return !s.beam && s.draft.empty() && s.pending_forks.empty() && !(s.opts.prompt_logprobs && c.start < s.num_prompt) &&
-           p.temperature == 0 && p.logprobs == 0 && p.logit_bias.empty() && p.presence_penalty == 0 &&
+           (p.temperature == 0 || device_sampling) && p.logprobs == 0 && p.logit_bias.empty() && p.presence_penalty == 0 &&
            p.frequency_penalty == 0 && p.repetition_penalty == 1 && s.num_generated() >= s.opts.min_tokens &&
            (!c.samples || s.opts.max_tokens > 0);
 }

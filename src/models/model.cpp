@@ -19,6 +19,30 @@
 
 namespace moeinfer {
 
+void summarize_row(const float* row, int64_t V, RowSummary& s) {
+    const int64_t best = std::max_element(row, row + V) - row;
+    s.token = static_cast<int32_t>(best);
+    if (s.temperature > 0) {  // inverse CDF in id order over the kept tokens (weights relative to the top one)
+        auto weight = [&](int64_t i) {
+            const double w = std::exp((double(row[i]) - row[best]) / s.temperature);
+            return w >= s.min_p ? w : 0.0;
+        };
+        double total = 0;
+        for (int64_t i = 0; i < V; ++i) total += weight(i);
+        const double target = s.u * total;
+        double acc = 0;
+        for (int64_t i = 0; i < V; ++i) {
+            const double w = weight(i);
+            acc += w;
+            if (w > 0 && acc > target) {
+                s.token = static_cast<int32_t>(i);
+                break;
+            }
+        }
+    }
+    s.logprob = token_logprob(row, V, s.token, 0).logprob;
+}
+
 std::unique_ptr<Model> Model::load(const std::string& path) { return from_weights(Weights::open(path)); }
 
 std::unique_ptr<Model> Model::load_synthetic(const std::string& config_path) {
@@ -158,11 +182,7 @@ void Model::forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* 
         std::copy_n(x.data() + int64_t(batch.logit_rows[r]) * H, H, rows.data() + r * H);
     cpu::rms_norm(rows.data(), final_norm_.data(), eps, R, H, rows.data());
     cpu::matmul(rows.data(), R, lm_head_, logits);
-    for (int64_t r = 0; summaries && r < R; ++r) {
-        const float* row = logits + r * V;
-        summaries[r].argmax = static_cast<int32_t>(std::max_element(row, row + V) - row);
-        summaries[r].logprob = token_logprob(row, V, summaries[r].argmax, 0).logprob;
-    }
+    for (int64_t r = 0; summaries && r < R; ++r) summarize_row(logits + r * V, V, summaries[r]);
 }
 
 }  // namespace moeinfer

@@ -13,6 +13,9 @@
 
 namespace moeinfer {
 
+// Fills s.token / s.logprob from one logits row as RowSummary describes (the host form of the device kernel).
+void summarize_row(const float* row, int64_t V, RowSummary& s);
+
 class Model {
 public:
     // Loads a model directory / GGUF / safetensors file; throws std::runtime_error naming what is wrong.

@@ -1,5 +1,5 @@
 // The model forward's glue kernels (model_ops.cu) against host references: embedding lookup, fp32 router logits
-// (RMSNorm + product), the gated shared-expert add, greedy row summaries and reproducible random fill.
+// (RMSNorm + product), the gated shared-expert add, next-token selection (greedy and sampled) and random fill.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 
 #include "backends/cuda/ops.h"
 #include "cuda/cuda_test_util.h"
+#include "models/model.h"
 
 namespace moeinfer::cuda {
 namespace {
@@ -69,7 +70,8 @@ TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
     std::vector<float> logits = random_floats(R * V, 7, 3.0f);
     logits[1 * V + 77] = logits[1 * V + 99] = 50.0f;  // a tie: the lower id wins
     DeviceBuffer dl = to_device(logits), ids = poisoned(R, 4), lp = poisoned(R, 4);
-    summarize_rows(dl.as<float>(), R, V, ids.as<int32_t>(), lp.as<float>(), nullptr);
+    DeviceBuffer params = to_device(std::vector<float>(3 * R, 0.0f));  // temperature 0: greedy
+    summarize_rows(dl.as<float>(), R, V, params.as<float>(), ids.as<int32_t>(), lp.as<float>(), nullptr);
     const std::vector<int32_t> got_ids = to_host<int32_t>(ids, R);
     const std::vector<float> got_lp = to_host<float>(lp, R);
     for (int64_t r = 0; r < R; ++r) {
@@ -81,6 +83,49 @@ TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
         EXPECT_NEAR(got_lp[r], -std::log(sum), 1e-4) << "row " << r;
     }
     EXPECT_EQ(got_ids[1], 77);
+}
+
+// Sampling: N rows of the same logits at u = (i + ½)/N must hit token t about p_t·N times (a uniform grid through the
+// inverse CDF: within one count per token, plus float rounding at interval ends), min_p must drop the unlikely
+// tokens, and the host form (summarize_row, double) must pick the same tokens.
+TEST(ModelOps, SummarizeRowsSamplesTheTemperedDistribution) {
+    MOEINFER_REQUIRE_GPU();
+    const int64_t V = 1000, N = 4096;
+    const float temperature = 0.7f, min_p = 0.02f;
+    const std::vector<float> row = random_floats(V, 9, 1.5f);
+    std::vector<float> logits, params;
+    for (int64_t i = 0; i < N; ++i) {
+        logits.insert(logits.end(), row.begin(), row.end());
+        params.insert(params.end(), {temperature, min_p, float((i + 0.5) / N)});
+    }
+    DeviceBuffer dl = to_device(logits), dp = to_device(params), ids = poisoned(N, 4), lp = poisoned(N, 4);
+    summarize_rows(dl.as<float>(), N, V, dp.as<float>(), ids.as<int32_t>(), lp.as<float>(), nullptr);
+    const std::vector<int32_t> got = to_host<int32_t>(ids, N);
+    const float top = *std::max_element(row.begin(), row.end());
+    std::vector<double> p(V);
+    double Z = 0;
+    for (int64_t t = 0; t < V; ++t) {
+        const double w = std::exp((double(row[t]) - top) / temperature);
+        Z += p[t] = w >= min_p ? w : 0.0;
+    }
+    std::vector<int64_t> count(V, 0);
+    int64_t host_equal = 0;
+    for (int64_t i = 0; i < N; ++i) {
+        ASSERT_GE(got[i], 0);
+        ASSERT_LT(got[i], V);
+        ++count[got[i]];
+        RowSummary s;
+        s.temperature = temperature;
+        s.min_p = min_p;
+        s.u = params[3 * i + 2];
+        summarize_row(row.data(), V, s);
+        host_equal += s.token == got[i];
+    }
+    for (int64_t t = 0; t < V; ++t) {
+        if (p[t] == 0) EXPECT_EQ(count[t], 0) << "token " << t << " is below min_p";
+        EXPECT_NEAR(double(count[t]), p[t] / Z * N, 2.0) << "token " << t;
+    }
+    EXPECT_GE(host_equal, N - 4);  // boundaries may round differently in float (device) and double (host)
 }
 
 TEST(ModelOps, FillRandomIsReproducibleAndBounded) {

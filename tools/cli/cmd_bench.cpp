@@ -64,7 +64,7 @@ int cmd_bench(int argc, char** argv) {
             if (model->device()) {  // greedy on the device, as the engine does: no vocab-sized copy per token
                 RowSummary sum;
                 model->forward(d, kv, nullptr, &sum);
-                tok = sum.argmax;
+                tok = sum.token;
             } else {
                 model->forward(d, kv, logits.data());
                 tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());

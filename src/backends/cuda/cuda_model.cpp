@@ -378,7 +378,7 @@ void CudaForward::reserve(const Dims& d) {
     attn_ws_ = f32(cap_ws_);
     rows_ = b16(cap_rows_ * H);
     logits_ = f32(cap_rows_ * c_.vocab_size);
-    summary_ = f32(2 * cap_rows_);
+    summary_ = f32(5 * cap_rows_);  // tokens, logprobs, then (temperature, min_p, u) per row
 }
 
 // Skinny products (decode) go to our gemv, which reads a batch-1 weight at 59-104% of copy bandwidth where
@@ -609,10 +609,18 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
         MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
         return;
     }
-    // Host buffer: [R] argmax ints, [R] logprobs, then the logits when asked for.
-    auto* host = static_cast<char*>(logits_host_.get(size_t(R) * 8 + (logits ? size_t(R * V) * 4 : 0)));
+    // Host buffer: [R] tokens, [R] logprobs, then the logits when asked for; then the summaries' inputs.
+    auto* host = static_cast<char*>(logits_host_.get(size_t(R) * 20 + (logits ? size_t(R * V) * 4 : 0)));
     if (summaries) {
-        summarize_rows(logits_.as<float>(), R, V, ints(summary_), summary_.as<float>() + R, stream_);
+        auto* params = reinterpret_cast<float*>(host + R * 8 + (logits ? R * V * 4 : 0));
+        for (int64_t r = 0; r < R; ++r) {
+            params[3 * r] = summaries[r].temperature;
+            params[3 * r + 1] = summaries[r].min_p;
+            params[3 * r + 2] = summaries[r].u;
+        }
+        float* dparams = summary_.as<float>() + 2 * R;
+        MOEINFER_CUDA_CHECK(cudaMemcpyAsync(dparams, params, size_t(R) * 12, cudaMemcpyHostToDevice, stream_));
+        summarize_rows(logits_.as<float>(), R, V, dparams, ints(summary_), summary_.as<float>() + R, stream_);
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host, summary_.get(), size_t(R) * 8, cudaMemcpyDeviceToHost, stream_));
     }
     if (logits)
@@ -620,7 +628,7 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
     MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
     if (logits) std::memcpy(logits, host + R * 8, size_t(R * V) * 4);
     for (int64_t r = 0; summaries && r < R; ++r) {
-        std::memcpy(&summaries[r].argmax, host + r * 4, 4);
+        std::memcpy(&summaries[r].token, host + r * 4, 4);
         std::memcpy(&summaries[r].logprob, host + (R + r) * 4, 4);
     }
 }

@@ -1,5 +1,5 @@
 // Small glue kernels of the model forward (cuda_model.cpp): embedding lookup, fp32 router logits, the gated
-// shared-expert add, greedy argmax and random weights.
+// shared-expert add, next-token selection (greedy or temperature / min-p sampling) and random weights.
 // Each is one launch over rows and memory-bound; none needs shared state beyond a block reduction.
 #include "backends/cuda/ops.h"
 #include "backends/cuda/reduce.cuh"
@@ -63,10 +63,11 @@ __global__ void router_logits_kernel(const float* __restrict__ x, const float* _
     }
 }
 
-// One block per row: the argmax (ties go to the lower id, as std::max_element on the host), then its
-// log-probability logit[argmax] − log Σ exp(logit − max).
-__global__ void summarize_kernel(const float* __restrict__ logits, int64_t V, int32_t* __restrict__ out,
-                                 float* __restrict__ logprob) {
+// One block per row (RowSummary on the device). The argmax (ties → lower id) and the raw log-sum-exp; with a
+// temperature, the token at uniform u of the inverse CDF in id order: each thread owns a contiguous chunk of ids,
+// the block scans the chunk sums (double), and the thread whose chunk holds u·Z walks it.
+__global__ void summarize_kernel(const float* __restrict__ logits, int64_t V, const float* __restrict__ params,
+                                 int32_t* __restrict__ out, float* __restrict__ logprob) {
     const float* row = logits + int64_t(blockIdx.x) * V;
     float best = -INFINITY;
     int64_t best_i = V;
@@ -74,6 +75,8 @@ __global__ void summarize_kernel(const float* __restrict__ logits, int64_t V, in
         if (row[i] > best) best = row[i], best_i = i;
     __shared__ float sv[kThreads];
     __shared__ int64_t si[kThreads];
+    __shared__ double scan[kThreads];
+    __shared__ int64_t picked;
     sv[threadIdx.x] = best;
     si[threadIdx.x] = best_i;
     __syncthreads();
@@ -89,14 +92,54 @@ __global__ void summarize_kernel(const float* __restrict__ logits, int64_t V, in
         __syncthreads();
     }
     const float m = sv[0];
-    const int64_t arg = si[0] < V ? si[0] : 0;
+    int64_t token = si[0] < V ? si[0] : 0;
     __syncthreads();
     float sum = 0.0f;
     for (int64_t i = threadIdx.x; i < V; i += blockDim.x) sum += __expf(row[i] - m);
     sum = block_sum(sum);
+
+    const float temperature = params[3 * blockIdx.x], min_p = params[3 * blockIdx.x + 1], u = params[3 * blockIdx.x + 2];
+    if (temperature > 0.0f) {
+        __shared__ double total;
+        const int64_t chunk = (V + blockDim.x - 1) / blockDim.x, lo = threadIdx.x * chunk, hi = min(V, lo + chunk);
+        auto weight = [&](int64_t i) {  // relative to the top token's, so min_p compares directly
+            const float w = __expf((row[i] - m) / temperature);
+            return w >= min_p ? w : 0.0f;
+        };
+        double local = 0.0;
+        for (int64_t i = lo; i < hi; ++i) local += weight(i);
+        scan[threadIdx.x] = local;
+        __syncthreads();
+        if (threadIdx.x == 0) {  // exclusive scan of the chunk sums, in place
+            double acc = 0.0;
+            for (int t = 0; t < int(blockDim.x); ++t) {
+                const double v = scan[t];
+                scan[t] = acc;
+                acc += v;
+            }
+            total = acc;
+            picked = -1;
+        }
+        __syncthreads();
+        const double target = double(u) * total;
+        if (local > 0.0 && scan[threadIdx.x] <= target && target < scan[threadIdx.x] + local) {
+            double acc = scan[threadIdx.x];
+            int64_t found = -1;
+            for (int64_t i = lo; i < hi && found < 0; ++i) {
+                const float w = weight(i);
+                acc += w;
+                if (w > 0.0f && acc > target) found = i;
+            }
+            for (int64_t i = hi - 1; found < 0 && i >= lo; --i)  // rounding left the target at the very end
+                if (weight(i) > 0.0f) found = i;
+            picked = found;  // chunks are disjoint: at most one thread gets here
+        }
+        __syncthreads();
+        if (picked >= 0) token = picked;
+    }
     if (threadIdx.x == 0) {
-        out[blockIdx.x] = int32_t(arg);
-        logprob[blockIdx.x] = row[arg] - m - logf(sum);
+        out[blockIdx.x] = int32_t(token);
+        logprob[blockIdx.x] = row[token] - m - logf(sum);
     }
 }
 
@@ -139,9 +182,10 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 
-void summarize_rows(const float* logits, int64_t rows, int64_t V, int32_t* argmax, float* logprob, cudaStream_t stream) {
+void summarize_rows(const float* logits, int64_t rows, int64_t V, const float* params, int32_t* token, float* logprob,
+                    cudaStream_t stream) {
     if (rows == 0) return;
-    summarize_kernel<<<dim3(rows), kThreads, 0, stream>>>(logits, V, argmax, logprob);
+    summarize_kernel<<<dim3(rows), kThreads, 0, stream>>>(logits, V, params, token, logprob);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

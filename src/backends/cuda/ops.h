@@ -146,9 +146,12 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
                    float* out, cudaStream_t stream);
 // out[t, :] += sigmoid(gate_logit[t]) · shared[t, :] (gate_logit == nullptr: gate 1). Shared-expert combine.
 void add_gated(float* out, const bf16* shared, const float* gate_logit, int64_t T, int64_t H, cudaStream_t stream);
-// argmax[r] = argmax of logits row r (ties → lower id) and logprob[r] its log-probability: greedy decoding on the
-// device, so only 8 bytes per row cross PCIe instead of the vocab-sized row.
-void summarize_rows(const float* logits, int64_t rows, int64_t V, int32_t* argmax, float* logprob, cudaStream_t stream);
+// The next token of each logits row and its log-probability under the raw distribution (RowSummary's rule):
+// params [rows, 3] = (temperature, min_p, u); temperature 0 = argmax (ties → lower id), else the inverse CDF at u of
+// softmax(logits / temperature) over tokens with probability ≥ min_p × the top one, in id order. Decoding on the
+// device: 8 bytes per row cross PCIe instead of the vocab-sized row.
+void summarize_rows(const float* logits, int64_t rows, int64_t V, const float* params, int32_t* token, float* logprob,
+                    cudaStream_t stream);
 // Reproducible uniform values in [-scale, scale) (random-weight benchmark models).
 void fill_random(bf16* x, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 

@@ -58,6 +58,27 @@ std::vector<std::vector<float>> prefill_logits(Model& model, const std::vector<s
     return out;
 }
 
+// Logits along each request's prompt followed by its generated tokens (the last one excluded): row
+// prompt.size() - 1 + k is the distribution that step k chose from.
+std::vector<std::vector<float>> continuation_logits(Model& model, const std::vector<GenerationRequest>& reqs,
+                                                    const std::vector<GenerationResult>& out) {
+    std::vector<std::vector<int32_t>> seqs;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+        seqs.push_back(reqs[i].prompt);
+        seqs.back().insert(seqs.back().end(), out[i].tokens.begin(), out[i].tokens.end() - 1);
+    }
+    return prefill_logits(model, seqs);
+}
+
+// Two device paths (decode gemv + graphs vs prefill cuBLASLt) round differently: logits agree to a few 1e-3.
+constexpr float kPathNoise = 0.05f;
+
+float top2_margin(const float* row, int64_t V) {
+    std::vector<float> top(row, row + V);
+    std::partial_sort(top.begin(), top.begin() + 2, top.end(), std::greater<float>());
+    return top[0] - top[1];
+}
+
 class CudaGoldenTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(CudaGoldenTest, PromptLogprobsBatched) {
@@ -123,20 +144,13 @@ TEST_P(CudaGoldenTest, GreedyTokensThroughTheEngine) {
         // Self-consistency on the device, free of the bf16-vs-fp32 noise: every token the engine decoded (gemv,
         // CUDA graphs, KV written step by step) is the argmax of one prefill forward over prompt + tokens
         // (cuBLASLt, no graphs), wherever that forward's own top-2 margin exceeds the two paths' rounding noise.
-        std::vector<std::vector<int32_t>> seqs;
-        for (size_t i = 0; i < reqs.size(); ++i) {
-            seqs.push_back(reqs[i].prompt);
-            seqs.back().insert(seqs.back().end(), out[i].tokens.begin(), out[i].tokens.end() - 1);
-        }
-        const auto full = prefill_logits(*model, seqs);
+        const auto full = continuation_logits(*model, reqs, out);
         int64_t checked = 0;
         for (size_t i = 0; i < reqs.size(); ++i) {
             const int64_t V = g.vocab;
             for (size_t k = 0; k < out[i].tokens.size(); ++k) {
                 const float* row = full[i].data() + (reqs[i].prompt.size() - 1 + k) * V;
-                std::vector<float> sorted(row, row + V);
-                std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
-                if (sorted[0] - sorted[1] < 0.05f) break;  // a near tie between the two paths: stop this sequence
+                if (top2_margin(row, V) < kPathNoise) break;  // a near tie between the two paths: stop this sequence
                 ASSERT_EQ(int32_t(std::max_element(row, row + V) - row), out[i].tokens[k])
                     << GetParam() << " prompt " << i << " step " << k << ": decode and prefill disagree";
                 ++checked;
@@ -164,20 +178,13 @@ TEST_P(CudaGoldenTest, SpeculativeNgramKeepsGreedyTokens) {
     }
     GenerationStats stats;
     const auto a = gen.generate(plain), b = gen.generate(spec, {}, &stats);
-    std::vector<std::vector<int32_t>> seqs;
-    for (size_t i = 0; i < plain.size(); ++i) {
-        seqs.push_back(plain[i].prompt);
-        seqs.back().insert(seqs.back().end(), a[i].tokens.begin(), a[i].tokens.end() - 1);
-    }
-    const auto full = prefill_logits(*model, seqs);
+    const auto full = continuation_logits(*model, plain, a);
     int64_t compared = 0;
     for (size_t i = 0; i < plain.size(); ++i) {
         ASSERT_EQ(a[i].tokens.size(), b[i].tokens.size());
         for (size_t k = 0; k < a[i].tokens.size(); ++k) {
             const float* row = full[i].data() + (plain[i].prompt.size() - 1 + k) * g.vocab;
-            std::vector<float> top(row, row + g.vocab);
-            std::partial_sort(top.begin(), top.begin() + 2, top.end(), std::greater<float>());
-            if (top[0] - top[1] < 0.05f) break;
+            if (top2_margin(row, g.vocab) < kPathNoise) break;
             ASSERT_EQ(b[i].tokens[k], a[i].tokens[k]) << GetParam() << " prompt " << i << " step " << k;
             ++compared;
         }

@@ -13,6 +13,7 @@
 #include "backends/cuda/cuda_forward.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -32,7 +33,8 @@ namespace {
 constexpr int64_t kGemvRows = 4;          // products with at most this many rows use gemv() / gemv_swiglu()
 constexpr int64_t kGroupedRowsPerExpert = 4;  // grouped gemv while experts average fewer rows than this
 constexpr int64_t kMaxGraphTokens = 64;   // uniform steps up to this many tokens are captured as graphs
-constexpr int64_t kMaxGraphChunk = 8;     // ... with up to this many tokens per sequence (speculative verification)
+constexpr int64_t kMaxGraphChunk = 8;
+constexpr size_t kMaxGraphs = 256;        // captured graphs kept at once     // ... with up to this many tokens per sequence (speculative verification)
 // Steps with at least this many tokens and this long a context use the tensor-core prefill attention: measured on
 // H100, it beats the decode kernel's query-per-block form only on long contexts (8B shape: +4 % at 4096 tokens,
 // −13 % at 512) until it keeps its accumulators in registers and pipelines its K/V loads.
@@ -151,13 +153,16 @@ public:
     // One allocation: [layer][K, V][num_blocks + 1][block_size][width] bf16. Block num_blocks is scratch that
     // padding rows of graph-captured steps write into.
     CudaKv(int64_t layers, int32_t num_blocks, int32_t block_size, int64_t width, cudaStream_t stream)
-        : layers_(layers), blocks_(num_blocks), block_size_(block_size), block_elems_(int64_t(block_size) * width), stream_(stream),
+        : id_(next_id_.fetch_add(1)), layers_(layers), blocks_(num_blocks), block_size_(block_size), block_elems_(int64_t(block_size) * width), stream_(stream),
           buf_(size_t(layers) * 2 * (num_blocks + 1) * block_elems_ * 2) {
         MOEINFER_CUDA_CHECK(cudaMemsetAsync(buf_.get(), 0, buf_.bytes(), stream));
     }
     bf16* k(int64_t l) const { return buf_.as<bf16>() + (2 * l) * plane(); }
     bf16* v(int64_t l) const { return buf_.as<bf16>() + (2 * l + 1) * plane(); }
     int32_t scratch_block() const { return blocks_; }
+    // Unique for the process: graphs captured against a cache are keyed by this, never by its address (a new cache
+    // may be allocated where a freed one was, with different device buffers).
+    uint64_t id() const { return id_; }
     int64_t block_size() const { return block_size_; }
     void copy_block(int32_t src, int32_t dst) override {
         // The same block of all 2·layers planes: one strided copy, ordered with the forward on its stream.
@@ -168,6 +173,8 @@ public:
 
 private:
     int64_t plane() const { return int64_t(blocks_ + 1) * block_elems_; }
+    static inline std::atomic<uint64_t> next_id_{1};
+    uint64_t id_;
     int64_t layers_;
     int32_t blocks_;
     int64_t block_size_;
@@ -228,7 +235,7 @@ private:
 
     struct GraphKey {
         int64_t T, R, ctx;  // (T, R) also fix the tokens per sequence: R is T or the number of sequences
-        const void* kv;
+        uint64_t kv;        // CudaKv::id()
         bool operator<(const GraphKey& o) const { return std::tie(T, R, ctx, kv) < std::tie(o.T, o.R, o.ctx, o.kv); }
     };
     std::map<GraphKey, cudaGraphExec_t> graphs_;
@@ -582,7 +589,7 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
     if (!graphed) {
         run(d, kv, bs);
     } else {
-        const GraphKey key{d.T, d.R, d.max_ctx, &kv};
+        const GraphKey key{d.T, d.R, d.max_ctx, kv.id()};
         auto it = graphs_.find(key);
         if (it != graphs_.end()) {
             MOEINFER_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
@@ -602,6 +609,8 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
             MOEINFER_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
             MOEINFER_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
             cudaGraphDestroy(graph);
+            // Graphs of caches that are gone are never replayed again; bound what they hold.
+            if (graphs_.size() >= kMaxGraphs) drop_graphs();
             graphs_.emplace(key, exec);
         }
     }

@@ -43,6 +43,16 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
             }
             out.sum[t * out.nb + b] = sum;
         }
+    if (K % 128 != 0) {
+        out.q4i.clear();
+        return;
+    }
+    out.q4i.resize(T * K);
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t g = 0; g < K / 128; ++g)
+            for (int half = 0; half < 2; ++half)
+                for (int blk = 0; blk < 4; ++blk)
+                    std::memcpy(&out.q4i[t * K + g * 128 + half * 64 + blk * 16], &out.q[t * K + g * 128 + blk * 32 + half * 16], 16);
 }
 
 namespace {
@@ -133,6 +143,44 @@ void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, floa
         }
 }
 
+// Q4_0 decode (one token): four blocks per step. Their 4 × 16 packed bytes fill one register; the low nibbles are
+// elements 0-15 of each block and the high nibbles 16-31, matching the activation's q4i order, so lanes 4b..4b+3
+// of the two VPDPBUSD results belong to block b and the 4 block scales are spread over lane quarters. About half
+// the instructions per weight byte of the pair kernel, which made decode instruction-bound.
+template <int NR>
+void q4_decode_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    const int64_t K = a.K, groups = K / 128;
+    __m512 acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const int8_t* xq = a.q4i.data() + t0 * K;
+    const float* xd = a.d.data() + t0 * a.nb;
+    for (int64_t g = 0; g < groups; ++g) {
+        const __m512i xlo = _mm512_loadu_si512(xq + g * 128), xhi = _mm512_loadu_si512(xq + g * 128 + 64);
+        // 8·Σq per block, lane-aligned with the products below (the Q4_0 zero point).
+        const __m512i corr = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, xlo), eight, xhi);
+        const __m512 dx = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(xd + g * 4)));
+        for (int r = 0; r < NR; ++r) {
+            const uint8_t* blk = wrow[r] + g * 4 * kQ4_0Bytes;
+            __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i*)(blk + 2)));
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + kQ4_0Bytes + 2)), 1);
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 2 * kQ4_0Bytes + 2)), 2);
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 3 * kQ4_0Bytes + 2)), 3);
+            const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+            const __m512i s = _mm512_sub_epi32(
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi), corr);
+            uint16_t h[4];
+            for (int b = 0; b < 4; ++b) std::memcpy(&h[b], blk + b * kQ4_0Bytes, 2);
+            const __m128 dw4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i*)h));
+            const __m512 dw = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(dw4));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
+    (void)ys;
+}
+
 using Kernel = void (*)(const uint8_t* const*, const Q8Activations&, int64_t, float*, int64_t);
 
 template <bool Q4, int NR>
@@ -166,6 +214,11 @@ void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Acti
         const int64_t nr = std::min(kRows, row_end - r);
         const uint8_t* rows[kRows];
         for (int64_t i = 0; i < nr; ++i) rows[i] = w.row(r + i);
+        if (q4 && nt == 1 && !a.q4i.empty()) {  // decode
+            (nr == 4 ? q4_decode_kernel<4> : nr == 3 ? q4_decode_kernel<3> : nr == 2 ? q4_decode_kernel<2> : q4_decode_kernel<1>)(
+                rows, a, t0, y + r, y_stride);
+            continue;
+        }
         for (int64_t t = 0; t < nt; t += kTokens) {
             const int64_t n = std::min(kTokens, nt - t);
             (q4 ? pick<true>(nr, n) : pick<false>(nr, n))(rows, a, t0 + t, y + t * y_stride + r, y_stride);

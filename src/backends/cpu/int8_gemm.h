@@ -15,6 +15,10 @@ struct Q8Activations {
     std::vector<uint8_t> qu;       // [T, K] q + 128 (q ^ 0x80): the unsigned operand against signed weights
     std::vector<float> d;          // [T, nb]
     std::vector<int32_t> sum;      // [T, nb] Σq of each block (the K-quant "min" term needs it)
+    // [T, K] q in Q4_0 nibble order per group of 4 blocks (K % 128 == 0, else empty): the 16 values each block's
+    // low nibbles hold (elements 0-15) for blocks 0..3, then the 16 its high nibbles hold (16-31), so one
+    // 512-bit load of 4 blocks' packed bytes lines up with one activation load per nibble half.
+    std::vector<int8_t> q4i;
 };
 
 // x: [T, K] with K a multiple of 32.

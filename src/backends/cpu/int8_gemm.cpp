@@ -143,45 +143,70 @@ void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, floa
         }
 }
 
-// Q4_0 decode (one token): four blocks per step. Their 4 × 16 packed bytes fill one register; the low nibbles are
-// elements 0-15 of each block and the high nibbles 16-31, matching the activation's q4i order, so lanes 4b..4b+3
-// of the two VPDPBUSD results belong to block b and the 4 block scales are spread over lane quarters. About half
-// the instructions per weight byte of the pair kernel, which made decode instruction-bound.
-template <int NR>
-void q4_decode_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+using Kernel = void (*)(const uint8_t* const*, const Q8Activations&, int64_t, float*, int64_t);
+
+// Q4_0 with activations in q4i order: four blocks per step. Their 4 × 16 packed bytes fill one register; the low
+// nibbles are elements 0-15 of each block and the high nibbles 16-31, matching q4i, so lanes 4b..4b+3 of the two
+// VPDPBUSD results belong to block b and the 4 block scales are spread over lane quarters. About half the
+// instructions per weight byte of the pair kernel (which made decode instruction-bound). NR rows × NT tokens.
+template <int NR, int NT>
+void q4_group_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
     const int64_t K = a.K, groups = K / 128;
-    __m512 acc[NR];
-    for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+    __m512 acc[NR][NT];
+    for (int r = 0; r < NR; ++r)
+        for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
     const __m512i low = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    const int8_t* xq = a.q4i.data() + t0 * K;
-    const float* xd = a.d.data() + t0 * a.nb;
     for (int64_t g = 0; g < groups; ++g) {
-        const __m512i xlo = _mm512_loadu_si512(xq + g * 128), xhi = _mm512_loadu_si512(xq + g * 128 + 64);
-        // 8·Σq per block, lane-aligned with the products below (the Q4_0 zero point).
-        const __m512i corr = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, xlo), eight, xhi);
-        const __m512 dx = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(xd + g * 4)));
+        __m512i lo[NR], hi[NR];
+        __m512 dw[NR];
         for (int r = 0; r < NR; ++r) {
             const uint8_t* blk = wrow[r] + g * 4 * kQ4_0Bytes;
             __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i*)(blk + 2)));
             v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + kQ4_0Bytes + 2)), 1);
             v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 2 * kQ4_0Bytes + 2)), 2);
             v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 3 * kQ4_0Bytes + 2)), 3);
-            const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-            const __m512i s = _mm512_sub_epi32(
-                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi), corr);
+            lo[r] = _mm512_and_si512(v, low);
+            hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
             uint16_t h[4];
             for (int b = 0; b < 4; ++b) std::memcpy(&h[b], blk + b * kQ4_0Bytes, 2);
-            const __m128 dw4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i*)h));
-            const __m512 dw = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(dw4));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc[r]);
+            dw[r] = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i*)h))));
+        }
+        for (int t = 0; t < NT; ++t) {
+            const int8_t* xq = a.q4i.data() + (t0 + t) * K + g * 128;
+            const __m512i xlo = _mm512_loadu_si512(xq), xhi = _mm512_loadu_si512(xq + 64);
+            // 8·Σq per block, lane-aligned with the products below (the Q4_0 zero point).
+            const __m512i corr = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, xlo), eight, xhi);
+            const __m512 dx = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(a.d.data() + (t0 + t) * a.nb + g * 4)));
+            for (int r = 0; r < NR; ++r) {
+                const __m512i s = _mm512_sub_epi32(
+                    _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], xlo), hi[r], xhi), corr);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[r], dx), acc[r][t]);
+            }
         }
     }
-    for (int r = 0; r < NR; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
-    (void)ys;
+    for (int t = 0; t < NT; ++t)
+        for (int r = 0; r < NR; ++r) y[t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
-using Kernel = void (*)(const uint8_t* const*, const Q8Activations&, int64_t, float*, int64_t);
+template <int NR>
+Kernel q4_group_pick_nt(int64_t nt) {
+    switch (nt) {
+        case 1: return q4_group_kernel<NR, 1>;
+        case 2: return q4_group_kernel<NR, 2>;
+        default: return q4_group_kernel<NR, 3>;
+    }
+}
+
+Kernel q4_group_pick(int64_t nr, int64_t nt) {
+    switch (nr) {
+        case 1: return q4_group_pick_nt<1>(nt);
+        case 2: return q4_group_pick_nt<2>(nt);
+        case 3: return q4_group_pick_nt<3>(nt);
+        default: return q4_group_pick_nt<4>(nt);
+    }
+}
+
 
 template <bool Q4, int NR>
 Kernel pick_nt(int64_t nt) {
@@ -214,14 +239,11 @@ void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Acti
         const int64_t nr = std::min(kRows, row_end - r);
         const uint8_t* rows[kRows];
         for (int64_t i = 0; i < nr; ++i) rows[i] = w.row(r + i);
-        if (q4 && nt == 1 && !a.q4i.empty()) {  // decode
-            (nr == 4 ? q4_decode_kernel<4> : nr == 3 ? q4_decode_kernel<3> : nr == 2 ? q4_decode_kernel<2> : q4_decode_kernel<1>)(
-                rows, a, t0, y + r, y_stride);
-            continue;
-        }
+        const bool groups = q4 && !a.q4i.empty();  // Q4_0 rows with K % 128 == 0: the four-block kernel
         for (int64_t t = 0; t < nt; t += kTokens) {
             const int64_t n = std::min(kTokens, nt - t);
-            (q4 ? pick<true>(nr, n) : pick<false>(nr, n))(rows, a, t0 + t, y + t * y_stride + r, y_stride);
+            (groups ? q4_group_pick(nr, n) : q4 ? pick<true>(nr, n) : pick<false>(nr, n))(rows, a, t0 + t,
+                                                                                          y + t * y_stride + r, y_stride);
         }
     }
 #else

@@ -29,6 +29,21 @@ constexpr int kTokens = 4;
 
 inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
 
+// All 8 six-bit scales and 8 mins of a Q4_K super-block (12 bytes, the layout unpack_scale_min reads one at a time)
+// as 8 bytes each, with word-wide masks: bytes 0-3 hold scales 0-3 and bytes 4-7 mins 0-3 in their low 6 bits;
+// bytes 8-11 hold the low 4 bits of scales 4-7 (low nibble) and mins 4-7 (high nibble), whose top 2 bits are the
+// top bits of bytes 0-3 (scales) and 4-7 (mins).
+inline void unpack_scales_mins(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
+    uint32_t a, b, c;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + 4, 4);
+    std::memcpy(&c, s + 8, 4);
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+    const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+    scales = uint64_t(a & 0x3f3f3f3fu) | (uint64_t(sc_hi) << 32);
+    mins = uint64_t(b & 0x3f3f3f3fu) | (uint64_t(m_hi) << 32);
+}
+
 // One row against nt ≤ kTokens tokens. Per super-block the row's scales are converted once (d·sc, dmin·m as
 // 8 floats); per token they meet the 8 activation scales in one multiply, and each 64-element chunk picks its two
 // sub-block scales with one permute.
@@ -45,10 +60,12 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
         pick[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
     for (int64_t sb = 0; sb < nsb; ++sb) {
         const uint8_t* blk = row + sb * kQ4KBytes;
-        alignas(32) int32_t sc[8], m[8];
-        for (int j = 0; j < 8; ++j) unpack_scale_min(blk + 4, j, sc[j], m[j]);
-        const __m256 scf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256((const __m256i*)sc)), _mm256_set1_ps(fp16_at(blk)));
-        const __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256((const __m256i*)m)), _mm256_set1_ps(fp16_at(blk + 2)));
+        uint64_t sc_bytes, m_bytes;
+        unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
+        const __m256 scf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc_bytes)))),
+                                         _mm256_set1_ps(fp16_at(blk)));
+        const __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m_bytes)))),
+                                        _mm256_set1_ps(fp16_at(blk + 2)));
         __m512i w[4];
         for (int c = 0; c < 4; ++c) {
             const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + 16 + 32 * c));

@@ -101,6 +101,7 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{DType::Q8_0, 7, 224}, Case{DType::Q4_0, 33, 800},
                                          Case{DType::Q4_0, 1, 32}, Case{DType::Q4_0, 7, 224},
                                          Case{DType::Q4_0, 35, 768}, Case{DType::Q4_0, 2, 128},
+                                         Case{DType::Q8_0, 35, 768}, Case{DType::Q8_0, 3, 128},
                                          Case{DType::Q4_K, 33, 512}, Case{DType::Q4_K, 1, 256},
                                          Case{DType::Q6_K, 33, 512}, Case{DType::Q6_K, 7, 256},
                                          Case{DType::Q5_K, 5, 256}),

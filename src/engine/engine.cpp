@@ -235,20 +235,22 @@ void Engine::step() {
     // Chunks whose next token needs no more than RowSummary offers (greedy, or on a device plain temperature /
     // min-p sampling): when every chunk is one, the model returns only (token, logprob) per row — a device model
     // then moves 8 bytes per row instead of the vocab-sized logits and nothing is sampled on the host.
-    const bool greedy_only = std::all_of(plan.chunks.begin(), plan.chunks.end(),
-                                         [&](const ScheduledChunk& c) { return plain_greedy(c); });
-    std::vector<float> logits(greedy_only ? 0 : plan.batch.logit_rows.size() * V);
-    std::vector<RowSummary> summaries(greedy_only ? plan.batch.logit_rows.size() : 0);
-    for (size_t i = 0; greedy_only && i < plan.chunks.size(); ++i) {  // one row per chunk
+    const bool summary_step = std::all_of(plan.chunks.begin(), plan.chunks.end(),
+                                          [&](const ScheduledChunk& c) { return summary_only(c); });
+    std::vector<float> logits(summary_step ? 0 : plan.batch.logit_rows.size() * V);
+    std::vector<RowSummary> summaries(summary_step ? plan.batch.logit_rows.size() : 0);
+    for (size_t i = 0; summary_step && i < plan.chunks.size(); ++i) {  // one row per chunk
         Sequence& s = *plan.chunks[i].seq;
         const SamplingParams& p = s.opts.sampling;
         if (!plan.chunks[i].samples || p.temperature == 0) continue;
         summaries[i].temperature = p.temperature;
         summaries[i].min_p = p.min_p;
-        summaries[i].u = static_cast<float>(std::uniform_real_distribution<double>(0.0, 1.0)(s.rng));
+        // Below 1 after rounding to float, so the inverse CDF always lands inside the distribution.
+        summaries[i].u = std::min(static_cast<float>(std::uniform_real_distribution<double>(0.0, 1.0)(s.rng)),
+                                  std::nextafter(1.0f, 0.0f));
     }
     const auto f0 = std::chrono::steady_clock::now();
-    model_->forward(plan.batch, *kv_, greedy_only ? nullptr : logits.data(), greedy_only ? summaries.data() : nullptr);
+    model_->forward(plan.batch, *kv_, summary_step ? nullptr : logits.data(), summary_step ? summaries.data() : nullptr);
     const double forward = std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
     // Counted now: sampling below may finish (and free) sequences of this plan.
     int64_t prompt_tokens = 0;
@@ -276,7 +278,7 @@ void Engine::step() {
             continue;
         }
         scheduler_->commit(s, c.start + c.length);
-        if (greedy_only) {  // one row per chunk (plain_greedy)
+        if (summary_step) {  // one row per chunk (summary_only)
             const RowSummary& sum = summaries[row++];
             if (c.samples) emit(s, sum.token, nullptr, sum.logprob);
             continue;
@@ -345,7 +347,7 @@ FinishReason Engine::finish_check(const Sequence& s) const {
     return FinishReason::None;
 }
 
-bool Engine::plain_greedy(const ScheduledChunk& c) const {
+bool Engine::summary_only(const ScheduledChunk& c) const {
     const Sequence& s = *c.seq;
     const SamplingParams& p = s.opts.sampling;
     // Sampling on the device draws its own way (RowSummary), so the host sampler keeps CPU runs as they were.

@@ -159,11 +159,11 @@ private:
     std::vector<float> adjusted_logits(const Sequence& s, const float* logits) const;  // bias, penalties, bans
     FinishReason finish_check(const Sequence& s) const;           // after s.tokens got its newest token
     // Streams `token`; true when s finished (and freed). Its logprob comes from the logits row, or, with row ==
-    // nullptr, is the one given (a greedy step that only has the row's summary).
+    // nullptr, is the one given (a step that only has the row's summary).
     bool emit(Sequence& s, int32_t token, const float* row, float logprob = 0);
     // A chunk whose next token a RowSummary can give: greedy, or on a device temperature / min-p sampling; no
     // penalties, bias, bans, top-k/top-p/typical-p, logprob alternatives, beams, drafts, forks or prompt logprobs.
-    bool plain_greedy(const ScheduledChunk& c) const;
+    bool summary_only(const ScheduledChunk& c) const;
     // Speculative decoding (speculative.cpp). verify_draft: greedy accepts the longest prefix of s.draft that greedy
     // decoding agrees with, sampling accepts draft token d with probability min(1, p(d) / q(d)) and otherwise
     // draws from max(0, p - q); then one more token. logits holds the rows of the chunk [last token, draft...]

@@ -9,12 +9,12 @@
 
 #include "backends/cpu/elementwise.h"
 #include "backends/cpu/matmul.h"
+#include "engine/sampler.h"
 #include "formats/dequant.h"
 #include "formats/gguf.h"
 #include "layers/attention.h"
 #include "layers/mlp.h"
 #include "layers/moe.h"
-#include "engine/sampler.h"
 #include "models/family.h"
 
 namespace moeinfer {

@@ -145,6 +145,12 @@ void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, floa
 
 using Kernel = void (*)(const uint8_t* const*, const Q8Activations&, int64_t, float*, int64_t);
 
+inline int load_u16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+
 // Q4_0 with activations in q4i order: four blocks per step. Their 4 × 16 packed bytes fill one register; the low
 // nibbles are elements 0-15 of each block and the high nibbles 16-31, matching q4i, so lanes 4b..4b+3 of the two
 // VPDPBUSD results belong to block b and the 4 block scales are spread over lane quarters. About half the
@@ -168,9 +174,18 @@ void q4_group_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t
             v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 3 * kQ4_0Bytes + 2)), 3);
             lo[r] = _mm512_and_si512(v, low);
             hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-            uint16_t h[4];
-            for (int b = 0; b < 4; ++b) std::memcpy(&h[b], blk + b * kQ4_0Bytes, 2);
-            dw[r] = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i*)h))));
+            __m128i h;
+            if constexpr (NT == 1) {  // decode: gathered in a register (narrow stores + a wide load stall forwarding)
+                h = _mm_cvtsi32_si128(load_u16(blk));
+                h = _mm_insert_epi16(h, load_u16(blk + kQ4_0Bytes), 1);
+                h = _mm_insert_epi16(h, load_u16(blk + 2 * kQ4_0Bytes), 2);
+                h = _mm_insert_epi16(h, load_u16(blk + 3 * kQ4_0Bytes), 3);
+            } else {  // measured faster when the scales serve several tokens
+                uint16_t hs[4];
+                for (int b = 0; b < 4; ++b) std::memcpy(&hs[b], blk + b * kQ4_0Bytes, 2);
+                h = _mm_loadl_epi64((const __m128i*)hs);
+            }
+            dw[r] = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
         }
         for (int t = 0; t < NT; ++t) {
             const int8_t* xq = a.q4i.data() + (t0 + t) * K + g * 128;

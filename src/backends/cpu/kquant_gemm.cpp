@@ -148,9 +148,15 @@ void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Ac
     const int64_t nsb = a.K / 256;
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
     auto kernel = w.dtype == DType::Q4_K ? q4k_row : q6k_row;
-    for (int64_t r = row_begin; r < row_end; ++r)
+    // Rows in blocks of kRowBlock, token chunks inside: a chunk's activations (kTokens rows of K bytes) stay in L1
+    // while the block's rows use them, instead of every row streaming all tokens' activations from L2.
+    constexpr int64_t kRowBlock = 8;
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowBlock) {
+        const int64_t r1 = std::min(row_end, r0 + kRowBlock);
         for (int64_t t = 0; t < nt; t += kTokens)
-            kernel(w.row(r), nsb, a, t0 + t, std::min<int64_t>(kTokens, nt - t), y + t * y_stride + r, y_stride);
+            for (int64_t r = r0; r < r1; ++r)
+                kernel(w.row(r), nsb, a, t0 + t, std::min<int64_t>(kTokens, nt - t), y + t * y_stride + r, y_stride);
+    }
 #else
     // Portable path: the dequantized row against the dequantized activations (the same products, in fp32).
     std::vector<float> wf(a.K);

@@ -11,6 +11,7 @@
 
 #include "backends/cuda/common.h"
 #include "core/half.h"
+#include "ref/test_util.h"
 
 // Every CUDA test starts with this: the binary runs in CI on machines without a GPU and must pass there.
 #define MOEINFER_REQUIRE_GPU()                                                      \
@@ -20,13 +21,7 @@
 
 namespace moeinfer::cuda::testing {
 
-inline std::vector<float> random_floats(int64_t n, uint32_t seed, float stddev = 1.0f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> dist(0.0f, stddev);
-    std::vector<float> v(n);
-    for (float& x : v) x = dist(rng);
-    return v;
-}
+using moeinfer::testing::random_vector;  // seeded normal floats, shared with the CPU kernel tests
 
 // Values rounded to bf16 and back, so the CPU reference sees exactly the GPU's inputs.
 inline std::vector<float> round_bf16(std::vector<float> v) {
@@ -70,15 +65,10 @@ inline DeviceBuffer poisoned(size_t n, size_t bytes_each) {
     return b;
 }
 
+// |got − want| ≤ atol + rtol·|want| everywhere (NaN fails), through the CPU tests' all_close.
 inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rtol, double atol,
                          const std::string& what) {
-    ASSERT_EQ(got.size(), want.size()) << what;
-    for (size_t i = 0; i < got.size(); ++i) {
-        const double g = got[i], w = want[i];
-        if (!(std::abs(g - w) <= atol + rtol * std::abs(w)))  // written so that NaN fails
-            FAIL() << what << ": index " << i << " got " << g << " want " << w << " (rtol " << rtol << ", atol "
-                   << atol << ")";
-    }
+    EXPECT_TRUE(moeinfer::testing::all_close(got, want, rtol, atol)) << what << " (rtol " << rtol << ", atol " << atol << ")";
 }
 
 // bf16 results: one rounding of the output (2^-8 relative) plus fp32 reordering; atol scales with the data.

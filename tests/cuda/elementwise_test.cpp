@@ -15,7 +15,7 @@ class RowsTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {
 TEST_P(RowsTest, RmsNormMatchesCpu) {
     MOEINFER_REQUIRE_GPU();
     const auto [rows, n] = GetParam();
-    const std::vector<float> x = random_floats(rows * n, 1, 3.0f), w = random_floats(n, 2);
+    const std::vector<float> x = random_vector(rows * n, 1, 3.0f), w = random_vector(n, 2);
     std::vector<float> want(rows * n);
     cpu::rms_norm(x.data(), w.data(), 1e-6f, rows, n, want.data());
     DeviceBuffer dx = to_device(x), dw = to_device(w), dy = poisoned(rows * n, 2);
@@ -26,8 +26,8 @@ TEST_P(RowsTest, RmsNormMatchesCpu) {
 TEST_P(RowsTest, AddRmsNormMatchesCpu) {
     MOEINFER_REQUIRE_GPU();
     const auto [rows, n] = GetParam();
-    const std::vector<float> res = random_floats(rows * n, 3), w = random_floats(n, 4);
-    const std::vector<float> delta = round_bf16(random_floats(rows * n, 5));
+    const std::vector<float> res = random_vector(rows * n, 3), w = random_vector(n, 4);
+    const std::vector<float> delta = round_bf16(random_vector(rows * n, 5));
     std::vector<float> sum(rows * n), want(rows * n);
     for (int64_t i = 0; i < rows * n; ++i) sum[i] = res[i] + delta[i];
     cpu::rms_norm(sum.data(), w.data(), 1e-5f, rows, n, want.data());
@@ -47,7 +47,7 @@ TEST_P(RowsTest, AddRmsNormMatchesCpu) {
 TEST_P(RowsTest, SiluMulMatchesCpuOnFusedGateUp) {
     MOEINFER_REQUIRE_GPU();
     const auto [rows, n] = GetParam();
-    const std::vector<float> gu = round_bf16(random_floats(rows * 2 * n, 6, 2.0f));  // [rows, 2n]: gate | up
+    const std::vector<float> gu = round_bf16(random_vector(rows * 2 * n, 6, 2.0f));  // [rows, 2n]: gate | up
     std::vector<float> want(rows * n);
     cpu::silu_mul(gu.data(), gu.data() + n, 2 * n, rows, n, want.data());
     DeviceBuffer dgu = to_device_bf16(gu), dout = poisoned(rows * n, 2);

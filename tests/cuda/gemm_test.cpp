@@ -15,8 +15,8 @@ class GemmTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, in
 TEST_P(GemmTest, MatchesCpuMatmul) {
     MOEINFER_REQUIRE_GPU();
     const auto [T, out, in] = GetParam();
-    const std::vector<float> x = round_bf16(random_floats(T * in, 21));
-    const std::vector<float> w = random_floats(out * in, 22, 0.05f);
+    const std::vector<float> x = round_bf16(random_vector(T * in, 21));
+    const std::vector<float> w = random_vector(out * in, 22, 0.05f);
     std::vector<uint16_t> w_bf16(w.size());
     for (size_t i = 0; i < w.size(); ++i) w_bf16[i] = fp32_to_bf16(w[i]);
     Tensor wt;

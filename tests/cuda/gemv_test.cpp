@@ -34,8 +34,8 @@ class GemvTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, in
 TEST_P(GemvTest, MatchesCpuMatmul) {
     MOEINFER_REQUIRE_GPU();
     const auto [T, out, in] = GetParam();
-    const std::vector<float> x = round_bf16(random_floats(T * in, 31));
-    const std::vector<uint16_t> w = to_bf16_bits(random_floats(out * in, 32, 0.05f));
+    const std::vector<float> x = round_bf16(random_vector(T * in, 31));
+    const std::vector<uint16_t> w = to_bf16_bits(random_vector(out * in, 32, 0.05f));
     std::vector<float> want(T * out);
     cpu::matmul(x.data(), T, bf16_tensor(w.data(), out, in), want.data());
 
@@ -56,8 +56,8 @@ INSTANTIATE_TEST_SUITE_P(OddSizes, GemvTest,
 TEST(GemvSwiglu, EqualsSiluMulThenGemv) {
     MOEINFER_REQUIRE_GPU();
     for (const auto& [T, out, ff] : {std::make_tuple(1, 64, 96), std::make_tuple(3, 200, 1024), std::make_tuple(8, 33, 768)}) {
-        const std::vector<float> gu = round_bf16(random_floats(T * 2 * ff, 51));
-        const std::vector<uint16_t> w = to_bf16_bits(random_floats(out * ff, 52, 0.05f));
+        const std::vector<float> gu = round_bf16(random_vector(T * 2 * ff, 51));
+        const std::vector<uint16_t> w = to_bf16_bits(random_vector(out * ff, 52, 0.05f));
         DeviceBuffer dgu = to_device_bf16(gu), dw = to_device(w), act(T * ff * 2);
         DeviceBuffer fused = poisoned(T * out, 2), plain = poisoned(T * out, 2);
         gemv_swiglu(dgu.as<bf16>(), T, dw.as<bf16>(), out, ff, fused.as<bf16>(), nullptr);
@@ -75,8 +75,8 @@ class GroupedGemvTest : public ::testing::TestWithParam<std::tuple<int64_t, int6
 TEST_P(GroupedGemvTest, MatchesPerExpertCpuMatmul) {
     MOEINFER_REQUIRE_GPU();
     const auto [T, E, k, out, in] = GetParam();
-    const std::vector<float> x = round_bf16(random_floats(T * in, 41));
-    const std::vector<uint16_t> w = to_bf16_bits(random_floats(E * out * in, 42, 0.05f));
+    const std::vector<float> x = round_bf16(random_vector(T * in, 41));
+    const std::vector<uint16_t> w = to_bf16_bits(random_vector(E * out * in, 42, 0.05f));
     std::mt19937 rng(43);
     std::vector<int32_t> ids(T * k);
     for (int64_t t = 0; t < T; ++t) {  // k distinct experts per token, skewed toward low ids

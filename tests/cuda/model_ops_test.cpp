@@ -17,7 +17,7 @@ using namespace testing;
 TEST(ModelOps, EmbedRowsGathersAsFp32) {
     MOEINFER_REQUIRE_GPU();
     const int64_t V = 37, H = 24;
-    const std::vector<float> table = round_bf16(random_floats(V * H, 1));
+    const std::vector<float> table = round_bf16(random_vector(V * H, 1));
     const std::vector<int32_t> ids = {5, 0, 36, 5};
     DeviceBuffer dt = to_device_bf16(table), di = to_device(ids), out = poisoned(ids.size() * H, 4);
     embed_rows(dt.as<bf16>(), di.as<int32_t>(), int64_t(ids.size()), H, out.as<float>(), nullptr);
@@ -29,8 +29,8 @@ TEST(ModelOps, EmbedRowsGathersAsFp32) {
 TEST(ModelOps, RouterLogitsNormalizeThenMultiplyInFp32) {
     MOEINFER_REQUIRE_GPU();
     for (const auto& [T, E, H] : {std::make_tuple(1, 128, 2048), std::make_tuple(5, 60, 72), std::make_tuple(3, 8, 4096)}) {
-        const std::vector<float> x = random_floats(T * H, 2), nw = random_floats(H, 3, 0.3f);
-        const std::vector<float> w = round_bf16(random_floats(E * H, 4, 0.1f));
+        const std::vector<float> x = random_vector(T * H, 2), nw = random_vector(H, 3, 0.3f);
+        const std::vector<float> w = round_bf16(random_vector(E * H, 4, 0.1f));
         std::vector<float> want(T * E);
         for (int64_t t = 0; t < T; ++t) {
             double ss = 0;
@@ -51,7 +51,7 @@ TEST(ModelOps, RouterLogitsNormalizeThenMultiplyInFp32) {
 TEST(ModelOps, AddGatedAddsSigmoidWeightedRows) {
     MOEINFER_REQUIRE_GPU();
     const int64_t T = 3, H = 40;
-    const std::vector<float> base = random_floats(T * H, 5), shared = round_bf16(random_floats(T * H, 6));
+    const std::vector<float> base = random_vector(T * H, 5), shared = round_bf16(random_vector(T * H, 6));
     const std::vector<float> gate = {-2.0f, 0.0f, 3.0f};
     for (bool gated : {false, true}) {
         DeviceBuffer out = to_device(base), ds = to_device_bf16(shared), dg = to_device(gate);
@@ -67,7 +67,7 @@ TEST(ModelOps, AddGatedAddsSigmoidWeightedRows) {
 TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
     MOEINFER_REQUIRE_GPU();
     const int64_t V = 151936, R = 3;
-    std::vector<float> logits = random_floats(R * V, 7, 3.0f);
+    std::vector<float> logits = random_vector(R * V, 7, 3.0f);
     logits[1 * V + 77] = logits[1 * V + 99] = 50.0f;  // a tie: the lower id wins
     DeviceBuffer dl = to_device(logits), ids = poisoned(R, 4), lp = poisoned(R, 4);
     DeviceBuffer params = to_device(std::vector<float>(3 * R, 0.0f));  // temperature 0: greedy
@@ -92,7 +92,7 @@ TEST(ModelOps, SummarizeRowsSamplesTheTemperedDistribution) {
     MOEINFER_REQUIRE_GPU();
     const int64_t V = 1000, N = 4096;
     const float temperature = 0.7f, min_p = 0.02f;
-    const std::vector<float> row = random_floats(V, 9, 1.5f);
+    const std::vector<float> row = random_vector(V, 9, 1.5f);
     std::vector<float> logits, params;
     for (int64_t i = 0; i < N; ++i) {
         logits.insert(logits.end(), row.begin(), row.end());

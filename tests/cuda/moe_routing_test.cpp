@@ -16,7 +16,7 @@ class MoeTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int
 TEST_P(MoeTest, RouteTopkMatchesCpu) {
     MOEINFER_REQUIRE_GPU();
     const auto [T, E, k, norm] = GetParam();
-    const std::vector<float> logits = random_floats(T * E, 31, 2.0f);
+    const std::vector<float> logits = random_vector(T * E, 31, 2.0f);
     std::vector<int32_t> ids_want(T * k);
     std::vector<float> w_want(T * k);
     cpu::route_topk(logits.data(), T, E, k, norm, ids_want.data(), w_want.data());
@@ -30,7 +30,7 @@ TEST_P(MoeTest, PermuteGatherCombineMatchCpu) {
     MOEINFER_REQUIRE_GPU();
     const auto [T, E, k, norm] = GetParam();
     const int64_t n = 67;
-    const std::vector<float> logits = random_floats(T * E, 41, 2.0f);
+    const std::vector<float> logits = random_vector(T * E, 41, 2.0f);
     std::vector<int32_t> ids(T * k);
     std::vector<float> weights(T * k);
     cpu::route_topk(logits.data(), T, E, k, norm, ids.data(), weights.data());
@@ -47,7 +47,7 @@ TEST_P(MoeTest, PermuteGatherCombineMatchCpu) {
     EXPECT_EQ(to_host<int32_t>(dsr, N), perm.slot_row);
 
     // gather: bit-exact copies of bf16 rows.
-    const std::vector<float> x = round_bf16(random_floats(T * n, 42));
+    const std::vector<float> x = round_bf16(random_vector(T * n, 42));
     std::vector<float> xp_want(N * n);
     cpu::gather_rows(x.data(), perm, n, xp_want.data());
     DeviceBuffer dx = to_device_bf16(x), dxp = poisoned(N * n, 2);
@@ -55,8 +55,8 @@ TEST_P(MoeTest, PermuteGatherCombineMatchCpu) {
     EXPECT_EQ(to_host_bf16(dxp, N * n), xp_want);
 
     // combine, accumulating onto a non-zero output as the CPU's += does.
-    const std::vector<float> y = round_bf16(random_floats(N * n, 43));
-    std::vector<float> out_want = random_floats(T * n, 44);
+    const std::vector<float> y = round_bf16(random_vector(N * n, 43));
+    std::vector<float> out_want = random_vector(T * n, 44);
     DeviceBuffer dy = to_device_bf16(y), dwt = to_device(weights), dout = to_device(out_want);
     cpu::combine_rows(y.data(), perm, weights.data(), T, k, n, out_want.data());
     combine_rows(dy.as<bf16>(), dsr.as<int32_t>(), dwt.as<float>(), T, k, n, true, dout.as<float>(), nullptr);

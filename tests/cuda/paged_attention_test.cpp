@@ -40,8 +40,8 @@ TEST_P(DecodeAttentionTest, MatchesCpuPagedAttention) {
     for (int64_t s = 0; s < S; ++s) {
         std::vector<int32_t> pos(lens[s]), seq(lens[s], int32_t(s));
         std::iota(pos.begin(), pos.end(), 0);
-        const std::vector<float> k = round_bf16(random_floats(lens[s] * width, seed++, 2.0f));
-        const std::vector<float> v = round_bf16(random_floats(lens[s] * width, seed++));
+        const std::vector<float> k = round_bf16(random_vector(lens[s] * width, seed++, 2.0f));
+        const std::vector<float> v = round_bf16(random_vector(lens[s] * width, seed++));
         const cpu::PagedKvMeta meta{pos.data(), seq.data(), tables.data(), bs};
         cpu::write_kv(k.data(), v.data(), lens[s], meta, shape, k_cache.data(), v_cache.data());
     }
@@ -51,7 +51,7 @@ TEST_P(DecodeAttentionTest, MatchesCpuPagedAttention) {
         qpos[s] = lens[s] - 1;
         qseq[s] = int32_t(s);
     }
-    const std::vector<float> q = round_bf16(random_floats(S * nh * hd, 7, 2.0f));
+    const std::vector<float> q = round_bf16(random_vector(S * nh * hd, 7, 2.0f));
     std::vector<float> want(S * nh * hd);
     const cpu::PagedKvMeta qmeta{qpos.data(), qseq.data(), tables.data(), bs};
     cpu::paged_attention(q.data(), S, qmeta, shape, k_cache.data(), v_cache.data(), want.data());
@@ -100,8 +100,8 @@ TEST_P(PrefillAttentionTest, MatchesCpuPagedAttention) {
         const int32_t len = spans[s].second;
         std::vector<int32_t> pos(len), seq(len, int32_t(s));
         std::iota(pos.begin(), pos.end(), 0);
-        const std::vector<float> k = round_bf16(random_floats(len * width, 400 + s, 2.0f));
-        const std::vector<float> v = round_bf16(random_floats(len * width, 500 + s));
+        const std::vector<float> k = round_bf16(random_vector(len * width, 400 + s, 2.0f));
+        const std::vector<float> v = round_bf16(random_vector(len * width, 500 + s));
         const cpu::PagedKvMeta meta{pos.data(), seq.data(), tables.data(), bs};
         cpu::write_kv(k.data(), v.data(), len, meta, shape, k_cache.data(), v_cache.data());
         for (int32_t p = spans[s].first; p < len; ++p) {
@@ -110,7 +110,7 @@ TEST_P(PrefillAttentionTest, MatchesCpuPagedAttention) {
         }
     }
     const int64_t T = qpos.size();
-    const std::vector<float> q = round_bf16(random_floats(T * nh * hd, 8, 2.0f));
+    const std::vector<float> q = round_bf16(random_vector(T * nh * hd, 8, 2.0f));
     std::vector<float> want(T * nh * hd);
     const cpu::PagedKvMeta qmeta{qpos.data(), qseq.data(), tables.data(), bs};
     cpu::paged_attention(q.data(), T, qmeta, shape, k_cache.data(), v_cache.data(), want.data());

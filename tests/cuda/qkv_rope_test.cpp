@@ -54,10 +54,10 @@ TEST_P(QkvRopeTest, MatchesHostChain) {
 
     std::vector<float> inv_freq(hd / 2);
     for (int64_t i = 0; i < hd / 2; ++i) inv_freq[i] = float(std::pow(10000.0, -2.0 * double(i) / double(hd)));
-    const std::vector<float> qkv = round_bf16(random_floats(T * width, 61));
-    const std::vector<float> bias = with_bias ? random_floats(width, 62, 0.3f) : std::vector<float>{};
+    const std::vector<float> qkv = round_bf16(random_vector(T * width, 61));
+    const std::vector<float> bias = with_bias ? random_vector(width, 62, 0.3f) : std::vector<float>{};
     const int64_t qn = kind == QkNormKind::Full ? qw : hd, kn = kind == QkNormKind::Full ? kvw : hd;
-    std::vector<float> q_norm = random_floats(qn, 63, 0.3f), k_norm = random_floats(kn, 64, 0.3f);
+    std::vector<float> q_norm = random_vector(qn, 63, 0.3f), k_norm = random_vector(kn, 64, 0.3f);
     for (float& w : q_norm) w += 1.0f;
     for (float& w : k_norm) w += 1.0f;
 

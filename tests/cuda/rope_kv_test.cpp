@@ -43,9 +43,9 @@ TEST_P(RopeKvTest, MatchesCpuRopeAndWriteKv) {
 
     std::vector<float> inv_freq(hd / 2);
     for (int64_t i = 0; i < hd / 2; ++i) inv_freq[i] = float(std::pow(500000.0, -2.0 * double(i) / double(hd)));
-    const std::vector<float> q = round_bf16(random_floats(T * nh * hd, 11));
-    const std::vector<float> k = round_bf16(random_floats(T * width, 12));
-    const std::vector<float> v = round_bf16(random_floats(T * width, 13));
+    const std::vector<float> q = round_bf16(random_vector(T * nh * hd, 11));
+    const std::vector<float> k = round_bf16(random_vector(T * width, 12));
+    const std::vector<float> v = round_bf16(random_vector(T * width, 13));
 
     std::vector<float> q_want = q, k_rot = k;
     cpu::apply_rope(q_want.data(), T, nh, hd, positions.data(), inv_freq.data(), interleaved);

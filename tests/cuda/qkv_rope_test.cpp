@@ -1,5 +1,5 @@
 // qkv_rope_write_kv (bias + q/k RMSNorm + RoPE + paged KV write in one kernel) on a ragged batch with shuffled
-// block tables, against a host chain: bias add, bf16 rounding, per-head or whole-row RMSNorm, bf16 rounding, then
+// block tables (odd block sizes, positions past 1000, head_dim 16..256), against a host chain: bias add, bf16 rounding, per-head or whole-row RMSNorm, bf16 rounding, then
 // cpu::apply_rope and cpu::write_kv.
 #include <gtest/gtest.h>
 
@@ -29,22 +29,23 @@ void host_rms(float* x, int64_t n, const float* w, float eps) {
     for (int64_t i = 0; i < n; ++i) x[i] = rb(x[i] * inv * w[i]);
 }
 
-class QkvRopeTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int, bool, bool>> {};
-// (head_dim, group, qk norm kind, bias, interleaved)
+class QkvRopeTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int, bool, bool, int64_t>> {};
+// (head_dim, group, qk norm kind, bias, interleaved, block_size)
 
 TEST_P(QkvRopeTest, MatchesHostChain) {
     MOEINFER_REQUIRE_GPU();
-    const auto [hd, group, norm_kind, with_bias, interleaved] = GetParam();
+    const auto [hd, group, norm_kind, with_bias, interleaved, bs] = GetParam();
     const QkNormKind kind = QkNormKind(norm_kind);
-    const int64_t nkv = 2, nh = nkv * group, qw = nh * hd, kvw = nkv * hd, width = qw + 2 * kvw, bs = 16;
-    const std::vector<std::pair<int32_t, int32_t>> spans = {{0, 9}, {300, 333}, {77, 78}};
+    const int64_t nkv = 2, nh = nkv * group, qw = nh * hd, kvw = nkv * hd, width = qw + 2 * kvw;
+    // A prefill from 0, a chunk at 300..332, one decode token, and a chunk at long positions (1000..1032).
+    const std::vector<std::pair<int32_t, int32_t>> spans = {{0, 9}, {300, 333}, {77, 78}, {1000, 1033}};
     std::vector<int32_t> positions, token_seq;
     for (size_t s = 0; s < spans.size(); ++s)
         for (int32_t p = spans[s].first; p < spans[s].second; ++p) {
             positions.push_back(p);
             token_seq.push_back(int32_t(s));
         }
-    const int64_t T = positions.size(), max_blocks = (333 + bs - 1) / bs, num_blocks = max_blocks * 3;
+    const int64_t T = positions.size(), max_blocks = (1033 + bs - 1) / bs, num_blocks = max_blocks * int64_t(spans.size());
     std::vector<int32_t> ids(num_blocks);
     std::iota(ids.begin(), ids.end(), 0);
     std::mt19937 rng(5);
@@ -113,9 +114,10 @@ TEST_P(QkvRopeTest, MatchesHostChain) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, QkvRopeTest,
-                         ::testing::Values(std::make_tuple(16, 2, 0, false, false), std::make_tuple(32, 2, 1, false, false),
-                                           std::make_tuple(128, 4, 1, true, true), std::make_tuple(64, 2, 2, false, false),
-                                           std::make_tuple(128, 8, 0, true, false), std::make_tuple(96, 3, 2, true, true)));
+                         ::testing::Values(std::make_tuple(16, 2, 0, false, false, 16), std::make_tuple(32, 2, 1, false, false, 16),
+                                           std::make_tuple(128, 4, 1, true, true, 16), std::make_tuple(64, 2, 2, false, false, 16),
+                                           std::make_tuple(128, 8, 0, true, false, 7), std::make_tuple(96, 3, 2, true, true, 1),
+                                           std::make_tuple(256, 2, 0, false, true, 33), std::make_tuple(64, 1, 0, false, false, 16)));
 
 }  // namespace
 }  // namespace moeinfer::cuda

@@ -24,7 +24,7 @@ void add_rms_norm(const float* delta, float* residual, const float* w, float eps
 void silu_mul(const bf16* gate, const bf16* up, int64_t in_stride, int64_t rows, int64_t n, bf16* out,
               cudaStream_t stream);
 
-// ---- paged KV cache description shared by rope_kv.cu and paged_attention.cu.
+// ---- paged KV cache description shared by qkv_rope.cu and the attention kernels.
 // Cache layout per layer, for K and for V: [num_blocks, block_size, num_kv_heads, head_dim] bf16 (the CPU layout).
 // Block tables are one flat [num_seqs, max_blocks_per_seq] int32 array (row s = block ids of sequence s, in
 // position order), so the same buffer can live in a fixed-capacity device arena for CUDA graphs.
@@ -35,17 +35,11 @@ struct PagedKv {
     int64_t num_kv_heads, head_dim;
 };
 
-// ---- rope_kv.cu
-// RoPE on q (in place) and k, and the write of rotated k and of v into the paged cache at each token's position.
-// q: [T, num_heads, head_dim]; k, v: [T, num_kv_heads, head_dim]; positions, token_seq: [T];
-// inv_freq: [head_dim / 2] fp32. interleaved=false rotates (x[i], x[i + d/2]) (HF), true (x[2i], x[2i+1]) (GGUF).
-void rope_write_kv(bf16* q, const bf16* k, const bf16* v, int64_t T, int64_t num_heads, const int32_t* positions,
-                   const int32_t* token_seq, const float* inv_freq, bool interleaved, const PagedKv& kv, bf16* k_cache,
-                   bf16* v_cache, cudaStream_t stream);
-
 // ---- qkv_rope.cu
-// Bias add, q/k RMSNorm and rope_write_kv's work in one launch: qkv [T, qw + 2·kvw] in, rotated q
-// [T, num_heads, head_dim] out, rotated k and v into the paged cache (bf16 after each stage).
+// Bias add, q/k RMSNorm, RoPE and the paged KV write in one launch: qkv [T, qw + 2·kvw] in, rotated q
+// [T, num_heads, head_dim] out, rotated k and v written at each token's position into the paged cache (bf16 after
+// each stage). positions, token_seq: [T]; interleaved=false rotates (x[i], x[i + d/2]) (HF), true (x[2i], x[2i+1])
+// (GGUF).
 enum class QkNormKind : int { None, PerHead, Full };
 struct QkvPost {
     const float* bias = nullptr;      // [qw + 2·kvw] or nullptr

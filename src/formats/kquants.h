@@ -3,6 +3,7 @@
 // llama.cpp's dequantize_row_*; quantization follows its reference search (weighted scale/min fits).
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace moeinfer {
 
@@ -17,7 +18,6 @@ constexpr int kQK_K = 256;  // elements per K-quant super-block
 // The 6-bit scale and min of sub-block j (0..7) from the 12 packed scale bytes of a Q4_K / Q5_K block: sub-blocks
 // 0-3 keep sc and m in the low 6 bits of bytes 0-3 and 4-7; sub-blocks 4-7 put their low 4 bits in bytes 8-11
 // (sc low nibble, m high nibble) and their top 2 bits in the spare top bits of bytes 0-3 (sc) and 4-7 (m).
-// Inline: the int8 kernels call it per sub-block in the decode hot loop.
 inline void unpack_scale_min(const uint8_t* s, int j, int& sc, int& m) {
     if (j < 4) {
         sc = s[j] & 63;
@@ -26,6 +26,19 @@ inline void unpack_scale_min(const uint8_t* s, int j, int& sc, int& m) {
         sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
         m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
     }
+}
+
+// The same 8 scales and 8 mins all at once, byte j of `scales` / `mins` = sub-block j, with word-wide masks over
+// the three 4-byte groups (the int8 GEMM's form: one call per super-block instead of eight).
+inline void unpack_scales_mins(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
+    uint32_t a, b, c;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + 4, 4);
+    std::memcpy(&c, s + 8, 4);
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+    const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+    scales = uint64_t(a & 0x3f3f3f3fu) | (uint64_t(sc_hi) << 32);
+    mins = uint64_t(b & 0x3f3f3f3fu) | (uint64_t(m_hi) << 32);
 }
 
 void dequantize_row_q4_k(const void* src, float* dst, int64_t n);

@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "formats/dequant.h"
+#include "formats/kquants.h"
 
 #ifndef MOEINFER_SOURCE_DIR
 #define MOEINFER_SOURCE_DIR "."
@@ -117,6 +118,23 @@ TEST(KQuant, RoundTripRelativeError) {
                 EXPECT_LT(std::sqrt(e / s), limit * (blocks == 1 ? 1.25 : 1.1))
                     << dtype_name(t) << " blocks " << blocks << " sigma " << sigma;
             }
+        }
+    }
+}
+
+// The word-wide unpacking (the int8 GEMM's) agrees with the per-sub-block one (the dequantizer's) on random bytes.
+TEST(KQuant, UnpackScalesMinsMatchesPerSubBlock) {
+    std::mt19937 rng(5);
+    for (int trial = 0; trial < 1000; ++trial) {
+        uint8_t s[12];
+        for (uint8_t& b : s) b = static_cast<uint8_t>(rng());
+        uint64_t scales, mins;
+        unpack_scales_mins(s, scales, mins);
+        for (int j = 0; j < 8; ++j) {
+            int sc, m;
+            unpack_scale_min(s, j, sc, m);
+            ASSERT_EQ(int((scales >> (8 * j)) & 0xff), sc) << "trial " << trial << " sub-block " << j;
+            ASSERT_EQ(int((mins >> (8 * j)) & 0xff), m) << "trial " << trial << " sub-block " << j;
         }
     }
 }

@@ -29,21 +29,6 @@ constexpr int kTokens = 4;
 
 inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
 
-// All 8 six-bit scales and 8 mins of a Q4_K super-block (12 bytes, the layout unpack_scale_min reads one at a time)
-// as 8 bytes each, with word-wide masks: bytes 0-3 hold scales 0-3 and bytes 4-7 mins 0-3 in their low 6 bits;
-// bytes 8-11 hold the low 4 bits of scales 4-7 (low nibble) and mins 4-7 (high nibble), whose top 2 bits are the
-// top bits of bytes 0-3 (scales) and 4-7 (mins).
-inline void unpack_scales_mins(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
-    uint32_t a, b, c;
-    std::memcpy(&a, s, 4);
-    std::memcpy(&b, s + 4, 4);
-    std::memcpy(&c, s + 8, 4);
-    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
-    const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
-    scales = uint64_t(a & 0x3f3f3f3fu) | (uint64_t(sc_hi) << 32);
-    mins = uint64_t(b & 0x3f3f3f3fu) | (uint64_t(m_hi) << 32);
-}
-
 // One row against nt ≤ kTokens tokens. Per super-block the row's scales are converted once (d·sc, dmin·m as
 // 8 floats); per token they meet the 8 activation scales in one multiply, and each 64-element chunk picks its two
 // sub-block scales with one permute.

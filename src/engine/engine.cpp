@@ -66,6 +66,16 @@ void RequestHandle::finish(FinishReason r, std::string error) {
     cv_.notify_all();
 }
 
+struct Engine::Launched {
+    StepPlan plan;
+    bool summary_step = false;  // every chunk summary_only: rows come back as RowSummary, not logits
+    std::vector<float> logits;
+    std::vector<RowSummary> summaries;
+    int64_t prompt_tokens = 0, blocks_in_use = 0;
+    double forward_seconds = 0;  // time inside the model's launch and finish calls
+    bool follows_work = false;   // launched with no idle wait since the previous launch: its device gap counts
+};
+
 namespace {
 
 int32_t kv_blocks(const EngineConfig& c, const Model& m) {
@@ -85,6 +95,8 @@ Engine::Engine(Model& model, EngineConfig config) : model_(&model), config_(conf
     kv_ = model_->make_kv_cache(kv_blocks(config_, *model_), config_.block_size);
     scheduler_ = std::make_unique<Scheduler>(config_, *kv_, model_->config().max_position);
     for (int64_t id : model_->config().eos_token_ids) eos_ids_.push_back(static_cast<int32_t>(id));
+    overlap_ = config_.overlap == EngineConfig::Overlap::On ||
+               (config_.overlap == EngineConfig::Overlap::Auto && model_->device() != nullptr);
     update_metrics();
 }
 
@@ -201,7 +213,9 @@ void Engine::loop() {
     for (;;) {
         {
             std::unique_lock<std::mutex> lock(mu_);
-            cv_.wait(lock, [&] { return stopping_ || !inbox_.empty() || !scheduler_->idle(); });
+            const auto ready = [&] { return stopping_ || !inbox_.empty() || !scheduler_->idle() || in_flight_; };
+            if (!ready()) went_idle_ = true;  // the device gap before the next step is not the host's doing
+            cv_.wait(lock, ready);
             for (auto& s : inbox_) scheduler_->add(std::move(s));
             inbox_.clear();
             if (stopping_ && (!draining_ || scheduler_->idle())) break;
@@ -211,7 +225,12 @@ void Engine::loop() {
             step();
         } catch (const std::exception& e) {
             // A failed forward must not take the server down: fail the requests in flight, keep serving.
+            if (in_flight_) {
+                for (int i = 0; i < 2; ++i) try { model_->finish_forward(); } catch (...) {}  // ≤ 2 outstanding
+                in_flight_.reset();
+            }
             scheduler_->cancel_all(FinishReason::Error, std::string("engine step failed: ") + e.what());
+            scheduler_->release_retired(scheduler_->num_retired());
             std::fprintf(stderr, "engine: step failed: %s\n", e.what());
         }
         update_metrics();
@@ -219,46 +238,141 @@ void Engine::loop() {
         std::lock_guard<std::mutex> lock(mu_);
         metrics_.loop_seconds += busy;
     }
+    if (in_flight_) finish_in_flight();  // stopping: nothing else may be launched behind it
+}
+
+bool Engine::can_overlap(const StepPlan& plan) const {
+    return overlap_ && std::all_of(plan.chunks.begin(), plan.chunks.end(), [&](const ScheduledChunk& c) {
+               return summary_only(c) && c.seq->opts.spec_ngram == 0 && c.seq->opts.spec_draft == 0;
+           });
 }
 
 void Engine::step() {
     StepPlan plan = scheduler_->schedule();
+    if (in_flight_ && !can_overlap(plan)) {
+        // This plan needs what the step in flight will tell (tokens on the host, who finished): read that step
+        // first and plan again next round. Nothing a plan changes is lost by planning twice (blocks stay reserved,
+        // admitted sequences stay running; drafts are looked up again).
+        finish_in_flight();
+        return;
+    }
     propose_drafts(plan);  // draft-model tokens for the chunks that asked for them
     scheduler_->build_batch(plan);
-    const int64_t blocks_in_use = kv_->pool().num_in_use();
     if (plan.chunks.empty()) {
+        if (in_flight_) return finish_in_flight();
         // Nothing fits right now (e.g. the cache is full of waiting work); yield instead of spinning hot.
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         return;
     }
-    const int64_t V = model_->config().vocab_size;
+    std::unique_ptr<Launched> next = launch(std::move(plan));
+    if (in_flight_) {
+        // Step N+1 is queued behind step N on the device; read step N while N+1 computes. Sequences finished
+        // from here on may be named by N+1, so only those retired before are released.
+        const size_t retired = scheduler_->num_retired();
+        complete(*in_flight_);
+        scheduler_->release_retired(retired);
+        std::lock_guard<std::mutex> lock(mu_);
+        ++metrics_.overlapped_steps;
+    }
+    in_flight_.reset();
+    if (overlap_ && next->summary_step) {
+        in_flight_ = std::move(next);
+    } else {
+        complete(*next);
+        scheduler_->release_retired(scheduler_->num_retired());
+    }
+}
+
+void Engine::finish_in_flight() {
+    std::unique_ptr<Launched> last = std::move(in_flight_);
+    complete(*last);
+    scheduler_->release_retired(scheduler_->num_retired());
+}
+
+std::unique_ptr<Engine::Launched> Engine::launch(StepPlan plan) {
+    auto st = std::make_unique<Launched>();
+    st->plan = std::move(plan);
+    const StepPlan& p = st->plan;
+    const int64_t V = model_->config().vocab_size, R = static_cast<int64_t>(p.batch.logit_rows.size());
+    st->blocks_in_use = kv_->pool().num_in_use();
+    st->follows_work = !went_idle_;
+    went_idle_ = false;
     // Chunks whose next token needs no more than RowSummary offers (greedy, or on a device plain temperature /
     // min-p sampling): when every chunk is one, the model returns only (token, logprob) per row — a device model
     // then moves 8 bytes per row instead of the vocab-sized logits and nothing is sampled on the host.
-    const bool summary_step = std::all_of(plan.chunks.begin(), plan.chunks.end(),
-                                          [&](const ScheduledChunk& c) { return summary_only(c); });
-    std::vector<float> logits(summary_step ? 0 : plan.batch.logit_rows.size() * V);
-    std::vector<RowSummary> summaries(summary_step ? plan.batch.logit_rows.size() : 0);
-    for (size_t i = 0; summary_step && i < plan.chunks.size(); ++i) {  // one row per chunk
-        Sequence& s = *plan.chunks[i].seq;
-        const SamplingParams& p = s.opts.sampling;
-        if (!plan.chunks[i].samples || p.temperature == 0) continue;
-        summaries[i].temperature = p.temperature;
-        summaries[i].min_p = p.min_p;
-        // Below 1 after rounding to float, so the inverse CDF always lands inside the distribution.
-        summaries[i].u = std::min(static_cast<float>(std::uniform_real_distribution<double>(0.0, 1.0)(s.rng)),
-                                  std::nextafter(1.0f, 0.0f));
+    st->summary_step = std::all_of(p.chunks.begin(), p.chunks.end(), [&](const ScheduledChunk& c) { return summary_only(c); });
+    st->logits.resize(st->summary_step ? 0 : R * V);
+    st->summaries.resize(st->summary_step ? R : 0);
+    for (const ScheduledChunk& c : p.chunks)  // counted now: the results may finish (and free) sequences
+        st->prompt_tokens += std::max<int64_t>(0, std::min(c.start + c.length, c.seq->num_prompt) - c.start);
+    if (st->summary_step) {
+        for (size_t i = 0; i < p.chunks.size(); ++i) {  // one row per chunk
+            const ScheduledChunk& c = p.chunks[i];
+            Sequence& s = *c.seq;
+            // The chunk's K/V is as good as written (later steps run after it on the device), and its token
+            // becomes a placeholder the next step can feed before the host has read it.
+            scheduler_->commit(s, c.start + c.length);
+            if (!c.samples) continue;
+            s.tokens.push_back(kPendingToken);
+            ++s.pending;
+            s.pending_row = static_cast<int32_t>(i);
+            s.awaiting_last = s.num_generated() >= s.opts.max_tokens ||
+                              static_cast<int64_t>(s.tokens.size()) >= model_->config().max_position;
+            const SamplingParams& sp = s.opts.sampling;
+            if (sp.temperature == 0) continue;
+            st->summaries[i].temperature = sp.temperature;
+            st->summaries[i].min_p = sp.min_p;
+            // Below 1 after rounding to float, so the inverse CDF always lands inside the distribution.
+            st->summaries[i].u = std::min(static_cast<float>(std::uniform_real_distribution<double>(0.0, 1.0)(s.rng)),
+                                          std::nextafter(1.0f, 0.0f));
+        }
     }
     const auto f0 = std::chrono::steady_clock::now();
-    model_->forward(plan.batch, *kv_, summary_step ? nullptr : logits.data(), summary_step ? summaries.data() : nullptr);
-    const double forward = std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
-    // Counted now: sampling below may finish (and free) sequences of this plan.
-    int64_t prompt_tokens = 0;
-    for (const ScheduledChunk& c : plan.chunks)
-        prompt_tokens += std::max<int64_t>(0, std::min(c.start + c.length, c.seq->num_prompt) - c.start);
+    model_->launch_forward(p.batch, *kv_, st->summary_step ? nullptr : st->logits.data(),
+                           st->summary_step ? st->summaries.data() : nullptr);
+    st->forward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
+    return st;
+}
+
+void Engine::complete(Launched& st) {
+    const auto f0 = std::chrono::steady_clock::now();
+    model_->finish_forward();
+    st.forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count();
+    const double gap = model_->last_step_gap_seconds();
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++metrics_.steps;
+        metrics_.kv_blocks_peak = std::max(metrics_.kv_blocks_peak, st.blocks_in_use);
+        metrics_.prompt_tokens += st.prompt_tokens;
+        metrics_.forward_seconds += st.forward_seconds;
+        if (gap >= 0 && st.follows_work) {
+            metrics_.device_gap_seconds += gap;
+            ++metrics_.device_gaps;
+        }
+    }
+    const int64_t V = model_->config().vocab_size;
+    const std::vector<float>& logits = st.logits;
+    if (st.summary_step) {
+        for (size_t i = 0; i < st.plan.chunks.size(); ++i) {
+            const ScheduledChunk& c = st.plan.chunks[i];
+            Sequence& s = *c.seq;
+            if (!c.samples || s.finished) continue;  // finished while this step was in flight: its row is unused
+            const int64_t at = c.start + c.length;    // the placeholder this row fills
+            const RowSummary& sum = st.summaries[i];
+            s.tokens[at] = sum.token;
+            --s.pending;
+            scheduler_->commit(s, s.num_computed);  // blocks that were waiting on this token can be registered
+            TokenEvent ev;
+            ev.token = sum.token;
+            ev.logprob.token = sum.token;
+            ev.logprob.logprob = sum.logprob;
+            deliver(s, at + 1, std::move(ev));
+        }
+        return;
+    }
     size_t row = 0;
     std::vector<std::shared_ptr<BeamGroup>> beam_groups;  // those with a logits row this step
-    for (const ScheduledChunk& c : plan.chunks) {
+    for (const ScheduledChunk& c : st.plan.chunks) {
         Sequence& s = *c.seq;
         if (s.beam) {  // the root's prefill chunks, then one decode token per beam
             scheduler_->commit(s, c.start + c.length);
@@ -278,11 +392,6 @@ void Engine::step() {
             continue;
         }
         scheduler_->commit(s, c.start + c.length);
-        if (summary_step) {  // one row per chunk (summary_only)
-            const RowSummary& sum = summaries[row++];
-            if (c.samples) emit(s, sum.token, nullptr, sum.logprob);
-            continue;
-        }
         const bool all_rows = s.opts.prompt_logprobs && c.start < s.num_prompt;
         if (all_rows) {
             if (c.start == 0) s.prompt_logprobs.assign(1, std::nullopt);
@@ -311,11 +420,6 @@ void Engine::step() {
     }
     // After every chunk: a finished beam search frees all its beams, which may appear in later chunks.
     for (const auto& g : beam_groups) advance_beams(*g);
-    std::lock_guard<std::mutex> lock(mu_);
-    ++metrics_.steps;
-    metrics_.kv_blocks_peak = std::max(metrics_.kv_blocks_peak, blocks_in_use);
-    metrics_.prompt_tokens += prompt_tokens;
-    metrics_.forward_seconds += forward;
 }
 
 int32_t Engine::choose_token(Sequence& s, const float* row) {
@@ -336,14 +440,14 @@ std::vector<float> Engine::adjusted_logits(const Sequence& s, const float* row) 
     return logits;
 }
 
-FinishReason Engine::finish_check(const Sequence& s) const {
-    const int32_t t = s.tokens.back();
-    const bool early = s.num_generated() <= s.opts.min_tokens;  // the token just added was chosen under the ban
+FinishReason Engine::finish_check(const Sequence& s, int64_t len) const {
+    const int32_t t = s.tokens[len - 1];
+    const int64_t generated = len - s.num_prompt;
+    const bool early = generated <= s.opts.min_tokens;  // the token just added was chosen under the ban
     const bool is_eos = std::find(eos_ids_.begin(), eos_ids_.end(), t) != eos_ids_.end();
     const bool is_stop = std::find(s.opts.stop_token_ids.begin(), s.opts.stop_token_ids.end(), t) != s.opts.stop_token_ids.end();
     if (!early && ((is_eos && !s.opts.ignore_eos) || is_stop)) return FinishReason::Stop;
-    if (s.num_generated() >= s.opts.max_tokens || static_cast<int64_t>(s.tokens.size()) >= model_->config().max_position)
-        return FinishReason::Length;
+    if (generated >= s.opts.max_tokens || len >= model_->config().max_position) return FinishReason::Length;
     return FinishReason::None;
 }
 
@@ -358,23 +462,22 @@ bool Engine::summary_only(const ScheduledChunk& c) const {
            (!c.samples || s.opts.max_tokens > 0);
 }
 
-bool Engine::emit(Sequence& s, int32_t token, const float* row, float logprob) {
+bool Engine::emit(Sequence& s, int32_t token, const float* row) {
     TokenEvent ev;
     ev.token = token;
     // Logprobs are reported from the model's distribution, before penalties (as vLLM's default).
-    if (row) {
-        ev.logprob = token_logprob(row, model_->config().vocab_size, token, s.opts.sampling.logprobs);
-    } else {
-        ev.logprob.token = token;
-        ev.logprob.logprob = logprob;
-    }
+    ev.logprob = token_logprob(row, model_->config().vocab_size, token, s.opts.sampling.logprobs);
     s.tokens.push_back(token);
+    return deliver(s, static_cast<int64_t>(s.tokens.size()), std::move(ev));
+}
+
+bool Engine::deliver(Sequence& s, int64_t len, TokenEvent ev) {
     s.handle->push(std::move(ev));
     {
         std::lock_guard<std::mutex> lock(mu_);
         ++metrics_.generated_tokens;
     }
-    const FinishReason reason = finish_check(s);
+    const FinishReason reason = finish_check(s, len);
     if (reason == FinishReason::None) return false;
     s.handle->set_prompt_logprobs(std::move(s.prompt_logprobs));
     s.handle->finish(reason);

@@ -28,6 +28,10 @@ struct EngineConfig {
     int32_t block_size = 16;
     int32_t max_waiting = 1024;            // queue bound: submit() throws EngineFull beyond it
     bool enable_prefix_caching = true;
+    // Overlapped steps (asynchronous decoding): step N+1 is planned and launched before step N's tokens are read,
+    // feeding them on the device, so the device never waits on the host between steps. Auto: on for a device
+    // model; on the CPU the forward uses every core and there is nothing to overlap with.
+    enum class Overlap { Auto, On, Off } overlap = Overlap::Auto;
 };
 
 struct RequestOptions {
@@ -117,6 +121,11 @@ struct EngineMetrics {
     // Loop thread time: all of its work per step (plan, forward, sampling, streaming, metrics) and the part spent
     // in the target's Model::forward; the difference is the time the model waits on the engine between forwards.
     double loop_seconds = 0, forward_seconds = 0;
+    // Device idle time between consecutive steps while work was queued (the host preparing the next step), and the
+    // number of such gaps measured (device models only; the device's own timers).
+    double device_gap_seconds = 0;
+    int64_t device_gaps = 0;
+    int64_t overlapped_steps = 0;  // steps launched while the previous one was still computing
     std::vector<std::vector<uint64_t>> routed_tokens;  // [layer][expert]
 };
 
@@ -153,14 +162,23 @@ public:
     EngineMetrics metrics() const;
 
 private:
+    struct Launched;  // a step whose forward has been launched (engine.cpp)
     void loop();
-    void step();  // one scheduling round: plan, forward, sample, stream
+    void step();  // one scheduling round: plan, launch, then read the results of this or the previous step
+    // Chunks that can be launched before the step in flight is read: all summary_only and none speculative
+    // (drafts are looked up in tokens the host does not have yet).
+    bool can_overlap(const StepPlan& plan) const;
+    std::unique_ptr<Launched> launch(StepPlan plan);
+    void complete(Launched& step);  // waits for its forward, then samples, streams and finishes sequences
+    void finish_in_flight();        // completes in_flight_ with nothing launched behind it
     int32_t choose_token(Sequence& s, const float* logits);       // penalties, min_tokens bans, sampling
     std::vector<float> adjusted_logits(const Sequence& s, const float* logits) const;  // bias, penalties, bans
-    FinishReason finish_check(const Sequence& s) const;           // after s.tokens got its newest token
-    // Streams `token`; true when s finished (and freed). Its logprob comes from the logits row, or, with row ==
-    // nullptr, is the one given (a step that only has the row's summary).
-    bool emit(Sequence& s, int32_t token, const float* row, float logprob = 0);
+    // After s.tokens[len - 1] became known (later tokens may still be pending).
+    FinishReason finish_check(const Sequence& s, int64_t len) const;
+    // Appends and streams `token`, its logprob from the logits row; true when s finished (and was freed).
+    bool emit(Sequence& s, int32_t token, const float* row);
+    // Streams s.tokens[len - 1] (just known) with this logprob event; true when s finished (and was freed).
+    bool deliver(Sequence& s, int64_t len, TokenEvent ev);
     // A chunk whose next token a RowSummary can give: greedy, or on a device temperature / min-p sampling; no
     // penalties, bias, bans, top-k/top-p/typical-p, logprob alternatives, beams, drafts, forks or prompt logprobs.
     bool summary_only(const ScheduledChunk& c) const;
@@ -185,6 +203,9 @@ private:
     std::unique_ptr<KvCache> draft_kv_;     // the draft's K/V, same block ids as kv_
     std::unique_ptr<Scheduler> scheduler_;  // touched only by the loop thread
     std::vector<int32_t> eos_ids_;
+    bool overlap_ = false;                  // config_.overlap resolved for this model
+    std::unique_ptr<Launched> in_flight_;   // launched, results not read yet (overlapped steps)
+    bool went_idle_ = true;                 // the loop waited for work since the last launch
     mutable std::mutex mu_;                 // guards inbox_, metrics_, stopping_, draining_, next_id_
     std::condition_variable cv_;
     std::vector<std::unique_ptr<Sequence>> inbox_;

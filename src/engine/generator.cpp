@@ -38,6 +38,7 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
     cfg.kv_cache_mib = (blocks * bytes_per_block + (1 << 20) - 1) >> 20;
     cfg.max_waiting = static_cast<int32_t>(requests.size());
     cfg.enable_prefix_caching = false;  // each request is computed in full (goldens compare exactly this)
+    cfg.overlap = overlap_;
     Engine engine(model_, cfg);
     if (draft_) engine.set_draft_model(*draft_);
 
@@ -115,6 +116,9 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
         stats->steps += m.steps;
         stats->loop_seconds += m.loop_seconds;
         stats->forward_seconds += m.forward_seconds;
+        stats->device_gap_seconds += m.device_gap_seconds;
+        stats->device_gaps += m.device_gaps;
+        stats->overlapped_steps += m.overlapped_steps;
         const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         stats->prompt_tokens += prompt_tokens;
         stats->generated_tokens += m.generated_tokens;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/beam_search.h"
+#include "engine/engine.h"
 #include "engine/sampler.h"
 #include "models/model.h"
 
@@ -48,6 +49,8 @@ struct GenerationStats {
     int64_t beam_blocks_peak = 0, beam_blocks_unshared_peak = 0, kv_cow_copies = 0;
     int64_t steps = 0;
     double loop_seconds = 0, forward_seconds = 0;  // EngineMetrics: engine-thread time, and the forwards in it
+    double device_gap_seconds = 0;                 // EngineMetrics: device idle between steps, over device_gaps
+    int64_t device_gaps = 0, overlapped_steps = 0;
 };
 
 class Generator {
@@ -62,11 +65,14 @@ public:
     std::vector<GenerationResult> generate(const std::vector<GenerationRequest>& requests,
                                            const std::function<bool(size_t, int32_t)>& on_token = {},
                                            GenerationStats* stats = nullptr);
+    // Overlapped steps of the engine it runs (EngineConfig::overlap); Auto unless set.
+    void set_overlap(EngineConfig::Overlap o) { overlap_ = o; }
 
 private:
     Model& model_;
     int32_t block_size_;
     Model* draft_;
+    EngineConfig::Overlap overlap_ = EngineConfig::Overlap::Auto;
 };
 
 }  // namespace moeinfer

@@ -114,13 +114,12 @@ StepPlan Scheduler::schedule() {
             ++i;
         }
     }
-    for (auto it = waiting_.begin(); it != waiting_.end();) {
-        if ((*it)->cancelled()) {
-            (*it)->finish_handles(FinishReason::Cancelled);
-            (*it)->table.release(kv_.pool());
-            it = waiting_.erase(it);
+    for (size_t i = 0; i < waiting_.size();) {
+        if (waiting_[i]->cancelled()) {
+            waiting_[i]->finish_handles(FinishReason::Cancelled);
+            finish(waiting_[i].get());
         } else {
-            ++it;
+            ++i;
         }
     }
 
@@ -144,7 +143,7 @@ StepPlan Scheduler::schedule() {
             continue;
         }
         int64_t n = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.num_computed, budget);
-        if (n <= 0) continue;
+        if (n <= 0 || s.awaiting_last) continue;
         s.draft.clear();
         if (n == 1 && (s.opts.spec_ngram > 0 || s.opts.spec_draft > 0)) {
             // Room for the draft: the step budget, the tokens still allowed, and the context.
@@ -166,6 +165,7 @@ StepPlan Scheduler::schedule() {
     // Admissions, first come first served: a request that does not fit blocks those behind it.
     while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < config_.max_num_seqs) {
         Sequence& s = *waiting_.front();
+        if (s.awaiting_last) break;  // preempted while its last token was in flight: it ends when that is read
         s.draft.clear();
         if (s.table.blocks.empty()) admit_prefix(s);
         const int64_t n = std::min<int64_t>(static_cast<int64_t>(s.tokens.size()) - s.num_computed, budget);
@@ -202,13 +202,19 @@ void Scheduler::build_batch(StepPlan& p) {
         }
         const bool all_logits = s.opts.prompt_logprobs && c.start < s.num_prompt;
         p.batch.add_sequence(s.tokens.data() + c.start, c.length, c.start, s.table.blocks.data(), all_logits);
+        // A token still pending is the one the step in flight chooses for this sequence: fed from its row.
+        const int64_t first = p.batch.num_tokens() - c.length;
+        for (int64_t t = first; s.pending > 0 && t < p.batch.num_tokens(); ++t)
+            if (p.batch.token_ids[t] == kPendingToken) p.batch.token_ids[t] = Model::previous_row_token(s.pending_row);
     }
 }
 
 void Scheduler::register_full_blocks(Sequence& s) {
     if (!config_.enable_prefix_caching) return;
     const int64_t bs = kv_.block_size();
-    while ((s.num_hashed_blocks + 1) * bs <= s.num_computed) {
+    // A block is hashed by its tokens, so none holding a pending placeholder is registered yet.
+    const int64_t known = std::min(s.num_computed, static_cast<int64_t>(s.tokens.size()) - s.pending);
+    while ((s.num_hashed_blocks + 1) * bs <= known) {
         const int32_t* toks = s.tokens.data() + s.num_hashed_blocks * bs;
         s.last_block_hash = chain_block_hash(s.last_block_hash, toks, static_cast<int32_t>(bs));
         kv_.pool().register_block(s.table.blocks[s.num_hashed_blocks], s.last_block_hash, toks, static_cast<int32_t>(bs));
@@ -234,23 +240,41 @@ std::vector<int32_t> Scheduler::propose_ngram(const std::vector<int32_t>& tokens
     return {};
 }
 
+void Scheduler::retire(std::unique_ptr<Sequence> seq) {
+    seq->finished = true;
+    seq->table.release(kv_.pool());
+    retired_.push_back(std::move(seq));
+}
+
 void Scheduler::finish(Sequence* seq) {
     seq->table.release(kv_.pool());
-    auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == seq; });
-    if (it != running_.end()) running_.erase(it);
+    seq->finished = true;
+    auto same = [&](const auto& p) { return p.get() == seq; };
+    if (auto it = std::find_if(running_.begin(), running_.end(), same); it != running_.end()) {
+        retire(std::move(*it));
+        running_.erase(it);
+    } else if (auto w = std::find_if(waiting_.begin(), waiting_.end(), same); w != waiting_.end()) {
+        retire(std::move(*w));  // preempted while its last token was in flight
+        waiting_.erase(w);
+    }
 }
 
 void Scheduler::cancel_all(FinishReason reason, const std::string& error) {
-    for (auto& s : running_) {
-        s->finish_handles(reason, error);
-        s->table.release(kv_.pool());
-    }
-    for (auto& s : waiting_) {
-        s->finish_handles(reason, error);
-        s->table.release(kv_.pool());
-    }
+    auto end_all = [&](auto& queue) {
+        for (auto& s : queue) {
+            s->finish_handles(reason, error);
+            retire(std::move(s));
+        }
+    };
+    end_all(running_);
+    end_all(waiting_);
     running_.clear();
     waiting_.clear();
+}
+
+void Scheduler::release_retired(size_t n) {
+    n = std::min(n, retired_.size());
+    retired_.erase(retired_.begin(), retired_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
 }  // namespace moeinfer

@@ -55,10 +55,14 @@ public:
     // After the forward: `computed` tokens of s now have valid K/V (fewer than fed when draft tokens were
     // rejected); registers newly full blocks in the prefix cache.
     void commit(Sequence& s, int64_t computed);
-    // Frees a finished sequence (its blocks stay cached for prefix reuse).
+    // Frees a finished sequence's blocks (full ones stay cached for prefix reuse) and takes it out of the queues.
+    // The Sequence itself is retired, not destroyed: a step in flight may still name it (its results are skipped).
     void finish(Sequence* seq);
     // Ends everything queued or running with `reason` (shutdown without drain, or a failed step).
     void cancel_all(FinishReason reason = FinishReason::Cancelled, const std::string& error = {});
+    // Retired sequences, oldest first: release_retired(n) destroys the first n, once no step in flight refers to them.
+    size_t num_retired() const { return retired_.size(); }
+    void release_retired(size_t n);
 
 private:
     bool ensure_blocks(Sequence& s, int64_t num_tokens);  // preempting others if needed; false if impossible
@@ -72,6 +76,7 @@ private:
     void preempt(Sequence& victim);
     void admit_prefix(Sequence& s);  // reuses cached full blocks of the prompt
     void register_full_blocks(Sequence& s);
+    void retire(std::unique_ptr<Sequence> seq);
     // Prompt-lookup draft for a decoding sequence: the tokens that followed the latest earlier occurrence of its
     // last n tokens (n = 3, 2, 1), at most `max_len`.
     static std::vector<int32_t> propose_ngram(const std::vector<int32_t>& tokens, int64_t max_len);
@@ -81,6 +86,7 @@ private:
     int64_t max_position_;
     std::deque<std::unique_ptr<Sequence>> waiting_;
     std::vector<std::unique_ptr<Sequence>> running_;  // admission order
+    std::vector<std::unique_ptr<Sequence>> retired_;  // finished, oldest first
     int64_t preemptions_ = 0, prefix_queries_ = 0, prefix_hits_ = 0;
     int64_t beam_blocks_peak_ = 0, beam_blocks_unshared_peak_ = 0, cow_copies_ = 0;
 };

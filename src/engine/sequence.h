@@ -14,6 +14,9 @@
 
 namespace moeinfer {
 
+// Placeholder for a token chosen on the device and not yet read back (see Sequence::pending).
+constexpr int32_t kPendingToken = -1;
+
 struct Sequence {
     int64_t id = 0;
     RequestOptions opts;
@@ -34,6 +37,14 @@ struct Sequence {
     // computed; fork_index is this sequence's candidate index (its seed offset).
     std::vector<std::shared_ptr<RequestHandle>> pending_forks;
     int32_t fork_index = 0;
+    // Overlapped steps (engine.h): the newest `pending` tokens were chosen by a step whose results the host has not
+    // read yet; they hold kPendingToken until then, and the device takes the token from that step's summary row
+    // `pending_row` when a later step feeds it. awaiting_last: the pending token ends the sequence by length, so
+    // nothing more is scheduled for it. finished: freed by the scheduler, kept alive while a step refers to it.
+    int64_t pending = 0;
+    int32_t pending_row = -1;
+    bool awaiting_last = false;
+    bool finished = false;
 
     // Ends this sequence's handle and those of candidates not forked yet.
     void finish_handles(FinishReason r, const std::string& error = {}) {

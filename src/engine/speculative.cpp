@@ -100,7 +100,7 @@ void Engine::verify_draft(Sequence& s, int64_t start, const float* logits) {
         }
         chosen.push_back(t);
         s.tokens.push_back(t);
-        if (finish_check(s) != FinishReason::None || !ok) break;
+        if (finish_check(s, static_cast<int64_t>(s.tokens.size())) != FinishReason::None || !ok) break;
     }
     s.tokens.resize(L);
     const int64_t accepted = static_cast<int64_t>(chosen.size()) - 1;

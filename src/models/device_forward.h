@@ -23,10 +23,19 @@ public:
     virtual std::string name() const = 0;                      // e.g. "cuda:0 (NVIDIA H100 80GB HBM3)"
     virtual int64_t kv_bytes_per_element() const = 0;          // 2 for a bf16 cache
     virtual std::unique_ptr<DeviceKv> allocate_kv(int32_t num_blocks, int32_t block_size) = 0;
-    // Same contract as Model::forward: K/V of every token written into `kv`, logits of batch.logit_rows copied
-    // to the host array `logits` [logit_rows.size(), vocab] (unless null) and their summaries to `summaries`
-    // (unless null) before returning.
-    virtual void forward(const Batch& batch, DeviceKv& kv, float* logits, RowSummary* summaries) = 0;
+    // Same contract as Model::launch_forward / finish_forward: launch queues the step (K/V of every token into
+    // `kv`; logits of batch.logit_rows for the host array `logits` [logit_rows.size(), vocab] unless null, their
+    // summaries for `summaries` unless null) and returns; finish() returns once those arrays hold the results of
+    // the oldest unfinished step. Token ids -1 - r are the previous launched step's summary row r's token.
+    virtual void launch(const Batch& batch, DeviceKv& kv, float* logits, RowSummary* summaries) = 0;
+    virtual void finish() = 0;
+    void forward(const Batch& batch, DeviceKv& kv, float* logits, RowSummary* summaries) {
+        launch(batch, kv, logits, summaries);
+        finish();
+    }
+    // Device time idle between the end of the previous finished step and the start of the last finished one
+    // (the host preparing work); -1 when unknown.
+    virtual double last_step_gap_seconds() const { return -1; }
 };
 
 }  // namespace moeinfer

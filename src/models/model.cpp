@@ -133,17 +133,44 @@ std::vector<int64_t> Model::kv_widths() const {
 }
 
 void Model::forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* summaries) {
+    launch_forward(batch, kv, logits, summaries);
+    finish_forward();
+}
+
+void Model::finish_forward() {
+    if (device_) device_->finish();
+}
+
+void Model::launch_forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* summaries) {
     const ModelConfig& c = config();
-    const int64_t T = batch.num_tokens(), H = c.hidden_size, V = c.vocab_size;
-    for (int64_t t = 0; t < T; ++t)
-        if (batch.token_ids[t] < 0 || batch.token_ids[t] >= V)
-            throw std::invalid_argument("token id " + std::to_string(batch.token_ids[t]) + " is out of range (vocab size " +
-                                        std::to_string(V) + ")");
+    const int64_t T = batch.num_tokens(), V = c.vocab_size;
+    bool refers_back = false;
+    for (int64_t t = 0; t < T; ++t) {
+        const int32_t id = batch.token_ids[t];
+        if (id < 0 && -1 - int64_t(id) < previous_rows_) {
+            refers_back = true;
+        } else if (id < 0 || id >= V) {
+            throw std::invalid_argument("token id " + std::to_string(id) + " is out of range (vocab size " +
+                                        std::to_string(V) + (id < 0 ? "; the previous step has " +
+                                        std::to_string(previous_rows_) + " summary rows" : std::string()) + ")");
+        }
+    }
+    previous_rows_ = summaries ? static_cast<int64_t>(batch.logit_rows.size()) : 0;
     if (device_) {
         if (!kv.device()) throw std::invalid_argument("Model::forward: a device model needs a KV cache made by make_kv_cache");
-        device_->forward(batch, *kv.device(), logits, summaries);
+        device_->launch(batch, *kv.device(), logits, summaries);
         return;
     }
+    if (!refers_back) return cpu_forward(batch, kv, logits, summaries);
+    Batch resolved = batch;
+    for (int32_t& id : resolved.token_ids)
+        if (id < 0) id = previous_tokens_[-1 - int64_t(id)];
+    cpu_forward(resolved, kv, logits, summaries);
+}
+
+void Model::cpu_forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* summaries) {
+    const ModelConfig& c = config();
+    const int64_t T = batch.num_tokens(), H = c.hidden_size, V = c.vocab_size;
     std::vector<float> own;
     if (!logits) {
         own.resize(batch.logit_rows.size() * V);
@@ -182,7 +209,11 @@ void Model::forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* 
         std::copy_n(x.data() + int64_t(batch.logit_rows[r]) * H, H, rows.data() + r * H);
     cpu::rms_norm(rows.data(), final_norm_.data(), eps, R, H, rows.data());
     cpu::matmul(rows.data(), R, lm_head_, logits);
-    for (int64_t r = 0; summaries && r < R; ++r) summarize_row(logits + r * V, V, summaries[r]);
+    previous_tokens_.resize(summaries ? R : 0);
+    for (int64_t r = 0; summaries && r < R; ++r) {
+        summarize_row(logits + r * V, V, summaries[r]);
+        previous_tokens_[r] = summaries[r].token;
+    }
 }
 
 }  // namespace moeinfer

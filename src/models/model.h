@@ -42,6 +42,16 @@ public:
     // With `summaries`, also each row's argmax and its logprob; `logits` may then be null (a device model then
     // returns only the summaries: greedy decoding without moving vocab-sized rows to the host).
     void forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* summaries = nullptr);
+    // The same step in two halves, so a host can prepare the next step while a device computes this one:
+    // launch_forward queues it (a device model returns at once; on the CPU it is computed here) and
+    // finish_forward waits until `logits` / `summaries` hold its results — they must stay valid until then. At most
+    // two steps may be launched and not finished. A launched batch may feed token id previous_row_token(r): the
+    // token the previous launched step chose for its summary row r, which then never has to reach the host first.
+    void launch_forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* summaries = nullptr);
+    void finish_forward();
+    static constexpr int32_t previous_row_token(int32_t row) { return -1 - row; }
+    // Device time idle between the previous finished step's end and the last finished step's start (-1 unknown).
+    double last_step_gap_seconds() const { return device_ ? device_->last_step_gap_seconds() : -1; }
 
     const Tensor& embedding() const { return embed_; }
     const Tensor& lm_head() const { return lm_head_; }
@@ -56,6 +66,7 @@ private:
     Model() = default;
     static std::unique_ptr<Model> from_weights(std::unique_ptr<Weights> weights);
     void init_rope();
+    void cpu_forward(const Batch& batch, KvCache& kv, float* logits, RowSummary* summaries);
 
     std::unique_ptr<Weights> weights_;
     std::unique_ptr<DeviceForward> device_;
@@ -65,6 +76,8 @@ private:
     std::vector<DecoderLayerWeights> layers_;
     std::vector<float> inv_freq_;    // [head_dim / 2]
     std::vector<std::vector<uint64_t>> routed_counts_;
+    std::vector<int32_t> previous_tokens_;  // CPU: the last step's summary tokens (previous_row_token)
+    int64_t previous_rows_ = 0;             // summary rows of the last launched step
 };
 
 }  // namespace moeinfer

@@ -129,6 +129,12 @@ std::string ServerMetrics::prometheus(const EngineMetrics& e, const std::string&
     single(out, "moeinfer_preemptions_total", "counter", "Sequences preempted (recomputed later) for lack of blocks.",
            model, double(e.preemptions));
     single(out, "moeinfer_engine_steps_total", "counter", "Engine scheduling steps run.", model, double(e.steps));
+    single(out, "moeinfer_engine_overlapped_steps_total", "counter",
+           "Steps launched while the previous step was still computing.", model, double(e.overlapped_steps));
+    single(out, "moeinfer_device_step_gap_seconds_total", "counter",
+           "Device idle time between consecutive steps while work was queued.", model, e.device_gap_seconds);
+    single(out, "moeinfer_device_step_gaps_total", "counter", "Step gaps measured on the device.", model,
+           double(e.device_gaps));
     header(out, "moeinfer_expert_routed_tokens_total", "counter", "Tokens routed to each expert, per MoE layer.");
     for (size_t l = 0; l < e.routed_tokens.size(); ++l)
         for (size_t x = 0; x < e.routed_tokens[l].size(); ++x)

@@ -18,11 +18,13 @@ TEST(ModelOps, EmbedRowsGathersAsFp32) {
     MOEINFER_REQUIRE_GPU();
     const int64_t V = 37, H = 24;
     const std::vector<float> table = round_bf16(random_vector(V * H, 1));
-    const std::vector<int32_t> ids = {5, 0, 36, 5};
-    DeviceBuffer dt = to_device_bf16(table), di = to_device(ids), out = poisoned(ids.size() * H, 4);
-    embed_rows(dt.as<bf16>(), di.as<int32_t>(), int64_t(ids.size()), H, out.as<float>(), nullptr);
+    // -1 - r: the previous step's token for row r (here [9, 31, 2]).
+    const std::vector<int32_t> ids = {5, 0, -3, 36, -1, 5}, previous = {9, 31, 2}, looked_up = {5, 0, 2, 36, 9, 5};
+    DeviceBuffer dt = to_device_bf16(table), di = to_device(ids), dp = to_device(previous),
+                 out = poisoned(ids.size() * H, 4);
+    embed_rows(dt.as<bf16>(), di.as<int32_t>(), dp.as<int32_t>(), int64_t(ids.size()), H, out.as<float>(), nullptr);
     std::vector<float> want;
-    for (int32_t id : ids) want.insert(want.end(), table.begin() + id * H, table.begin() + (id + 1) * H);
+    for (int32_t id : looked_up) want.insert(want.end(), table.begin() + id * H, table.begin() + (id + 1) * H);
     EXPECT_EQ(to_host<float>(out, want.size()), want);
 }
 

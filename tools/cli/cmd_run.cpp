@@ -78,7 +78,7 @@ int cmd_run(int argc_in, char** argv_in) {
                "beam-width", "length-penalty", "early-stopping", "num-return-sequences",
                "draft-model", "spec-draft", "presence-penalty", "frequency-penalty", "repetition-penalty",
                "min-tokens", "stop", "stop-token-ids", "device"},
-              {"echo", "json", "ignore-eos", "timing", "random-weights"});
+              {"echo", "json", "ignore-eos", "timing", "random-weights", "no-overlap"});
     const std::string model_path = args.require("model");
     if (args.has("prompt") + args.has("prompt-tokens") + args.has("messages") != 1)
         throw std::invalid_argument("give exactly one of --prompt TEXT, --messages FILE.json or --prompt-tokens 1,2,3");
@@ -148,6 +148,7 @@ int cmd_run(int argc_in, char** argv_in) {
     std::unique_ptr<Model> draft;
     if (args.has("draft-model")) draft = load_model_on(args.require("draft-model"), args.get_or("device", "cpu"));
     Generator gen(*model, 16, draft.get());
+    if (args.has("no-overlap")) gen.set_overlap(EngineConfig::Overlap::Off);
     const bool as_json = args.has("json");
     GenerationStats stats;
     std::unique_ptr<StreamDecoder> stream;
@@ -244,6 +245,10 @@ int cmd_run(int argc_in, char** argv_in) {
         std::fprintf(stderr, "engine loop: %lld steps, %.3f s busy, %.3f s in forward, %.1f us/step outside forward\n",
                      static_cast<long long>(stats.steps), stats.loop_seconds, stats.forward_seconds,
                      1e6 * (stats.loop_seconds - stats.forward_seconds) / stats.steps);
+    if (args.has("timing") && stats.device_gaps > 0)
+        std::fprintf(stderr, "device idle between steps: %.1f us/step over %lld steps (%lld steps overlapped)\n",
+                     1e6 * stats.device_gap_seconds / stats.device_gaps, static_cast<long long>(stats.device_gaps),
+                     static_cast<long long>(stats.overlapped_steps));
     if (stats.spec_draft_tokens > 0)
         std::fprintf(stderr, "speculative (%s): %lld drafted, %lld accepted (%.1f%%)\n",
                      draft ? "draft model" : "n-gram", static_cast<long long>(stats.spec_draft_tokens),

@@ -20,7 +20,7 @@ int cmd_serve(int argc, char** argv) {
     Args args(argc, argv,
               {"model", "host", "port", "api-key", "served-model-name", "max-num-seqs", "max-num-batched-tokens",
                "kv-cache-mib", "threads", "max-body-mib", "request-timeout-ms", "max-waiting", "device"},
-              {"no-prefix-caching", "quiet", "random-weights"});
+              {"no-prefix-caching", "quiet", "random-weights", "no-overlap"});
     const std::string model_path = args.require("model");
     set_num_threads(static_cast<int>(args.get_int("threads", 0)));
 
@@ -30,6 +30,7 @@ int cmd_serve(int argc, char** argv) {
     ec.kv_cache_mib = args.get_int("kv-cache-mib", ec.kv_cache_mib);
     ec.max_waiting = static_cast<int32_t>(args.get_int("max-waiting", ec.max_waiting));  // beyond: 503
     ec.enable_prefix_caching = !args.has("no-prefix-caching");
+    if (args.has("no-overlap")) ec.overlap = EngineConfig::Overlap::Off;
 
     server::HttpServerConfig hc;
     hc.host = args.get_or("host", "127.0.0.1");

@@ -45,6 +45,9 @@ constexpr int64_t kDirectMoeTokens = 4;   // MoE steps this small skip the permu
 // Pinned host memory (fast, asynchronous copies), grown on demand.
 class PinnedBuffer {
 public:
+    PinnedBuffer() = default;
+    PinnedBuffer(const PinnedBuffer&) = delete;
+    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
     ~PinnedBuffer() {
         if (ptr_) cudaFreeHost(ptr_);
     }
@@ -201,7 +204,9 @@ public:
         MOEINFER_CUDA_CHECK(cudaSetDevice(opt_.device));
         return std::make_unique<CudaKv>(c_.num_layers, num_blocks, block_size, c_.num_kv_heads * c_.head_dim, stream_);
     }
-    void forward(const Batch& batch, DeviceKv& kv, float* logits, RowSummary* summaries) override;
+    void launch(const Batch& batch, DeviceKv& kv, float* logits, RowSummary* summaries) override;
+    void finish() override;
+    double last_step_gap_seconds() const override { return last_gap_; }
 
 private:
     void upload(const Model& model);
@@ -231,7 +236,21 @@ private:
     DeviceBuffer meta_;  // ids | positions | token_seq | ctx_lens | logit_rows | tables (int32)
     DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, topk_ids_, topk_w_,
         offsets_, row_token_, slot_row_, iota_, summary_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
-    PinnedBuffer meta_host_, logits_host_, offsets_host_;
+    PinnedBuffer offsets_host_;
+    // Launched steps, oldest first (at most two: the host prepares one while the device runs the other). Step k
+    // uses pinned slot k % 2 for its metadata and results, and events k % 4, so the events of step k - 1 are
+    // still intact when step k finishes and the device's idle gap between them can be read.
+    struct Slot {
+        PinnedBuffer meta, out;
+        float* logits = nullptr;
+        RowSummary* summaries = nullptr;
+        int64_t R = 0;
+    };
+    Slot slots_[2];
+    cudaEvent_t started_[4] = {}, done_[4] = {};
+    uint64_t launched_ = 0, finished_ = 0;
+    int64_t summary_rows_ = 0;  // rows of the last launched step's summaries (what ids < 0 may name)
+    double last_gap_ = -1;
 
     struct GraphKey {
         int64_t T, R, ctx;  // (T, R) also fix the tokens per sequence: R is T or the number of sequences
@@ -263,6 +282,10 @@ CudaForward::CudaForward(const Model& model, const CudaForwardOptions& opt) : c_
         throw std::runtime_error("--device cuda: head_dim must be 16, 32, 64, 96, 128 or 256 (model has " +
                                  std::to_string(c_.head_dim) + ")");
     MOEINFER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    for (int i = 0; i < 4; ++i) {
+        MOEINFER_CUDA_CHECK(cudaEventCreate(&started_[i]));
+        MOEINFER_CUDA_CHECK(cudaEventCreate(&done_[i]));
+    }
     gemm_ = std::make_unique<Gemm>();
     upload(model);
 }
@@ -270,6 +293,10 @@ CudaForward::CudaForward(const Model& model, const CudaForwardOptions& opt) : c_
 CudaForward::~CudaForward() {
     cudaSetDevice(opt_.device);
     if (stream_) cudaStreamSynchronize(stream_);
+    for (int i = 0; i < 4; ++i) {
+        if (started_[i]) cudaEventDestroy(started_[i]);
+        if (done_[i]) cudaEventDestroy(done_[i]);
+    }
     drop_graphs();
     if (stream_) cudaStreamDestroy(stream_);
 }
@@ -385,7 +412,14 @@ void CudaForward::reserve(const Dims& d) {
     attn_ws_ = f32(cap_ws_);
     rows_ = b16(cap_rows_ * H);
     logits_ = f32(cap_rows_ * c_.vocab_size);
-    summary_ = f32(5 * cap_rows_);  // tokens, logprobs, then (temperature, min_p, u) per row
+    // Tokens, logprobs, then (temperature, min_p, u) per row. The tokens of the last step are kept: the next step
+    // may feed them (embed_rows' previous tokens).
+    DeviceBuffer summary = f32(5 * cap_rows_);
+    if (summary_rows_ > 0)
+        MOEINFER_CUDA_CHECK(cudaMemcpyAsync(summary.get(), summary_.get(), size_t(summary_rows_) * 4,
+                                            cudaMemcpyDeviceToDevice, stream_));
+    MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    summary_ = std::move(summary);
 }
 
 // Skinny products (decode) go to our gemv, which reads a batch-1 weight at 59-104% of copy bandwidth where
@@ -469,7 +503,7 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
     bf16* xn = xn_.as<bf16>();
     const PagedKv pk{tables, d.max_blocks, block_size, nkv, hd};
 
-    embed_rows(embed_.as<bf16>(), ids, T, H, x, stream_);
+    embed_rows(embed_.as<bf16>(), ids, ints(summary_), T, H, x, stream_);
     rms_norm(x, layers_[0].attn_norm.as<float>(), eps, T, H, xn, stream_);
     for (size_t li = 0; li < layers_.size(); ++li) {
         const DevLayer& l = layers_[li];
@@ -512,12 +546,28 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
     linear(rows_.as<bf16>(), d.R, (tied_ ? embed_ : lm_head_).as<bf16>(), c_.vocab_size, H, logits_.as<float>());
 }
 
-void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, RowSummary* summaries) {
+void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, RowSummary* summaries) {
     MOEINFER_CUDA_CHECK(cudaSetDevice(opt_.device));
     auto& kv = static_cast<CudaKv&>(kv_base);
     const int64_t T = batch.num_tokens(), S = static_cast<int64_t>(batch.block_tables.size());
     const int64_t R = static_cast<int64_t>(batch.logit_rows.size()), V = c_.vocab_size, bs = kv.block_size();
-    if (T == 0) return;
+    if (launched_ - finished_ >= 2) throw std::logic_error("CudaForward: at most two steps may be launched and not finished");
+    for (int64_t t = 0; t < T; ++t)
+        if (batch.token_ids[t] < -summary_rows_)
+            throw std::invalid_argument("token id " + std::to_string(batch.token_ids[t]) + " names a row the previous step (" +
+                                        std::to_string(summary_rows_) + " summary rows) does not have");
+    Slot& slot = slots_[launched_ % 2];
+    const int ev = int(launched_ % 4);
+    if (T == 0) {  // nothing to run, but finish() pairs with every launch
+        MOEINFER_CUDA_CHECK(cudaEventRecord(started_[ev], stream_));
+        MOEINFER_CUDA_CHECK(cudaEventRecord(done_[ev], stream_));
+        slot.logits = nullptr;
+        slot.summaries = nullptr;
+        slot.R = 0;
+        summary_rows_ = 0;
+        ++launched_;
+        return;
+    }
     std::vector<int64_t> need(S, 0);  // blocks each sequence's table must provide this step
     int64_t max_ctx = 0;
     for (int64_t t = 0; t < T; ++t) {
@@ -570,7 +620,7 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
     // Metadata, packed as run() reads it; padding sequences (graphs) use token 0 at positions 0..L-1, their tables
     // point at the cache's scratch block, they attend to nothing and their logits are not copied back.
     const int64_t words = 4 * d.T + d.R + d.S * d.max_blocks + 4 * d.tiles;
-    auto* h = static_cast<int32_t*>(meta_host_.get(size_t(words) * 4));
+    auto* h = static_cast<int32_t*>(slot.meta.get(size_t(words) * 4));
     int32_t *ids = h, *pos = h + d.T, *seq = pos + d.T, *ctx = seq + d.T, *rows = ctx + d.T, *tab = rows + d.R;
     for (int64_t t = 0; t < d.T; ++t) {  // padding sequence s ≥ S: L tokens at positions 0..L-1
         const bool real = t < T;
@@ -584,6 +634,9 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
     std::fill(tab, tab + d.S * d.max_blocks, kv.scratch_block());
     for (int64_t s = 0; s < S; ++s) std::copy_n(batch.block_tables[s], need[s], tab + s * d.max_blocks);
     std::memcpy(tab + d.S * d.max_blocks, tiles.data(), tiles.size() * sizeof(PrefillTile));
+    // The step's device work starts here: what the host did before this point, since the previous step's end, is
+    // the device's idle gap (none when this launch was queued while the previous step computed).
+    MOEINFER_CUDA_CHECK(cudaEventRecord(started_[ev], stream_));
     MOEINFER_CUDA_CHECK(cudaMemcpyAsync(meta_.get(), h, size_t(words) * 4, cudaMemcpyHostToDevice, stream_));
 
     if (!graphed) {
@@ -614,13 +667,9 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
             graphs_.emplace(key, exec);
         }
     }
-    if (R == 0) {
-        MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        return;
-    }
     // Host buffer: [R] tokens, [R] logprobs, then the logits when asked for; then the summaries' inputs.
-    auto* host = static_cast<char*>(logits_host_.get(size_t(R) * 20 + (logits ? size_t(R * V) * 4 : 0)));
-    if (summaries) {
+    auto* host = static_cast<char*>(slot.out.get(size_t(R) * 20 + (logits ? size_t(R * V) * 4 : 0)));
+    if (summaries && R > 0) {
         auto* params = reinterpret_cast<float*>(host + R * 8 + (logits ? R * V * 4 : 0));
         for (int64_t r = 0; r < R; ++r) {
             params[3 * r] = summaries[r].temperature;
@@ -632,13 +681,33 @@ void CudaForward::forward(const Batch& batch, DeviceKv& kv_base, float* logits, 
         summarize_rows(logits_.as<float>(), R, V, dparams, ints(summary_), summary_.as<float>() + R, stream_);
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host, summary_.get(), size_t(R) * 8, cudaMemcpyDeviceToHost, stream_));
     }
-    if (logits)
+    if (logits && R > 0)
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host + R * 8, logits_.get(), size_t(R * V) * 4, cudaMemcpyDeviceToHost, stream_));
-    MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    if (logits) std::memcpy(logits, host + R * 8, size_t(R * V) * 4);
-    for (int64_t r = 0; summaries && r < R; ++r) {
-        std::memcpy(&summaries[r].token, host + r * 4, 4);
-        std::memcpy(&summaries[r].logprob, host + (R + r) * 4, 4);
+    MOEINFER_CUDA_CHECK(cudaEventRecord(done_[ev], stream_));
+    slot.logits = logits;
+    slot.summaries = summaries;
+    slot.R = R;
+    summary_rows_ = summaries ? R : 0;
+    ++launched_;
+}
+
+void CudaForward::finish() {
+    if (finished_ == launched_) return;
+    MOEINFER_CUDA_CHECK(cudaSetDevice(opt_.device));
+    Slot& slot = slots_[finished_ % 2];
+    const int ev = int(finished_ % 4);
+    MOEINFER_CUDA_CHECK(cudaEventSynchronize(done_[ev]));
+    last_gap_ = -1;
+    float ms = 0;
+    if (finished_ > 0 && cudaEventElapsedTime(&ms, done_[(finished_ - 1) % 4], started_[ev]) == cudaSuccess)
+        last_gap_ = std::max(0.0f, ms) * 1e-3;
+    ++finished_;
+    const int64_t R = slot.R, V = c_.vocab_size;
+    const char* host = static_cast<const char*>(slot.out.get(0));
+    if (slot.logits && R > 0) std::memcpy(slot.logits, host + R * 8, size_t(R * V) * 4);
+    for (int64_t r = 0; slot.summaries && r < R; ++r) {
+        std::memcpy(&slot.summaries[r].token, host + r * 4, 4);
+        std::memcpy(&slot.summaries[r].logprob, host + (R + r) * 4, 4);
     }
 }
 

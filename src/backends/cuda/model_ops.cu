@@ -9,10 +9,11 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void embed_kernel(const bf16* __restrict__ table, const int32_t* __restrict__ ids, int64_t H,
-                             float* __restrict__ out) {
+__global__ void embed_kernel(const bf16* __restrict__ table, const int32_t* __restrict__ ids,
+                             const int32_t* __restrict__ previous, int64_t H, float* __restrict__ out) {
     const int64_t t = blockIdx.x;
-    const bf16* row = table + int64_t(ids[t]) * H;
+    const int32_t id = ids[t] >= 0 ? ids[t] : previous[-1 - ids[t]];
+    const bf16* row = table + int64_t(id) * H;
     for (int64_t i = threadIdx.x; i < H; i += blockDim.x) out[t * H + i] = __bfloat162float(row[i]);
 }
 
@@ -157,9 +158,10 @@ __global__ void fill_random_kernel(bf16* __restrict__ x, int64_t n, uint64_t see
 
 }  // namespace
 
-void embed_rows(const bf16* table, const int32_t* ids, int64_t T, int64_t H, float* out, cudaStream_t stream) {
+void embed_rows(const bf16* table, const int32_t* ids, const int32_t* previous, int64_t T, int64_t H, float* out,
+                cudaStream_t stream) {
     if (T == 0) return;
-    embed_kernel<<<dim3(T), kThreads, 0, stream>>>(table, ids, H, out);
+    embed_kernel<<<dim3(T), kThreads, 0, stream>>>(table, ids, previous, H, out);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

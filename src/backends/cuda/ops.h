@@ -133,8 +133,10 @@ void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_
                         int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream);
 
 // ---- model_ops.cu: glue of the model forward.
-// out[t, :] = table[ids[t], :] as fp32 (the residual stream).
-void embed_rows(const bf16* table, const int32_t* ids, int64_t T, int64_t H, float* out, cudaStream_t stream);
+// out[t, :] = table[ids[t], :] as fp32 (the residual stream). An id < 0 is the token previous[-1 - id]: the previous
+// step's chosen token for that row, fed without a trip through the host (overlapped steps).
+void embed_rows(const bf16* table, const int32_t* ids, const int32_t* previous, int64_t T, int64_t H, float* out,
+                cudaStream_t stream);
 // out[t, e] = rms_norm(x[t, :]) · norm_w · Wr[e, :] in fp32 (x: the fp32 residual stream; Wr: [E, H] bf16).
 void router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
                    float* out, cudaStream_t stream);

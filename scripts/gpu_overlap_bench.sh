@@ -14,7 +14,7 @@ for rep in 1 2; do
   for mode in "--no-overlap" ""; do
     echo "== demo greedy ${mode:-overlap} (pass $rep)"
     # shellcheck disable=SC2086
-    $BIN run --model models/demo --device cuda --prompt "$PROMPT" -n 512 --ignore-eos --json --timing \
+    $BIN run --model models/demo --device cuda --prompt "$PROMPT" -n 256 --ignore-eos --json --timing \
       --temperature 0 $mode 2>&1 >/dev/null | grep -E "generation|engine loop|device idle"
   done
 done

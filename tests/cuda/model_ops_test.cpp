@@ -71,9 +71,11 @@ TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
     const int64_t V = 151936, R = 3;
     std::vector<float> logits = random_vector(R * V, 7, 3.0f);
     logits[1 * V + 77] = logits[1 * V + 99] = 50.0f;  // a tie: the lower id wins
+    logits[2 * V + 9000] = logits[2 * V + 150000] = 40.0f;  // a tie between chunks
     DeviceBuffer dl = to_device(logits), ids = poisoned(R, 4), lp = poisoned(R, 4);
     DeviceBuffer params = to_device(std::vector<float>(3 * R, 0.0f));  // temperature 0: greedy
-    summarize_rows(dl.as<float>(), R, V, params.as<float>(), ids.as<int32_t>(), lp.as<float>(), nullptr);
+    DeviceBuffer ws(summarize_workspace_bytes(R, V));
+    summarize_rows(dl.as<float>(), R, V, params.as<float>(), ws.get(), ids.as<int32_t>(), lp.as<float>(), nullptr);
     const std::vector<int32_t> got_ids = to_host<int32_t>(ids, R);
     const std::vector<float> got_lp = to_host<float>(lp, R);
     for (int64_t r = 0; r < R; ++r) {
@@ -85,14 +87,18 @@ TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
         EXPECT_NEAR(got_lp[r], -std::log(sum), 1e-4) << "row " << r;
     }
     EXPECT_EQ(got_ids[1], 77);
+    EXPECT_EQ(got_ids[2], 9000);
 }
 
 // Sampling: N rows of the same logits at u = (i + ½)/N must hit token t about p_t·N times (a uniform grid through the
 // inverse CDF: within one count per token, plus float rounding at interval ends), min_p must drop the unlikely
 // tokens, and the host form (summarize_row, double) must pick the same tokens.
-TEST(ModelOps, SummarizeRowsSamplesTheTemperedDistribution) {
+// V = 10000 spans three chunks of the device's passes (the CDF crosses chunk boundaries).
+class SummarizeSampling : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(SummarizeSampling, SamplesTheTemperedDistribution) {
     MOEINFER_REQUIRE_GPU();
-    const int64_t V = 1000, N = 4096;
+    const int64_t V = GetParam(), N = 4096;
     const float temperature = 0.7f, min_p = 0.02f;
     const std::vector<float> row = random_vector(V, 9, 1.5f);
     std::vector<float> logits, params;
@@ -101,7 +107,8 @@ TEST(ModelOps, SummarizeRowsSamplesTheTemperedDistribution) {
         params.insert(params.end(), {temperature, min_p, float((i + 0.5) / N)});
     }
     DeviceBuffer dl = to_device(logits), dp = to_device(params), ids = poisoned(N, 4), lp = poisoned(N, 4);
-    summarize_rows(dl.as<float>(), N, V, dp.as<float>(), ids.as<int32_t>(), lp.as<float>(), nullptr);
+    DeviceBuffer ws(summarize_workspace_bytes(N, V));
+    summarize_rows(dl.as<float>(), N, V, dp.as<float>(), ws.get(), ids.as<int32_t>(), lp.as<float>(), nullptr);
     const std::vector<int32_t> got = to_host<int32_t>(ids, N);
     const float top = *std::max_element(row.begin(), row.end());
     std::vector<double> p(V);
@@ -124,11 +131,15 @@ TEST(ModelOps, SummarizeRowsSamplesTheTemperedDistribution) {
         host_equal += s.token == got[i];
     }
     for (int64_t t = 0; t < V; ++t) {
-        if (p[t] == 0) EXPECT_EQ(count[t], 0) << "token " << t << " is below min_p";
+        if (p[t] == 0) {
+            EXPECT_EQ(count[t], 0) << "token " << t << " is below min_p";
+        }
         EXPECT_NEAR(double(count[t]), p[t] / Z * N, 2.0) << "token " << t;
     }
     EXPECT_GE(host_equal, N - 4);  // boundaries may round differently in float (device) and double (host)
 }
+
+INSTANTIATE_TEST_SUITE_P(Vocab, SummarizeSampling, ::testing::Values(1000, 10000));
 
 TEST(ModelOps, FillRandomIsReproducibleAndBounded) {
     MOEINFER_REQUIRE_GPU();

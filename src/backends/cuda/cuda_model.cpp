@@ -234,6 +234,7 @@ private:
     // Step buffers, sized for cap_ (tokens), cap_rows_ (logit rows), cap_table_ (block-table ints).
     int64_t cap_ = 0, cap_rows_ = 0, cap_table_ = 0, cap_ws_ = 0;
     DeviceBuffer meta_;  // ids | positions | token_seq | ctx_lens | logit_rows | tables (int32)
+    DeviceBuffer summary_ws_;  // summarize_rows' per-chunk statistics
     DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, topk_ids_, topk_w_,
         offsets_, row_token_, slot_row_, iota_, summary_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
     PinnedBuffer offsets_host_;
@@ -414,6 +415,7 @@ void CudaForward::reserve(const Dims& d) {
     logits_ = f32(cap_rows_ * c_.vocab_size);
     // Tokens, logprobs, then (temperature, min_p, u) per row. The tokens of the last step are kept: the next step
     // may feed them (embed_rows' previous tokens).
+    summary_ws_ = DeviceBuffer(summarize_workspace_bytes(cap_rows_, c_.vocab_size));
     DeviceBuffer summary = f32(5 * cap_rows_);
     if (summary_rows_ > 0)
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(summary.get(), summary_.get(), size_t(summary_rows_) * 4,
@@ -678,7 +680,8 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
         }
         float* dparams = summary_.as<float>() + 2 * R;
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(dparams, params, size_t(R) * 12, cudaMemcpyHostToDevice, stream_));
-        summarize_rows(logits_.as<float>(), R, V, dparams, ints(summary_), summary_.as<float>() + R, stream_);
+        summarize_rows(logits_.as<float>(), R, V, dparams, summary_ws_.get(), ints(summary_), summary_.as<float>() + R,
+                       stream_);
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host, summary_.get(), size_t(R) * 8, cudaMemcpyDeviceToHost, stream_));
     }
     if (logits && R > 0)

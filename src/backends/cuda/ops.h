@@ -145,9 +145,10 @@ void add_gated(float* out, const bf16* shared, const float* gate_logit, int64_t 
 // The next token of each logits row and its log-probability under the raw distribution (RowSummary's rule):
 // params [rows, 3] = (temperature, min_p, u); temperature 0 = argmax (ties → lower id), else the inverse CDF at u of
 // softmax(logits / temperature) over tokens with probability ≥ min_p × the top one, in id order. Decoding on the
-// device: 8 bytes per row cross PCIe instead of the vocab-sized row.
-void summarize_rows(const float* logits, int64_t rows, int64_t V, const float* params, int32_t* token, float* logprob,
-                    cudaStream_t stream);
+// device: 8 bytes per row cross PCIe instead of the vocab-sized row. `workspace`: summarize_workspace_bytes(rows, V).
+size_t summarize_workspace_bytes(int64_t rows, int64_t V);
+void summarize_rows(const float* logits, int64_t rows, int64_t V, const float* params, void* workspace, int32_t* token,
+                    float* logprob, cudaStream_t stream);
 // Reproducible uniform values in [-scale, scale) (random-weight benchmark models).
 void fill_random(bf16* x, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 

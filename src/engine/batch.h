@@ -8,10 +8,14 @@ namespace moeinfer {
 
 // A logits row reduced where it was computed (on a device the vocab-sized row never crosses PCIe) to the next token
 // and its log-probability under the raw distribution. In: temperature 0 picks the argmax (ties → lower id);
-// otherwise the token is drawn at uniform `u` ∈ [0, 1) from softmax(logits / temperature) restricted to tokens
-// with probability ≥ min_p × the top one (inverse CDF in token-id order).
+// otherwise the token is drawn at uniform `u` ∈ [0, 1) from softmax(logits / temperature) restricted to the kept
+// tokens (inverse CDF in token-id order). Kept: among the top_k best (0: all; ties → lower id first), the shortest
+// best-first prefix whose probability reaches top_p of theirs, and of those the ones with probability ≥ min_p × the
+// top one — the sets the host sampler keeps.
 struct RowSummary {
     float temperature = 0, min_p = 0, u = 0;  // in
+    int32_t top_k = 0;                        // in
+    float top_p = 1;                          // in
     int32_t token = -1;                       // out
     float logprob = 0;                        // out
 };

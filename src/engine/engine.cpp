@@ -322,6 +322,8 @@ std::unique_ptr<Engine::Launched> Engine::launch(StepPlan plan) {
             if (sp.temperature == 0) continue;
             st->summaries[i].temperature = sp.temperature;
             st->summaries[i].min_p = sp.min_p;
+            st->summaries[i].top_k = sp.top_k;
+            st->summaries[i].top_p = sp.top_p;
             // Below 1 after rounding to float, so the inverse CDF always lands inside the distribution.
             st->summaries[i].u = std::min(static_cast<float>(std::uniform_real_distribution<double>(0.0, 1.0)(s.rng)),
                                           std::nextafter(1.0f, 0.0f));
@@ -455,7 +457,7 @@ bool Engine::summary_only(const ScheduledChunk& c) const {
     const Sequence& s = *c.seq;
     const SamplingParams& p = s.opts.sampling;
     // Sampling on the device draws its own way (RowSummary), so the host sampler keeps CPU runs as they were.
-    const bool device_sampling = model_->device() && p.top_k == 0 && p.top_p == 1 && p.typical_p == 1;
+    const bool device_sampling = model_->device() && p.typical_p == 1;
     return !s.beam && s.draft.empty() && s.pending_forks.empty() && !(s.opts.prompt_logprobs && c.start < s.num_prompt) &&
            (p.temperature == 0 || device_sampling) && p.logprobs == 0 && p.logit_bias.empty() && p.presence_penalty == 0 &&
            p.frequency_penalty == 0 && p.repetition_penalty == 1 && s.num_generated() >= s.opts.min_tokens &&

@@ -179,8 +179,8 @@ private:
     bool emit(Sequence& s, int32_t token, const float* row);
     // Streams s.tokens[len - 1] (just known) with this logprob event; true when s finished (and was freed).
     bool deliver(Sequence& s, int64_t len, TokenEvent ev);
-    // A chunk whose next token a RowSummary can give: greedy, or on a device temperature / min-p sampling; no
-    // penalties, bias, bans, top-k/top-p/typical-p, logprob alternatives, beams, drafts, forks or prompt logprobs.
+    // A chunk whose next token a RowSummary can give: greedy, or on a device temperature / top-k / top-p / min-p
+    // sampling; no penalties, bias, bans, typical-p, logprob alternatives, beams, drafts, forks or prompt logprobs.
     bool summary_only(const ScheduledChunk& c) const;
     // Speculative decoding (speculative.cpp). verify_draft: greedy accepts the longest prefix of s.draft that greedy
     // decoding agrees with, sampling accepts draft token d with probability min(1, p(d) / q(d)) and otherwise

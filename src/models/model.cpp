@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <numeric>
 #include <stdexcept>
 
 #include "backends/cpu/elementwise.h"
@@ -23,9 +24,33 @@ void summarize_row(const float* row, int64_t V, RowSummary& s) {
     const int64_t best = std::max_element(row, row + V) - row;
     s.token = static_cast<int32_t>(best);
     if (s.temperature > 0) {  // inverse CDF in id order over the kept tokens (weights relative to the top one)
+        auto tempered = [&](int64_t i) { return std::exp((double(row[i]) - row[best]) / s.temperature); };
+        // top-k / top-p keep a prefix of the ids sorted by (logit desc, id asc): mark it.
+        std::vector<char> in_prefix(V, 1);
+        const bool cut = (s.top_k > 0 && s.top_k < V) || s.top_p < 1;
+        if (cut) {
+            std::vector<int32_t> order(V);
+            std::iota(order.begin(), order.end(), 0);
+            std::sort(order.begin(), order.end(),
+                      [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+            int64_t n = s.top_k > 0 ? std::min<int64_t>(s.top_k, V) : V;
+            if (s.top_p < 1) {
+                double mass = 0, cum = 0;
+                for (int64_t i = 0; i < n; ++i) mass += tempered(order[i]);
+                for (int64_t i = 0; i < n; ++i) {
+                    cum += tempered(order[i]);
+                    if (cum >= s.top_p * mass) {
+                        n = i + 1;
+                        break;
+                    }
+                }
+            }
+            std::fill(in_prefix.begin(), in_prefix.end(), 0);
+            for (int64_t i = 0; i < n; ++i) in_prefix[order[i]] = 1;
+        }
         auto weight = [&](int64_t i) {
-            const double w = std::exp((double(row[i]) - row[best]) / s.temperature);
-            return w >= s.min_p ? w : 0.0;
+            const double w = tempered(i);
+            return in_prefix[i] && w >= s.min_p ? w : 0.0;
         };
         double total = 0;
         for (int64_t i = 0; i < V; ++i) total += weight(i);

@@ -206,6 +206,8 @@ TEST_P(CudaGoldenTest, OverlappedStepsEqualPlainSteps) {
         GenerationRequest r = reqs[i];
         r.sampling.temperature = 0.8f;
         r.sampling.min_p = 0.05f;
+        r.sampling.top_k = i % 2 ? 20 : 0;  // top-k / top-p rows are sampled on the device too
+        r.sampling.top_p = i % 3 ? 0.9f : 1.0f;
         r.sampling.seed = 11 + i;
         reqs.push_back(r);
     }

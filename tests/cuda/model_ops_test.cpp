@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "backends/cuda/ops.h"
 #include "cuda/cuda_test_util.h"
@@ -73,7 +74,7 @@ TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
     logits[1 * V + 77] = logits[1 * V + 99] = 50.0f;  // a tie: the lower id wins
     logits[2 * V + 9000] = logits[2 * V + 150000] = 40.0f;  // a tie between chunks
     DeviceBuffer dl = to_device(logits), ids = poisoned(R, 4), lp = poisoned(R, 4);
-    DeviceBuffer params = to_device(std::vector<float>(3 * R, 0.0f));  // temperature 0: greedy
+    DeviceBuffer params = to_device(std::vector<float>(kSummaryParams * R, 0.0f));  // temperature 0: greedy
     DeviceBuffer ws(summarize_workspace_bytes(R, V));
     summarize_rows(dl.as<float>(), R, V, params.as<float>(), ws.get(), ids.as<int32_t>(), lp.as<float>(), nullptr);
     const std::vector<int32_t> got_ids = to_host<int32_t>(ids, R);
@@ -91,32 +92,54 @@ TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
 }
 
 // Sampling: N rows of the same logits at u = (i + ½)/N must hit token t about p_t·N times (a uniform grid through the
-// inverse CDF: within one count per token, plus float rounding at interval ends), min_p must drop the unlikely
-// tokens, and the host form (summarize_row, double) must pick the same tokens.
-// V = 10000 spans three chunks of the device's passes (the CDF crosses chunk boundaries).
-class SummarizeSampling : public ::testing::TestWithParam<int64_t> {};
+// inverse CDF: within one count per token, plus float rounding at interval ends), tokens outside the kept set
+// (top-k, then top-p of what top-k kept, then min_p; ids sorted by logit desc, ties → lower id) never, and the host
+// form (summarize_row, double) must pick the same tokens. V = 10000 spans three chunks of the device's passes (the CDF
+// crosses chunk boundaries); "ties" rounds the logits to quarters so the top-k / top-p boundaries fall inside ties.
+struct SamplingCase {
+    int64_t V;
+    int32_t top_k;
+    float top_p;
+    bool ties;
+};
 
-TEST_P(SummarizeSampling, SamplesTheTemperedDistribution) {
+class SummarizeSampling : public ::testing::TestWithParam<SamplingCase> {};
+
+TEST_P(SummarizeSampling, SamplesTheKeptTemperedDistribution) {
     MOEINFER_REQUIRE_GPU();
-    const int64_t V = GetParam(), N = 4096;
+    const SamplingCase c = GetParam();
+    const int64_t V = c.V, N = 4096;
     const float temperature = 0.7f, min_p = 0.02f;
-    const std::vector<float> row = random_vector(V, 9, 1.5f);
+    std::vector<float> row = random_vector(V, 9, 1.5f);
+    if (c.ties)
+        for (float& x : row) x = std::round(x * 4) / 4;
     std::vector<float> logits, params;
     for (int64_t i = 0; i < N; ++i) {
         logits.insert(logits.end(), row.begin(), row.end());
-        params.insert(params.end(), {temperature, min_p, float((i + 0.5) / N)});
+        params.insert(params.end(), {temperature, min_p, float((i + 0.5) / N), float(c.top_k), c.top_p});
     }
+    ASSERT_EQ(params.size(), size_t(N * kSummaryParams));
     DeviceBuffer dl = to_device(logits), dp = to_device(params), ids = poisoned(N, 4), lp = poisoned(N, 4);
     DeviceBuffer ws(summarize_workspace_bytes(N, V));
     summarize_rows(dl.as<float>(), N, V, dp.as<float>(), ws.get(), ids.as<int32_t>(), lp.as<float>(), nullptr);
     const std::vector<int32_t> got = to_host<int32_t>(ids, N);
+
+    // The kept set, straight from its definition.
     const float top = *std::max_element(row.begin(), row.end());
-    std::vector<double> p(V);
+    auto weight = [&](int64_t t) { return std::exp((double(row[t]) - top) / temperature); };
+    std::vector<int32_t> order(V);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+    int64_t n = c.top_k > 0 ? std::min<int64_t>(c.top_k, V) : V;
+    double mass = 0, cum = 0;
+    for (int64_t i = 0; i < n; ++i) mass += weight(order[i]);
+    for (int64_t i = 0; c.top_p < 1 && i < n; ++i)
+        if ((cum += weight(order[i])) >= c.top_p * mass) n = i + 1;
+    std::vector<double> p(V, 0.0);
     double Z = 0;
-    for (int64_t t = 0; t < V; ++t) {
-        const double w = std::exp((double(row[t]) - top) / temperature);
-        Z += p[t] = w >= min_p ? w : 0.0;
-    }
+    for (int64_t i = 0; i < n; ++i)
+        if (weight(order[i]) >= min_p) Z += p[order[i]] = weight(order[i]);
+
     std::vector<int64_t> count(V, 0);
     int64_t host_equal = 0;
     for (int64_t i = 0; i < N; ++i) {
@@ -126,20 +149,34 @@ TEST_P(SummarizeSampling, SamplesTheTemperedDistribution) {
         RowSummary s;
         s.temperature = temperature;
         s.min_p = min_p;
-        s.u = params[3 * i + 2];
+        s.u = params[kSummaryParams * i + 2];
+        s.top_k = c.top_k;
+        s.top_p = c.top_p;
         summarize_row(row.data(), V, s);
         host_equal += s.token == got[i];
     }
     for (int64_t t = 0; t < V; ++t) {
         if (p[t] == 0) {
-            EXPECT_EQ(count[t], 0) << "token " << t << " is below min_p";
+            EXPECT_EQ(count[t], 0) << "token " << t << " is not in the kept set";
         }
         EXPECT_NEAR(double(count[t]), p[t] / Z * N, 2.0) << "token " << t;
     }
-    EXPECT_GE(host_equal, N - 4);  // boundaries may round differently in float (device) and double (host)
+    EXPECT_GE(host_equal, N - 4);  // boundaries may round differently on the device and the host
 }
 
-INSTANTIATE_TEST_SUITE_P(Vocab, SummarizeSampling, ::testing::Values(1000, 10000));
+INSTANTIATE_TEST_SUITE_P(Params, SummarizeSampling,
+                         ::testing::Values(SamplingCase{1000, 0, 1.0f, false}, SamplingCase{10000, 0, 1.0f, false},
+                                           SamplingCase{10000, 50, 1.0f, false}, SamplingCase{10000, 0, 0.9f, false},
+                                           SamplingCase{1000, 40, 0.8f, false}, SamplingCase{10000, 37, 0.8f, true},
+                                           SamplingCase{10000, 0, 0.5f, true}),
+                         [](const auto& info) {
+                             const SamplingCase& c = info.param;
+                             std::string name = "V";
+                             name += std::to_string(c.V) + "_k" + std::to_string(c.top_k);
+                             name += "_p" + std::to_string(int(c.top_p * 100));
+                             if (c.ties) name += "_ties";
+                             return name;
+                         });
 
 TEST(ModelOps, FillRandomIsReproducibleAndBounded) {
     MOEINFER_REQUIRE_GPU();

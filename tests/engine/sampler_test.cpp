@@ -13,6 +13,7 @@
 #include "../ref/reference_ops.h"
 #include "../ref/test_util.h"
 #include "engine/sampler.h"
+#include "models/model.h"
 
 namespace moeinfer {
 namespace {
@@ -311,6 +312,37 @@ TEST(Sampler, LazyPathEqualsSortedReference) {
             mismatches += sample_token(l.data(), int64_t(l.size()), p, a, nullptr) != reference(l, p, b);
     }
     EXPECT_EQ(mismatches, 0) << "of " << draws;
+}
+
+// RowSummary's rule (the device's sampler; summarize_row is its host form) keeps the same tokens as the host sampler
+// and draws them with the same probabilities: an inverse-CDF grid of u over summarize_row reproduces sampling_probs
+// for temperature / top-k / top-p / min-p, ties at the top-k boundary included.
+TEST(Sampler, RowSummaryDrawsTheSamplersDistribution) {
+    const int64_t V = 300, N = 20000;
+    std::vector<float> row = random_vector(V, 5, 2.0f);
+    for (int64_t i = 0; i < V; i += 3) row[i] = std::round(row[i] * 2) / 2;  // ties
+    for (const SamplingParams& sp : {params(0.7f, 25), params(1.0f, 0, 0.8f), params(0.9f, 40, 0.9f, 0.05f),
+                                     params(1.3f, 1), params(0.5f, 0, 0.01f)}) {
+        const std::vector<double> want = sampling_probs(row.data(), V, sp);
+        std::vector<int64_t> count(V, 0);
+        for (int64_t i = 0; i < N; ++i) {
+            RowSummary s;
+            s.temperature = sp.temperature;
+            s.top_k = sp.top_k;
+            s.top_p = sp.top_p;
+            s.min_p = sp.min_p;
+            s.u = float((i + 0.5) / N);
+            summarize_row(row.data(), V, s);
+            ++count[s.token];
+        }
+        for (int64_t t = 0; t < V; ++t) {
+            if (want[t] == 0) {
+                EXPECT_EQ(count[t], 0) << "token " << t << " is outside the sampler's kept set (k " << sp.top_k
+                                       << ", p " << sp.top_p << ")";
+            }
+            EXPECT_NEAR(double(count[t]), want[t] * N, 2.0) << "token " << t;
+        }
+    }
 }
 
 }  // namespace

@@ -413,10 +413,10 @@ void CudaForward::reserve(const Dims& d) {
     attn_ws_ = f32(cap_ws_);
     rows_ = b16(cap_rows_ * H);
     logits_ = f32(cap_rows_ * c_.vocab_size);
-    // Tokens, logprobs, then (temperature, min_p, u) per row. The tokens of the last step are kept: the next step
+    // Tokens, logprobs, then summarize_rows' parameters per row. The tokens of the last step are kept: the next step
     // may feed them (embed_rows' previous tokens).
     summary_ws_ = DeviceBuffer(summarize_workspace_bytes(cap_rows_, c_.vocab_size));
-    DeviceBuffer summary = f32(5 * cap_rows_);
+    DeviceBuffer summary = f32((2 + kSummaryParams) * cap_rows_);
     if (summary_rows_ > 0)
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(summary.get(), summary_.get(), size_t(summary_rows_) * 4,
                                             cudaMemcpyDeviceToDevice, stream_));
@@ -670,16 +670,16 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
         }
     }
     // Host buffer: [R] tokens, [R] logprobs, then the logits when asked for; then the summaries' inputs.
-    auto* host = static_cast<char*>(slot.out.get(size_t(R) * 20 + (logits ? size_t(R * V) * 4 : 0)));
+    auto* host = static_cast<char*>(slot.out.get(size_t(R) * (8 + 4 * kSummaryParams) + (logits ? size_t(R * V) * 4 : 0)));
     if (summaries && R > 0) {
         auto* params = reinterpret_cast<float*>(host + R * 8 + (logits ? R * V * 4 : 0));
         for (int64_t r = 0; r < R; ++r) {
-            params[3 * r] = summaries[r].temperature;
-            params[3 * r + 1] = summaries[r].min_p;
-            params[3 * r + 2] = summaries[r].u;
+            const RowSummary& q = summaries[r];
+            const float row[kSummaryParams] = {q.temperature, q.min_p, q.u, float(q.top_k), q.top_p};
+            std::copy_n(row, kSummaryParams, params + kSummaryParams * r);
         }
         float* dparams = summary_.as<float>() + 2 * R;
-        MOEINFER_CUDA_CHECK(cudaMemcpyAsync(dparams, params, size_t(R) * 12, cudaMemcpyHostToDevice, stream_));
+        MOEINFER_CUDA_CHECK(cudaMemcpyAsync(dparams, params, size_t(R) * 4 * kSummaryParams, cudaMemcpyHostToDevice, stream_));
         summarize_rows(logits_.as<float>(), R, V, dparams, summary_ws_.get(), ints(summary_), summary_.as<float>() + R,
                        stream_);
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host, summary_.get(), size_t(R) * 8, cudaMemcpyDeviceToHost, stream_));

@@ -142,10 +142,13 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
                    float* out, cudaStream_t stream);
 // out[t, :] += sigmoid(gate_logit[t]) · shared[t, :] (gate_logit == nullptr: gate 1). Shared-expert combine.
 void add_gated(float* out, const bf16* shared, const float* gate_logit, int64_t T, int64_t H, cudaStream_t stream);
-// The next token of each logits row and its log-probability under the raw distribution (RowSummary's rule):
-// params [rows, 3] = (temperature, min_p, u); temperature 0 = argmax (ties → lower id), else the inverse CDF at u of
-// softmax(logits / temperature) over tokens with probability ≥ min_p × the top one, in id order. Decoding on the
-// device: 8 bytes per row cross PCIe instead of the vocab-sized row. `workspace`: summarize_workspace_bytes(rows, V).
+
+// ---- summarize.cu: the next token of each logits row and its log-probability under the raw distribution
+// (RowSummary's rule, engine/batch.h): params [rows, kSummaryParams] = (temperature, min_p, u, top_k, top_p);
+// temperature 0 = argmax (ties → lower id), else the inverse CDF at u of softmax(logits / temperature) over the kept
+// tokens, in id order. Decoding on the device: 8 bytes per row cross PCIe instead of the vocab-sized row.
+// `workspace`: summarize_workspace_bytes(rows, V).
+constexpr int kSummaryParams = 5;
 size_t summarize_workspace_bytes(int64_t rows, int64_t V);
 void summarize_rows(const float* logits, int64_t rows, int64_t V, const float* params, void* workspace, int32_t* token,
                     float* logprob, cudaStream_t stream);

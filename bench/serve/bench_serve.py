@@ -35,14 +35,15 @@ def plan(args, level, count, max_len):
         out = uni(o_lo, o_hi)
         plen = min(uni(p_lo, p_hi), max(1, max_len - out))
         reqs.append(dict(prompt=[uni(3, args.max_token_id - 1) for _ in range(plen)], max_tokens=out,
-                         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=len(reqs)))
+                         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                         frequency_penalty=args.frequency_penalty, seed=len(reqs)))
     return reqs
 
 
 async def one(session, url, model, req):
     body = dict(model=model, prompt=req["prompt"], max_tokens=req["max_tokens"], temperature=req["temperature"],
-                top_p=req["top_p"], top_k=req["top_k"], ignore_eos=True, stream=True, return_token_ids=True,
-                seed=req["seed"])
+                top_p=req["top_p"], top_k=req["top_k"], frequency_penalty=req["frequency_penalty"], ignore_eos=True,
+                stream=True, return_token_ids=True, seed=req["seed"])
     rec = dict(tokens=0, ttft=None, itl=[], error=None)
     t0 = last = time.perf_counter()
     try:
@@ -124,6 +125,7 @@ async def main():
     ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy (the Node client's workload)")
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--top-k", type=int, default=0, help="0: off")
+    ap.add_argument("--frequency-penalty", type=float, default=0.0)
     args = ap.parse_args()
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -133,7 +135,8 @@ async def main():
         for req in plan(args, 0, args.warmup, max_len):
             await one(session, args.url, model, req)
         print(f"model {model}; prompts {args.prompt_len}, outputs {args.output_len} tokens; seed {args.seed}; "
-              f"temperature {args.temperature}, top_p {args.top_p}, top_k {args.top_k}")
+              f"temperature {args.temperature}, top_p {args.top_p}, top_k {args.top_k}, "
+              f"frequency_penalty {args.frequency_penalty}")
         print("| clients | requests | req/s | output tok/s | TTFT p50 ms | p90 | p99 | ITL p50 ms | p90 | p99 | errors |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         failed = 0

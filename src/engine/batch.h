@@ -12,10 +12,21 @@ namespace moeinfer {
 // tokens (inverse CDF in token-id order). Kept: among the top_k best (0: all; ties → lower id first), the shortest
 // best-first prefix whose probability reaches top_p of theirs, and of those the ones with probability ≥ min_p × the
 // top one — the sets the host sampler keeps.
+// One logit changed before the next token is chosen (logit bias, penalties, bans): l ← l + bias; then, where
+// rep ≠ 1, l ← l > 0 ? l / rep : l · rep; then l ← l − sub (sub = +inf bans the token).
+struct LogitAdjust {
+    int32_t id = 0;
+    float bias = 0, rep = 1, sub = 0;
+};
+
 struct RowSummary {
     float temperature = 0, min_p = 0, u = 0;  // in
     int32_t top_k = 0;                        // in
     float top_p = 1;                          // in
+    // in: changes to apply before choosing (ids unique; valid during the launch); the reported logprob stays the
+    // raw distribution's.
+    const LogitAdjust* adjust = nullptr;
+    int32_t num_adjust = 0;
     int32_t token = -1;                       // out
     float logprob = 0;                        // out
 };

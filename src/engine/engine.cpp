@@ -71,6 +71,7 @@ struct Engine::Launched {
     bool summary_step = false;  // every chunk summary_only: rows come back as RowSummary, not logits
     std::vector<float> logits;
     std::vector<RowSummary> summaries;
+    std::vector<std::vector<LogitAdjust>> adjust;  // per summary row: bias, penalties, bans (read during the launch)
     int64_t prompt_tokens = 0, blocks_in_use = 0;
     double forward_seconds = 0;  // time inside the model's launch and finish calls
     bool follows_work = false;   // launched with no idle wait since the previous launch: its device gap counts
@@ -243,7 +244,8 @@ void Engine::loop() {
 
 bool Engine::can_overlap(const StepPlan& plan) const {
     return overlap_ && std::all_of(plan.chunks.begin(), plan.chunks.end(), [&](const ScheduledChunk& c) {
-               return summary_only(c) && c.seq->opts.spec_ngram == 0 && c.seq->opts.spec_draft == 0;
+               return summary_only(c) && c.seq->opts.spec_ngram == 0 && c.seq->opts.spec_draft == 0 &&
+                      !token_dependent(*c.seq);
            });
 }
 
@@ -275,7 +277,7 @@ void Engine::step() {
         ++metrics_.overlapped_steps;
     }
     in_flight_.reset();
-    if (overlap_ && next->summary_step) {
+    if (overlap_ && next->summary_step && can_overlap(next->plan)) {
         in_flight_ = std::move(next);
     } else {
         complete(*next);
@@ -303,6 +305,7 @@ std::unique_ptr<Engine::Launched> Engine::launch(StepPlan plan) {
     st->summary_step = std::all_of(p.chunks.begin(), p.chunks.end(), [&](const ScheduledChunk& c) { return summary_only(c); });
     st->logits.resize(st->summary_step ? 0 : R * V);
     st->summaries.resize(st->summary_step ? R : 0);
+    st->adjust.resize(st->summaries.size());
     for (const ScheduledChunk& c : p.chunks)  // counted now: the results may finish (and free) sequences
         st->prompt_tokens += std::max<int64_t>(0, std::min(c.start + c.length, c.seq->num_prompt) - c.start);
     if (st->summary_step) {
@@ -313,6 +316,9 @@ std::unique_ptr<Engine::Launched> Engine::launch(StepPlan plan) {
             // becomes a placeholder the next step can feed before the host has read it.
             scheduler_->commit(s, c.start + c.length);
             if (!c.samples) continue;
+            st->adjust[i] = adjustments(s);  // before the placeholder joins the generated tokens
+            st->summaries[i].adjust = st->adjust[i].data();
+            st->summaries[i].num_adjust = static_cast<int32_t>(st->adjust[i].size());
             s.tokens.push_back(kPendingToken);
             ++s.pending;
             s.pending_row = static_cast<int32_t>(i);
@@ -429,16 +435,23 @@ int32_t Engine::choose_token(Sequence& s, const float* row) {
     return sample_token(logits.data(), model_->config().vocab_size, s.opts.sampling, s.rng, nullptr);
 }
 
-std::vector<float> Engine::adjusted_logits(const Sequence& s, const float* row) const {
-    const int64_t V = model_->config().vocab_size;
-    std::vector<float> logits(row, row + V);
-    apply_logit_bias(logits.data(), V, s.opts.sampling);
-    apply_penalties(logits.data(), V, s.opts.sampling, s.prompt(), s.generated());
+std::vector<LogitAdjust> Engine::adjustments(const Sequence& s) const {
+    const SamplingParams& p = s.opts.sampling;
+    std::vector<int32_t> banned;
     if (s.num_generated() < s.opts.min_tokens) {  // EOS and stop ids are banned until min_tokens
-        for (int32_t id : s.opts.stop_token_ids) logits[id] = -std::numeric_limits<float>::infinity();
-        if (!s.opts.ignore_eos)
-            for (int32_t id : eos_ids_) logits[id] = -std::numeric_limits<float>::infinity();
+        banned = s.opts.stop_token_ids;
+        if (!s.opts.ignore_eos) banned.insert(banned.end(), eos_ids_.begin(), eos_ids_.end());
     }
+    const bool penalties = p.repetition_penalty != 1 || p.presence_penalty != 0 || p.frequency_penalty != 0;
+    if (banned.empty() && p.logit_bias.empty() && !penalties) return {};
+    return logit_adjustments(p, penalties ? s.prompt() : std::vector<int32_t>{},
+                             penalties ? s.generated() : std::vector<int32_t>{}, banned);
+}
+
+std::vector<float> Engine::adjusted_logits(const Sequence& s, const float* row) const {
+    std::vector<float> logits(row, row + model_->config().vocab_size);
+    const std::vector<LogitAdjust> a = adjustments(s);
+    apply_adjustments(logits.data(), a.data(), static_cast<int64_t>(a.size()));
     return logits;
 }
 
@@ -459,9 +472,12 @@ bool Engine::summary_only(const ScheduledChunk& c) const {
     // Sampling on the device draws its own way (RowSummary), so the host sampler keeps CPU runs as they were.
     const bool device_sampling = model_->device() && p.typical_p == 1;
     return !s.beam && s.draft.empty() && s.pending_forks.empty() && !(s.opts.prompt_logprobs && c.start < s.num_prompt) &&
-           (p.temperature == 0 || device_sampling) && p.logprobs == 0 && p.logit_bias.empty() && p.presence_penalty == 0 &&
-           p.frequency_penalty == 0 && p.repetition_penalty == 1 && s.num_generated() >= s.opts.min_tokens &&
-           (!c.samples || s.opts.max_tokens > 0);
+           (p.temperature == 0 || device_sampling) && p.logprobs == 0 && (!c.samples || s.opts.max_tokens > 0);
+}
+
+bool Engine::token_dependent(const Sequence& s) {
+    const SamplingParams& p = s.opts.sampling;
+    return p.repetition_penalty != 1 || p.presence_penalty != 0 || p.frequency_penalty != 0;
 }
 
 bool Engine::emit(Sequence& s, int32_t token, const float* row) {

@@ -173,14 +173,18 @@ private:
     void finish_in_flight();        // completes in_flight_ with nothing launched behind it
     int32_t choose_token(Sequence& s, const float* logits);       // penalties, min_tokens bans, sampling
     std::vector<float> adjusted_logits(const Sequence& s, const float* logits) const;  // bias, penalties, bans
+    std::vector<LogitAdjust> adjustments(const Sequence& s) const;  // the same, sparse (empty: none)
+    // Penalties that depend on the generated tokens' values: such a row cannot be planned before they are read.
+    static bool token_dependent(const Sequence& s);
     // After s.tokens[len - 1] became known (later tokens may still be pending).
     FinishReason finish_check(const Sequence& s, int64_t len) const;
     // Appends and streams `token`, its logprob from the logits row; true when s finished (and was freed).
     bool emit(Sequence& s, int32_t token, const float* row);
     // Streams s.tokens[len - 1] (just known) with this logprob event; true when s finished (and was freed).
     bool deliver(Sequence& s, int64_t len, TokenEvent ev);
-    // A chunk whose next token a RowSummary can give: greedy, or on a device temperature / top-k / top-p / min-p
-    // sampling; no penalties, bias, bans, typical-p, logprob alternatives, beams, drafts, forks or prompt logprobs.
+    // A chunk whose next token a RowSummary can give (bias, penalties and bans included): greedy, or on a device
+    // temperature / top-k / top-p / min-p sampling; no typical-p, logprob alternatives, beams, drafts, forks or
+    // prompt logprobs.
     bool summary_only(const ScheduledChunk& c) const;
     // Speculative decoding (speculative.cpp). verify_draft: greedy accepts the longest prefix of s.draft that greedy
     // decoding agrees with, sampling accepts draft token d with probability min(1, p(d) / q(d)) and otherwise

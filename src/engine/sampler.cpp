@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "backends/cpu/elementwise.h"
 
@@ -33,6 +35,38 @@ void SamplingParams::validate() const {
                                         std::to_string(b) + ")");
     }
     if (logprobs < 0 || logprobs > 20) throw std::invalid_argument("logprobs must be in [0, 20] (got " + std::to_string(logprobs) + ")");
+}
+
+std::vector<LogitAdjust> logit_adjustments(const SamplingParams& p, const std::vector<int32_t>& prompt,
+                                           const std::vector<int32_t>& generated, const std::vector<int32_t>& banned) {
+    std::vector<LogitAdjust> out;
+    std::unordered_map<int32_t, size_t> at;  // id → index in out
+    auto entry = [&](int32_t id) -> LogitAdjust& {
+        auto [it, fresh] = at.emplace(id, out.size());
+        if (fresh) out.push_back(LogitAdjust{id});
+        return out[it->second];
+    };
+    for (const auto& [id, b] : p.logit_bias) entry(id).bias += b;
+    if (p.repetition_penalty != 1.0f) {
+        for (int32_t t : prompt) entry(t).rep = p.repetition_penalty;
+        for (int32_t t : generated) entry(t).rep = p.repetition_penalty;
+    }
+    if (p.presence_penalty != 0 || p.frequency_penalty != 0) {
+        std::unordered_map<int32_t, int64_t> count;
+        for (int32_t t : generated) ++count[t];
+        for (const auto& [t, c] : count) entry(t).sub = p.frequency_penalty * float(c) + p.presence_penalty;
+    }
+    for (int32_t id : banned) entry(id).sub = std::numeric_limits<float>::infinity();
+    return out;
+}
+
+void apply_adjustments(float* logits, const LogitAdjust* adjust, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        const LogitAdjust& a = adjust[i];
+        float l = logits[a.id] + a.bias;
+        if (a.rep != 1.0f) l = l > 0 ? l / a.rep : l * a.rep;
+        logits[a.id] = l - a.sub;
+    }
 }
 
 void apply_logit_bias(float* logits, int64_t V, const SamplingParams& p) {

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/batch.h"
+
 namespace moeinfer {
 
 struct SamplingParams {
@@ -36,7 +38,15 @@ struct TokenLogprob {
     std::vector<std::pair<int32_t, float>> top;  // best first
 };
 
-// Adds params.logit_bias to logits [V] in place (ids >= V are ignored: the engine rejects them at submit).
+// What logit bias, penalties and bans (`banned`: -inf, e.g. stop ids before min_tokens) change in a row, one entry
+// per touched id, in the order apply_logit_bias → apply_penalties → bans; sparse, so a device can apply them to its
+// own row. apply_adjustments does it on the host.
+std::vector<LogitAdjust> logit_adjustments(const SamplingParams& params, const std::vector<int32_t>& prompt,
+                                           const std::vector<int32_t>& generated, const std::vector<int32_t>& banned);
+void apply_adjustments(float* logits, const LogitAdjust* adjust, int64_t n);
+
+// The dense forms (the reference for logit_adjustments): adds params.logit_bias to logits [V] in place (ids >= V
+// are ignored: the engine rejects them at submit).
 void apply_logit_bias(float* logits, int64_t V, const SamplingParams& params);
 
 // Applies the penalties of `params` in place to logits [V], given the prompt and the tokens generated so far.

@@ -20,7 +20,14 @@
 
 namespace moeinfer {
 
-void summarize_row(const float* row, int64_t V, RowSummary& s) {
+void summarize_row(const float* raw, int64_t V, RowSummary& s) {
+    std::vector<float> adjusted;
+    const float* row = raw;
+    if (s.num_adjust > 0) {
+        adjusted.assign(raw, raw + V);
+        apply_adjustments(adjusted.data(), s.adjust, s.num_adjust);
+        row = adjusted.data();
+    }
     const int64_t best = std::max_element(row, row + V) - row;
     s.token = static_cast<int32_t>(best);
     if (s.temperature > 0) {  // inverse CDF in id order over the kept tokens (weights relative to the top one)
@@ -65,7 +72,7 @@ void summarize_row(const float* row, int64_t V, RowSummary& s) {
             }
         }
     }
-    s.logprob = token_logprob(row, V, s.token, 0).logprob;
+    s.logprob = token_logprob(raw, V, s.token, 0).logprob;  // the raw distribution's, as the host sampler reports
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path) { return from_weights(Weights::open(path)); }

@@ -230,6 +230,29 @@ TEST_P(CudaGoldenTest, OverlappedStepsEqualPlainSteps) {
                 1e6 * so.device_gap_seconds / std::max<int64_t>(1, so.device_gaps));
 }
 
+// Logit bias, penalties and min_tokens bans applied on the device (summary rows) choose the tokens the host
+// sampler chooses from the copied logits (the same requests with logprobs = 1 take that path): greedy is exact.
+TEST_P(CudaGoldenTest, DevicePenaltiesEqualHostPenalties) {
+    MOEINFER_REQUIRE_GPU();
+    const Golden g = load_golden(GetParam());
+    auto model = load_on_gpu(g.dir);
+    std::vector<GenerationRequest> device = greedy_requests(g);
+    for (size_t i = 0; i < device.size(); ++i) {
+        SamplingParams& p = device[i].sampling;
+        p.presence_penalty = i % 2 ? 0.8f : 0.0f;
+        p.frequency_penalty = 0.6f;
+        p.repetition_penalty = i % 3 ? 1.3f : 1.0f;
+        p.logit_bias = {{int32_t(g.greedy[i][1]), -5.0f}, {int32_t(7 + i), 1.5f}};
+        device[i].min_tokens = 4;
+        device[i].stop_ids = {g.greedy[i][0]};  // banned until min_tokens, a stop after
+    }
+    std::vector<GenerationRequest> host = device;
+    for (auto& r : host) r.sampling.logprobs = 1;  // logprob alternatives: the logits row goes to the host sampler
+    Generator gen(*model);
+    const auto a = gen.generate(device), b = gen.generate(host);
+    for (size_t i = 0; i < device.size(); ++i) EXPECT_EQ(a[i].tokens, b[i].tokens) << GetParam() << " request " << i;
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, CudaGoldenTest, ::testing::ValuesIn(kGoldenFamilies),
                          [](const auto& info) { return std::string(info.param); });
 

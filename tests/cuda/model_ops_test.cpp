@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "backends/cuda/ops.h"
@@ -76,7 +77,11 @@ TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
     DeviceBuffer dl = to_device(logits), ids = poisoned(R, 4), lp = poisoned(R, 4);
     DeviceBuffer params = to_device(std::vector<float>(kSummaryParams * R, 0.0f));  // temperature 0: greedy
     DeviceBuffer ws(summarize_workspace_bytes(R, V));
-    summarize_rows(dl.as<float>(), R, V, params.as<float>(), ws.get(), ids.as<int32_t>(), lp.as<float>(), nullptr);
+    SummarizeArgs a{dl.as<float>(), R, V, params.as<float>()};
+    a.workspace = ws.get();
+    a.token = ids.as<int32_t>();
+    a.logprob = lp.as<float>();
+    summarize_rows(a, nullptr);
     const std::vector<int32_t> got_ids = to_host<int32_t>(ids, R);
     const std::vector<float> got_lp = to_host<float>(lp, R);
     for (int64_t r = 0; r < R; ++r) {
@@ -121,7 +126,11 @@ TEST_P(SummarizeSampling, SamplesTheKeptTemperedDistribution) {
     ASSERT_EQ(params.size(), size_t(N * kSummaryParams));
     DeviceBuffer dl = to_device(logits), dp = to_device(params), ids = poisoned(N, 4), lp = poisoned(N, 4);
     DeviceBuffer ws(summarize_workspace_bytes(N, V));
-    summarize_rows(dl.as<float>(), N, V, dp.as<float>(), ws.get(), ids.as<int32_t>(), lp.as<float>(), nullptr);
+    SummarizeArgs a{dl.as<float>(), N, V, dp.as<float>()};
+    a.workspace = ws.get();
+    a.token = ids.as<int32_t>();
+    a.logprob = lp.as<float>();
+    summarize_rows(a, nullptr);
     const std::vector<int32_t> got = to_host<int32_t>(ids, N);
 
     // The kept set, straight from its definition.
@@ -177,6 +186,56 @@ INSTANTIATE_TEST_SUITE_P(Params, SummarizeSampling,
                              if (c.ties) name += "_ties";
                              return name;
                          });
+
+// Logit bias, penalties and bans applied on the device (LogitAdjust, per row) choose what the host form chooses on
+// the adjusted row, and the reported logprob stays the raw row's — greedy and sampled rows, with and without entries.
+TEST(ModelOps, SummarizeRowsAppliesAdjustments) {
+    MOEINFER_REQUIRE_GPU();
+    const int64_t V = 9000, R = 6;
+    const std::vector<float> logits = random_vector(R * V, 21, 2.0f);
+    std::vector<std::vector<LogitAdjust>> adjust(R);
+    for (int64_t r = 0; r < R; ++r) {
+        if (r == 3) continue;  // a row without adjustments between rows with them
+        const int32_t best = int32_t(std::max_element(logits.begin() + r * V, logits.begin() + (r + 1) * V) -
+                                     (logits.begin() + r * V));
+        adjust[r].push_back({best, 0, 1, std::numeric_limits<float>::infinity()});  // ban the raw argmax
+        adjust[r].push_back({int32_t(100 + r), 8.0f, 1, 0});                        // boost another
+        adjust[r].push_back({int32_t(5000 + r), 0, 1.5f, 0.5f});                    // repetition + presence
+    }
+    std::vector<float> params;
+    std::vector<int32_t> offsets{0};
+    std::vector<LogitAdjust> flat;
+    for (int64_t r = 0; r < R; ++r) {
+        params.insert(params.end(), {r % 2 ? 0.9f : 0.0f, 0.0f, 0.37f, float(r == 5 ? 10 : 0), 1.0f});
+        flat.insert(flat.end(), adjust[r].begin(), adjust[r].end());
+        offsets.push_back(int32_t(flat.size()));
+    }
+    DeviceBuffer dl = to_device(logits), dp = to_device(params), doff = to_device(offsets), raw(flat.size() * 4),
+                 ids = poisoned(R, 4), lp = poisoned(R, 4), ws(summarize_workspace_bytes(R, V));
+    DeviceBuffer da(flat.size() * sizeof(LogitAdjust));
+    MOEINFER_CUDA_CHECK(cudaMemcpy(da.get(), flat.data(), flat.size() * sizeof(LogitAdjust), cudaMemcpyHostToDevice));
+    SummarizeArgs a{dl.as<float>(), R, V, dp.as<float>(), da.as<LogitAdjust>(), doff.as<int32_t>(), raw.as<float>()};
+    a.workspace = ws.get();
+    a.token = ids.as<int32_t>();
+    a.logprob = lp.as<float>();
+    summarize_rows(a, nullptr);
+    const std::vector<int32_t> got = to_host<int32_t>(ids, R);
+    const std::vector<float> got_lp = to_host<float>(lp, R);
+    for (int64_t r = 0; r < R; ++r) {
+        RowSummary s;
+        s.temperature = params[kSummaryParams * r];
+        s.u = params[kSummaryParams * r + 2];
+        s.top_k = int32_t(params[kSummaryParams * r + 3]);
+        s.adjust = adjust[r].data();
+        s.num_adjust = int32_t(adjust[r].size());
+        summarize_row(logits.data() + r * V, V, s);
+        EXPECT_EQ(got[r], s.token) << "row " << r;
+        EXPECT_NEAR(got_lp[r], s.logprob, 1e-4) << "row " << r;
+        if (r != 3 && s.temperature == 0) {
+            EXPECT_EQ(got[r], 100 + r) << "the boosted id wins the greedy row " << r;
+        }
+    }
+}
 
 TEST(ModelOps, FillRandomIsReproducibleAndBounded) {
     MOEINFER_REQUIRE_GPU();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <set>
@@ -342,6 +343,35 @@ TEST(Sampler, RowSummaryDrawsTheSamplersDistribution) {
             }
             EXPECT_NEAR(double(count[t]), want[t] * N, 2.0) << "token " << t;
         }
+    }
+}
+
+// The sparse adjustments (what a device applies to its own row) equal the dense host forms applied in the engine's
+// order: logit bias, penalties, then bans.
+TEST(Sampler, SparseAdjustmentsEqualTheDenseForms) {
+    const int64_t V = 500;
+    std::mt19937_64 rng(3);
+    for (int trial = 0; trial < 20; ++trial) {
+        std::vector<float> row = random_vector(V, 100 + trial, 3.0f);
+        SamplingParams p = params(1.0f);
+        p.repetition_penalty = trial % 3 ? 1.3f : 1.0f;
+        p.presence_penalty = trial % 2 ? 0.5f : 0.0f;
+        p.frequency_penalty = trial % 4 ? 0.25f : 0.0f;
+        if (trial % 5) p.logit_bias = {{7, 2.5f}, {int32_t(rng() % V), -1.0f}};
+        std::vector<int32_t> prompt, generated, banned;
+        for (int i = 0; i < 40; ++i) prompt.push_back(int32_t(rng() % V));
+        for (int i = 0; i < 30; ++i) generated.push_back(int32_t(rng() % 60));  // repeats
+        if (trial % 2) banned = {int32_t(rng() % V), 7};
+        std::vector<float> dense = row;
+        apply_logit_bias(dense.data(), V, p);
+        apply_penalties(dense.data(), V, p, prompt, generated);
+        for (int32_t id : banned) dense[id] = -std::numeric_limits<float>::infinity();
+        const std::vector<LogitAdjust> a = logit_adjustments(p, prompt, generated, banned);
+        std::vector<float> sparse = row;
+        apply_adjustments(sparse.data(), a.data(), static_cast<int64_t>(a.size()));
+        EXPECT_EQ(sparse, dense) << "trial " << trial;
+        std::set<int32_t> ids;
+        for (const LogitAdjust& x : a) EXPECT_TRUE(ids.insert(x.id).second) << "id " << x.id << " listed twice";
     }
 }
 

@@ -235,6 +235,7 @@ private:
     int64_t cap_ = 0, cap_rows_ = 0, cap_table_ = 0, cap_ws_ = 0;
     DeviceBuffer meta_;  // ids | positions | token_seq | ctx_lens | logit_rows | tables (int32)
     DeviceBuffer summary_ws_;  // summarize_rows' per-chunk statistics
+    DeviceBuffer adjust_;      // the step's logit adjustments, their row offsets and saved raw logits
     DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, topk_ids_, topk_w_,
         offsets_, row_token_, slot_row_, iota_, summary_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
     PinnedBuffer offsets_host_;
@@ -669,10 +670,17 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
             graphs_.emplace(key, exec);
         }
     }
-    // Host buffer: [R] tokens, [R] logprobs, then the logits when asked for; then the summaries' inputs.
-    auto* host = static_cast<char*>(slot.out.get(size_t(R) * (8 + 4 * kSummaryParams) + (logits ? size_t(R * V) * 4 : 0)));
+    // Host buffer: [R] tokens, [R] logprobs, then the logits when asked for; then the summaries' inputs: parameters,
+    // and the rows' logit adjustments with their offsets.
+    int64_t num_adjust = 0;
+    for (int64_t r = 0; summaries && r < R; ++r) num_adjust += summaries[r].num_adjust;
+    const size_t logits_bytes = logits ? size_t(R * V) * 4 : 0, params_at = size_t(R) * 8 + logits_bytes;
+    const size_t offsets_at = params_at + size_t(R) * 4 * kSummaryParams, adjust_at = offsets_at + size_t(R + 1) * 4;
+    auto* host = static_cast<char*>(slot.out.get(adjust_at + size_t(num_adjust) * sizeof(LogitAdjust)));
+    if (logits && R > 0)  // before the summaries, which adjust rows in place
+        MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host + R * 8, logits_.get(), logits_bytes, cudaMemcpyDeviceToHost, stream_));
     if (summaries && R > 0) {
-        auto* params = reinterpret_cast<float*>(host + R * 8 + (logits ? R * V * 4 : 0));
+        auto* params = reinterpret_cast<float*>(host + params_at);
         for (int64_t r = 0; r < R; ++r) {
             const RowSummary& q = summaries[r];
             const float row[kSummaryParams] = {q.temperature, q.min_p, q.u, float(q.top_k), q.top_p};
@@ -680,12 +688,35 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
         }
         float* dparams = summary_.as<float>() + 2 * R;
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(dparams, params, size_t(R) * 4 * kSummaryParams, cudaMemcpyHostToDevice, stream_));
-        summarize_rows(logits_.as<float>(), R, V, dparams, summary_ws_.get(), ints(summary_), summary_.as<float>() + R,
-                       stream_);
+        SummarizeArgs sa{logits_.as<float>(), R, V, dparams};
+        if (num_adjust > 0) {
+            auto* offsets = reinterpret_cast<int32_t*>(host + offsets_at);
+            auto* adjust = reinterpret_cast<LogitAdjust*>(host + adjust_at);
+            offsets[0] = 0;
+            for (int64_t r = 0; r < R; ++r) {
+                std::copy_n(summaries[r].adjust, summaries[r].num_adjust, adjust + offsets[r]);
+                offsets[r + 1] = offsets[r] + summaries[r].num_adjust;
+            }
+            const size_t need = size_t(R + 1) * 4 + size_t(num_adjust) * (sizeof(LogitAdjust) + 4);
+            if (adjust_.bytes() < need) {
+                MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));  // a queued step may still read the old one
+                adjust_ = DeviceBuffer(need * 2);
+            }
+            auto* dadjust = adjust_.as<LogitAdjust>();
+            MOEINFER_CUDA_CHECK(cudaMemcpyAsync(dadjust, adjust, size_t(num_adjust) * sizeof(LogitAdjust),
+                                                cudaMemcpyHostToDevice, stream_));
+            auto* doffsets = reinterpret_cast<int32_t*>(dadjust + num_adjust);
+            MOEINFER_CUDA_CHECK(cudaMemcpyAsync(doffsets, offsets, size_t(R + 1) * 4, cudaMemcpyHostToDevice, stream_));
+            sa.adjust = dadjust;
+            sa.adjust_offsets = doffsets;
+            sa.adjust_raw = reinterpret_cast<float*>(doffsets + R + 1);
+        }
+        sa.workspace = summary_ws_.get();
+        sa.token = ints(summary_);
+        sa.logprob = summary_.as<float>() + R;
+        summarize_rows(sa, stream_);
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host, summary_.get(), size_t(R) * 8, cudaMemcpyDeviceToHost, stream_));
     }
-    if (logits && R > 0)
-        MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host + R * 8, logits_.get(), size_t(R * V) * 4, cudaMemcpyDeviceToHost, stream_));
     MOEINFER_CUDA_CHECK(cudaEventRecord(done_[ev], stream_));
     slot.logits = logits;
     slot.summaries = summaries;

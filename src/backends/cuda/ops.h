@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "backends/cuda/common.h"
+#include "engine/batch.h"
 
 namespace moeinfer::cuda {
 
@@ -147,11 +148,22 @@ void add_gated(float* out, const bf16* shared, const float* gate_logit, int64_t 
 // (RowSummary's rule, engine/batch.h): params [rows, kSummaryParams] = (temperature, min_p, u, top_k, top_p);
 // temperature 0 = argmax (ties → lower id), else the inverse CDF at u of softmax(logits / temperature) over the kept
 // tokens, in id order. Decoding on the device: 8 bytes per row cross PCIe instead of the vocab-sized row.
-// `workspace`: summarize_workspace_bytes(rows, V).
 constexpr int kSummaryParams = 5;
+struct SummarizeArgs {
+    float* logits = nullptr;  // [rows, V]; rows with adjustments are adjusted in place
+    int64_t rows = 0, V = 0;
+    const float* params = nullptr;
+    // Optional (null: none): LogitAdjust entries of row r at [adjust_offsets[r], adjust_offsets[r + 1]), ids unique
+    // per row; adjust_raw gets the raw logit of each entry.
+    const LogitAdjust* adjust = nullptr;
+    const int32_t* adjust_offsets = nullptr;
+    float* adjust_raw = nullptr;
+    void* workspace = nullptr;  // summarize_workspace_bytes(rows, V)
+    int32_t* token = nullptr;
+    float* logprob = nullptr;
+};
 size_t summarize_workspace_bytes(int64_t rows, int64_t V);
-void summarize_rows(const float* logits, int64_t rows, int64_t V, const float* params, void* workspace, int32_t* token,
-                    float* logprob, cudaStream_t stream);
+void summarize_rows(const SummarizeArgs& args, cudaStream_t stream);
 // Reproducible uniform values in [-scale, scale) (random-weight benchmark models).
 void fill_random(bf16* x, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 

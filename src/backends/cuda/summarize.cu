@@ -1,8 +1,10 @@
 // Next-token selection on the device (RowSummary, see engine/batch.h): greedy, or sampling with temperature, top-k,
-// top-p and min-p, so a decode step returns 8 bytes per row instead of a vocab-sized row of logits. Four passes,
-// so a 128k-152k row is read by many blocks instead of one (one block per row took ~0.3 ms, a twentieth of a
-// batch-1 decode step):
-//  1. per chunk of kSummaryChunk logits: max, its id (ties → lower id) and Σ exp(l − chunk max);
+// top-p and min-p, after logit bias / penalties / bans, so a decode step returns 8 bytes per row instead of a
+// vocab-sized row of logits. Passes over chunks, so a 128k-152k row is read by many blocks instead of one (one
+// block per row took ~0.3 ms, a twentieth of a batch-1 decode step):
+//  1. per chunk of kSummaryChunk logits: max, its id (ties → lower id) and Σ exp(l − chunk max); per row from
+//     those, the raw distribution's max and log-sum-exp (the reported logprob's). With adjustments, the raw values
+//     of the adjusted ids are saved, the row is adjusted in place and pass 1 runs again on it;
 //  2. rows with top-k / top-p, one block each: where the kept best-first prefix ends (radix selection on the logit
 //     bits: by count for top-k, by tempered probability mass for top-p; ties ordered by id);
 //  3. sampled rows, per chunk: Σ of the kept tempered weights exp((l − row max) / T) (double);
@@ -12,6 +14,7 @@
 
 #include "backends/cuda/ops.h"
 #include "backends/cuda/reduce.cuh"
+#include "engine/batch.h"
 
 namespace moeinfer::cuda {
 namespace {
@@ -33,6 +36,11 @@ struct ChunkStat {
 struct Cut {
     float logit;
     int32_t id;
+};
+
+struct RowInfo {
+    Cut cut;
+    float raw_max, raw_log_z;  // of the unadjusted row
 };
 
 __device__ __forceinline__ bool within(float l, int64_t i, Cut c) { return l > c.logit || (l == c.logit && i <= c.id); }
@@ -209,9 +217,33 @@ __device__ int32_t nth_equal_id(const float* row, int64_t V, float value, Cut li
     return found;
 }
 
+__global__ void summary_raw_kernel(const ChunkStat* __restrict__ stats, int64_t chunks, RowInfo* __restrict__ info) {
+    const ChunkStat* st = stats + int64_t(blockIdx.x) * chunks;
+    if (threadIdx.x != 0) return;
+    const float m = row_max(st, chunks);
+    float z = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) z += st[c].sum * __expf(st[c].max - m);
+    info[blockIdx.x].raw_max = m;
+    info[blockIdx.x].raw_log_z = logf(z);
+}
+
+// LogitAdjust's rule, in place; the raw value of each adjusted id is kept for the reported logprob.
+__global__ void summary_adjust_kernel(float* __restrict__ logits, int64_t V, const LogitAdjust* __restrict__ adjust,
+                                      const int32_t* __restrict__ offsets, float* __restrict__ raw) {
+    float* row = logits + int64_t(blockIdx.x) * V;
+    for (int32_t e = offsets[blockIdx.x] + threadIdx.x; e < offsets[blockIdx.x + 1]; e += blockDim.x) {
+        const LogitAdjust a = adjust[e];
+        const float r = row[a.id];
+        raw[e] = r;
+        float l = r + a.bias;
+        if (a.rep != 1.0f) l = l > 0.0f ? l / a.rep : l * a.rep;
+        row[a.id] = l - a.sub;
+    }
+}
+
 __global__ void summary_cut_kernel(const float* __restrict__ logits, int64_t V, int64_t chunks,
                                    const float* __restrict__ params, const ChunkStat* __restrict__ stats,
-                                   Cut* __restrict__ cuts) {
+                                   RowInfo* __restrict__ info) {
     const float* p = params + kParams * blockIdx.x;
     const float temperature = p[0], top_p = p[4];
     const int64_t top_k = int64_t(p[3]);
@@ -238,7 +270,7 @@ __global__ void summary_cut_kernel(const float* __restrict__ logits, int64_t V, 
             cut = Cut{value, nth_equal_id(row, V, value, cut, need)};
         }
     }
-    if (threadIdx.x == 0) cuts[blockIdx.x] = cut;
+    if (threadIdx.x == 0) info[blockIdx.x].cut = cut;
 }
 
 __device__ __forceinline__ double kept_weight(const float* row, int64_t i, float m, float temperature, float min_p, Cut cut) {
@@ -247,12 +279,12 @@ __device__ __forceinline__ double kept_weight(const float* row, int64_t i, float
 }
 
 __global__ void summary_weight_kernel(const float* __restrict__ logits, int64_t V, const float* __restrict__ params,
-                                      const Cut* __restrict__ cuts, ChunkStat* __restrict__ stats) {
+                                      const RowInfo* __restrict__ info, ChunkStat* __restrict__ stats) {
     const float temperature = params[kParams * blockIdx.y], min_p = params[kParams * blockIdx.y + 1];
     if (temperature <= 0.0f) return;
     ChunkStat* st = stats + int64_t(blockIdx.y) * gridDim.x;
     const float m = row_max(st, gridDim.x);
-    const Cut cut = cuts[blockIdx.y];
+    const Cut cut = info[blockIdx.y].cut;
     const float* row = logits + int64_t(blockIdx.y) * V;
     const int64_t lo = int64_t(blockIdx.x) * kSummaryChunk, hi = min(V, lo + kSummaryChunk);
     double kept = 0.0;
@@ -262,22 +294,20 @@ __global__ void summary_weight_kernel(const float* __restrict__ logits, int64_t 
 }
 
 __global__ void summary_pick_kernel(const float* __restrict__ logits, int64_t V, int64_t chunks,
-                                    const float* __restrict__ params, const Cut* __restrict__ cuts,
-                                    const ChunkStat* __restrict__ stats, int32_t* __restrict__ out,
-                                    float* __restrict__ logprob) {
+                                    const float* __restrict__ params, const RowInfo* __restrict__ info,
+                                    const ChunkStat* __restrict__ stats, const LogitAdjust* __restrict__ adjust,
+                                    const int32_t* __restrict__ offsets, const float* __restrict__ raw,
+                                    int32_t* __restrict__ out, float* __restrict__ logprob) {
     const ChunkStat* st = stats + int64_t(blockIdx.x) * chunks;
     const float* row = logits + int64_t(blockIdx.x) * V;
     const float m = row_max(st, chunks);
     int64_t token = INT64_MAX;
-    float Z = 0.0f;
-    for (int64_t c = 0; c < chunks; ++c) {  // chunks in id order: the first chunk reaching m has the lowest id
-        if (st[c].max == m && token == INT64_MAX) token = st[c].arg;
-        Z += st[c].sum * __expf(st[c].max - m);
-    }
+    for (int64_t c = 0; c < chunks && token == INT64_MAX; ++c)  // chunks in id order: the first reaching m has the lowest id
+        if (st[c].max == m) token = st[c].arg;
     const float* p = params + kParams * blockIdx.x;
     const float temperature = p[0], min_p = p[1], u = p[2];
     if (temperature > 0.0f) {
-        const Cut cut = cuts[blockIdx.x];
+        const Cut cut = info[blockIdx.x].cut;
         __shared__ int64_t picked;
         double total = 0.0;
         for (int64_t c = 0; c < chunks; ++c) total += st[c].kept;
@@ -334,32 +364,44 @@ __global__ void summary_pick_kernel(const float* __restrict__ logits, int64_t V,
     }
     if (token == INT64_MAX) token = 0;  // no finite logit at all
     if (threadIdx.x == 0) {
+        float value = row[token];  // its raw value, unless the row was adjusted there
+        for (int32_t e = adjust ? offsets[blockIdx.x] : 0; adjust && e < offsets[blockIdx.x + 1]; ++e)
+            if (adjust[e].id == token) value = raw[e];
         out[blockIdx.x] = int32_t(token);
-        logprob[blockIdx.x] = row[token] - m - logf(Z);
+        logprob[blockIdx.x] = value - info[blockIdx.x].raw_max - info[blockIdx.x].raw_log_z;
     }
 }
 
 }  // namespace
 
 size_t summarize_workspace_bytes(int64_t rows, int64_t V) {
-    return size_t(rows) * (size_t((V + kSummaryChunk - 1) / kSummaryChunk) * sizeof(ChunkStat) + sizeof(Cut));
+    return size_t(rows) * (size_t((V + kSummaryChunk - 1) / kSummaryChunk) * sizeof(ChunkStat) + sizeof(RowInfo));
 }
 
-void summarize_rows(const float* logits, int64_t rows, int64_t V, const float* params, void* workspace, int32_t* token,
-                    float* logprob, cudaStream_t stream) {
-    if (rows == 0 || V == 0) return;
-    const int64_t chunks = (V + kSummaryChunk - 1) / kSummaryChunk;
-    auto* stats = static_cast<ChunkStat*>(workspace);
-    auto* cuts = reinterpret_cast<Cut*>(stats + rows * chunks);
+void summarize_rows(const SummarizeArgs& a, cudaStream_t stream) {
+    if (a.rows == 0 || a.V == 0) return;
+    const int64_t rows = a.rows, V = a.V, chunks = (V + kSummaryChunk - 1) / kSummaryChunk;
+    auto* stats = static_cast<ChunkStat*>(a.workspace);
+    auto* info = reinterpret_cast<RowInfo*>(stats + rows * chunks);
     const dim3 grid{unsigned(chunks), unsigned(rows)};
-    summary_chunk_kernel<<<grid, kThreads, 0, stream>>>(logits, V, stats);
+    summary_chunk_kernel<<<grid, kThreads, 0, stream>>>(a.logits, V, stats);
     MOEINFER_CUDA_LAUNCH_CHECK();
-    summary_cut_kernel<<<dim3(unsigned(rows)), kCutThreads, 0, stream>>>(logits, V, chunks, params, stats, cuts);
+    summary_raw_kernel<<<dim3(unsigned(rows)), 32, 0, stream>>>(stats, chunks, info);
     MOEINFER_CUDA_LAUNCH_CHECK();
-    summary_weight_kernel<<<grid, kThreads, 0, stream>>>(logits, V, params, cuts, stats);
+    if (a.adjust) {
+        summary_adjust_kernel<<<dim3(unsigned(rows)), kThreads, 0, stream>>>(a.logits, V, a.adjust, a.adjust_offsets,
+                                                                            a.adjust_raw);
+        MOEINFER_CUDA_LAUNCH_CHECK();
+        summary_chunk_kernel<<<grid, kThreads, 0, stream>>>(a.logits, V, stats);
+        MOEINFER_CUDA_LAUNCH_CHECK();
+    }
+    summary_cut_kernel<<<dim3(unsigned(rows)), kCutThreads, 0, stream>>>(a.logits, V, chunks, a.params, stats, info);
     MOEINFER_CUDA_LAUNCH_CHECK();
-    summary_pick_kernel<<<dim3(unsigned(rows)), kThreads, 0, stream>>>(logits, V, chunks, params, cuts, stats, token,
-                                                                       logprob);
+    summary_weight_kernel<<<grid, kThreads, 0, stream>>>(a.logits, V, a.params, info, stats);
+    MOEINFER_CUDA_LAUNCH_CHECK();
+    summary_pick_kernel<<<dim3(unsigned(rows)), kThreads, 0, stream>>>(a.logits, V, chunks, a.params, info, stats,
+                                                                       a.adjust, a.adjust_offsets, a.adjust_raw,
+                                                                       a.token, a.logprob);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

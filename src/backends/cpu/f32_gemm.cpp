@@ -110,9 +110,8 @@ void pack_transposed(const uint8_t* base, size_t row_bytes, int64_t nrows, int64
 }
 
 // y[t · ys + r] (+)= Σ_{k < kc} wp[k · 32 + r] · xp[k · ldx + t] for t < NT, r < 32 with rows masked by m0 / m1.
-// With `accumulate` the accumulators start from y (an earlier K block), else from zero. (Adding y after the loop
-// instead measured 2-3% slower end to end.) Lines [j, j_end) of `next`
-// are prefetched evenly over the k loop.
+// With `accumulate` the accumulators start from y (an earlier K block), else from zero (adding y after the loop
+// instead measured 2-3% slower end to end). Lines [j, j_end) of `next` are prefetched evenly over the k loop.
 template <int NT>
 void micro_kernel(const float* wp, const float* xp, int64_t ldx, int64_t kc, float* y, int64_t ys, __mmask16 m0,
                   __mmask16 m1, bool accumulate, const NextPanel& next, int64_t j, int64_t j_end) {

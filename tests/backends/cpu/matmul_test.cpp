@@ -112,6 +112,55 @@ INSTANTIATE_TEST_SUITE_P(
                std::to_string(std::get<1>(info.param));
     });
 
+// The packed GEMM (f32_gemm.h) for F32 / F16 / BF16 from 4 tokens up: token counts around its ≤ 12-token blocks and
+// 256-token chunks, row counts around its 32-row panels and 16-lane halves, K around its 16 × 16 transposes and
+// 512-element blocks. Every (out, K) pair runs for each (dtype, T); 1 and 2 threads must agree bit for bit.
+class PackedGemmTest : public ::testing::TestWithParam<std::tuple<DType, int64_t>> {};
+
+TEST_P(PackedGemmTest, MatchesReferenceAtOddShapes) {
+    const auto [dtype, T] = GetParam();
+    for (int64_t out : {1, 15, 17, 33, 100})
+        for (int64_t in : {1, 15, 16, 17, 100, 4096}) {
+            if (T > 200 && in > 100 && out > 17) continue;  // keep the fp64 reference affordable
+            SCOPED_TRACE("out " + std::to_string(out) + " in " + std::to_string(in));
+            const OwnedTensor w(dtype, out, in, 3 + out + in);
+            const std::vector<float> x = random_vector(T * in, 5 + T + in);
+            std::vector<float> y1(T * out, NAN), y2(T * out, NAN);
+            {
+                ThreadCountGuard g(1);
+                cpu::matmul(x.data(), T, w.tensor, y1.data());
+            }
+            {
+                ThreadCountGuard g(2);
+                cpu::matmul(x.data(), T, w.tensor, y2.data());
+            }
+            expect_matches_reference(y1, x, T, ref::dequantize(w.tensor), out, in);
+            ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+        }
+}
+
+INSTANTIATE_TEST_SUITE_P(PlainDtypes, PackedGemmTest,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::F16, DType::BF16),
+                                            ::testing::Values(int64_t{4}, int64_t{5}, int64_t{13}, int64_t{31},
+                                                              int64_t{64}, int64_t{129}, int64_t{300})),
+                         [](const auto& info) {
+                             return std::string(dtype_name(std::get<0>(info.param))) + "_T" +
+                                    std::to_string(std::get<1>(info.param));
+                         });
+
+// K past one 512-element block with a tail, rows past several panels, tokens past one 256-token chunk.
+TEST(PackedGemm, SeveralKBlocksPanelsAndTokenChunks) {
+    const int64_t T = 270, out = 70, in = 600;
+    for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+        SCOPED_TRACE(dtype_name(dtype));
+        const OwnedTensor w(dtype, out, in, 21);
+        const std::vector<float> x = random_vector(T * in, 22);
+        std::vector<float> y(T * out, NAN);
+        cpu::matmul(x.data(), T, w.tensor, y.data());
+        expect_matches_reference(y, x, T, ref::dequantize(w.tensor), out, in);
+    }
+}
+
 // Groups of rows of x, each against its own weight (possibly of different dtypes, same shape), including an empty
 // group; rows no group covers must be left untouched.
 TEST(GroupedMatmul, MatchesPerGroupReference) {
@@ -152,6 +201,51 @@ TEST(GroupedMatmul, MatchesPerGroupReference) {
     }
     for (int64_t r = 1; r < 3; ++r)
         for (int64_t o = 0; o < out; ++o) EXPECT_EQ(y1[r * out + o], kSentinel) << "uncovered row " << r;
+}
+
+// Groups big enough for the packed GEMM (several row panels, token counts off its block sizes), one per plain dtype.
+TEST(GroupedMatmul, PackedGroupsMatchReference) {
+    const int64_t out = 100, in = 300, rows = 60;
+    std::deque<OwnedTensor> ws;
+    ws.emplace_back(DType::F16, out, in, 7);
+    ws.emplace_back(DType::BF16, out, in, 8);
+    ws.emplace_back(DType::F32, out, in, 9);
+    const std::vector<cpu::MatmulGroup> groups = {{&ws[0].tensor, 0, 5}, {&ws[1].tensor, 5, 42}, {&ws[2].tensor, 42, 60}};
+    const std::vector<float> x = random_vector(rows * in, 31);
+    std::vector<float> y1(rows * out, NAN), y2(rows * out, NAN);
+    {
+        ThreadCountGuard g(1);
+        cpu::grouped_matmul(x.data(), groups, out, y1.data());
+    }
+    {
+        ThreadCountGuard g(2);
+        cpu::grouped_matmul(x.data(), groups, out, y2.data());
+    }
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+    for (const cpu::MatmulGroup& g : groups) {
+        const int64_t n = g.row_end - g.row_begin;
+        const std::vector<float> xg(x.begin() + g.row_begin * in, x.begin() + g.row_end * in);
+        const std::vector<float> yg(y1.begin() + g.row_begin * out, y1.begin() + g.row_end * out);
+        SCOPED_TRACE(std::string("group of ") + dtype_name(g.weight->dtype));
+        expect_matches_reference(yg, xg, n, ref::dequantize(*g.weight), out, in);
+    }
+}
+
+// The packed GEMM through matmul_rows: a row range that starts and ends inside 32-row panels, a wider y stride.
+TEST(MatmulRows, PackedWritesOnlyItsRangeWithStride) {
+    const int64_t out = 80, in = 37, T = 9, stride = 85, rb = 5, re = 71;
+    const OwnedTensor w(DType::F16, out, in, 15);
+    const std::vector<float> x = random_vector(T * in, 16), wf = ref::dequantize(w.tensor);
+    std::vector<float> y(T * stride, -1.f), want(T * out);
+    cpu::matmul_rows(x.data(), T, w.tensor, rb, re, y.data(), stride);
+    ref::matmul(x.data(), T, wf.data(), out, in, want.data());
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t c = 0; c < stride; ++c) {
+            if (c >= rb && c < re)
+                EXPECT_NEAR(y[t * stride + c], want[t * out + c], 1e-4) << t << "," << c;
+            else
+                EXPECT_EQ(y[t * stride + c], -1.f) << "wrote outside its rows at " << t << "," << c;
+        }
 }
 
 // matmul_rows computes only its row range and honours the output stride.

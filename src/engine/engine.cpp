@@ -299,9 +299,9 @@ std::unique_ptr<Engine::Launched> Engine::launch(StepPlan plan) {
     st->blocks_in_use = kv_->pool().num_in_use();
     st->follows_work = !went_idle_;
     went_idle_ = false;
-    // Chunks whose next token needs no more than RowSummary offers (greedy, or on a device plain temperature /
-    // min-p sampling): when every chunk is one, the model returns only (token, logprob) per row — a device model
-    // then moves 8 bytes per row instead of the vocab-sized logits and nothing is sampled on the host.
+    // Chunks whose next token needs no more than RowSummary offers (see summary_only): when every chunk is one, the
+    // model returns only (token, logprob) per row — a device model then moves 8 bytes per row instead of the
+    // vocab-sized logits and nothing is sampled on the host.
     st->summary_step = std::all_of(p.chunks.begin(), p.chunks.end(), [&](const ScheduledChunk& c) { return summary_only(c); });
     st->logits.resize(st->summary_step ? 0 : R * V);
     st->summaries.resize(st->summary_step ? R : 0);

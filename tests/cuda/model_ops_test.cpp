@@ -68,6 +68,16 @@ TEST(ModelOps, AddGatedAddsSigmoidWeightedRows) {
     }
 }
 
+// summarize_rows with a workspace of its own; tokens into `ids`, logprobs into `lp`.
+void summarize(SummarizeArgs a, DeviceBuffer& ids, DeviceBuffer& lp) {
+    DeviceBuffer ws(summarize_workspace_bytes(a.rows, a.V));
+    a.workspace = ws.get();
+    a.token = ids.as<int32_t>();
+    a.logprob = lp.as<float>();
+    summarize_rows(a, nullptr);
+    MOEINFER_CUDA_CHECK(cudaDeviceSynchronize());  // before the workspace goes
+}
+
 TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
     MOEINFER_REQUIRE_GPU();
     const int64_t V = 151936, R = 3;
@@ -76,12 +86,7 @@ TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
     logits[2 * V + 9000] = logits[2 * V + 150000] = 40.0f;  // a tie between chunks
     DeviceBuffer dl = to_device(logits), ids = poisoned(R, 4), lp = poisoned(R, 4);
     DeviceBuffer params = to_device(std::vector<float>(kSummaryParams * R, 0.0f));  // temperature 0: greedy
-    DeviceBuffer ws(summarize_workspace_bytes(R, V));
-    SummarizeArgs a{dl.as<float>(), R, V, params.as<float>()};
-    a.workspace = ws.get();
-    a.token = ids.as<int32_t>();
-    a.logprob = lp.as<float>();
-    summarize_rows(a, nullptr);
+    summarize(SummarizeArgs{dl.as<float>(), R, V, params.as<float>()}, ids, lp);
     const std::vector<int32_t> got_ids = to_host<int32_t>(ids, R);
     const std::vector<float> got_lp = to_host<float>(lp, R);
     for (int64_t r = 0; r < R; ++r) {
@@ -125,12 +130,7 @@ TEST_P(SummarizeSampling, SamplesTheKeptTemperedDistribution) {
     }
     ASSERT_EQ(params.size(), size_t(N * kSummaryParams));
     DeviceBuffer dl = to_device(logits), dp = to_device(params), ids = poisoned(N, 4), lp = poisoned(N, 4);
-    DeviceBuffer ws(summarize_workspace_bytes(N, V));
-    SummarizeArgs a{dl.as<float>(), N, V, dp.as<float>()};
-    a.workspace = ws.get();
-    a.token = ids.as<int32_t>();
-    a.logprob = lp.as<float>();
-    summarize_rows(a, nullptr);
+    summarize(SummarizeArgs{dl.as<float>(), N, V, dp.as<float>()}, ids, lp);
     const std::vector<int32_t> got = to_host<int32_t>(ids, N);
 
     // The kept set, straight from its definition.
@@ -211,14 +211,11 @@ TEST(ModelOps, SummarizeRowsAppliesAdjustments) {
         offsets.push_back(int32_t(flat.size()));
     }
     DeviceBuffer dl = to_device(logits), dp = to_device(params), doff = to_device(offsets), raw(flat.size() * 4),
-                 ids = poisoned(R, 4), lp = poisoned(R, 4), ws(summarize_workspace_bytes(R, V));
+                 ids = poisoned(R, 4), lp = poisoned(R, 4);
     DeviceBuffer da(flat.size() * sizeof(LogitAdjust));
     MOEINFER_CUDA_CHECK(cudaMemcpy(da.get(), flat.data(), flat.size() * sizeof(LogitAdjust), cudaMemcpyHostToDevice));
-    SummarizeArgs a{dl.as<float>(), R, V, dp.as<float>(), da.as<LogitAdjust>(), doff.as<int32_t>(), raw.as<float>()};
-    a.workspace = ws.get();
-    a.token = ids.as<int32_t>();
-    a.logprob = lp.as<float>();
-    summarize_rows(a, nullptr);
+    summarize(SummarizeArgs{dl.as<float>(), R, V, dp.as<float>(), da.as<LogitAdjust>(), doff.as<int32_t>(), raw.as<float>()},
+              ids, lp);
     const std::vector<int32_t> got = to_host<int32_t>(ids, R);
     const std::vector<float> got_lp = to_host<float>(lp, R);
     for (int64_t r = 0; r < R; ++r) {

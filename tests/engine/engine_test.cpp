@@ -21,14 +21,6 @@ EngineMetrics idle_metrics(const Engine& e) {
     return e.metrics();
 }
 
-RequestOptions greedy(const std::vector<int32_t>& prompt, int64_t n) {
-    RequestOptions o;
-    o.prompt = prompt;
-    o.max_tokens = n;
-    o.sampling.temperature = 0;
-    return o;
-}
-
 // Tiny budgets force chunked prefill; a tiny cache forces preemption; outputs must not change.
 TEST(Engine, GreedyMatchesGoldensUnderChunkingAndPreemption) {
     for (const char* family : {"qwen3_moe", "llama", "qwen2_moe"}) {

@@ -18,4 +18,12 @@ inline std::vector<int32_t> collect(RequestHandle& h) {
     return out;
 }
 
+inline RequestOptions greedy(const std::vector<int32_t>& prompt, int64_t n) {
+    RequestOptions o;
+    o.prompt = prompt;
+    o.max_tokens = n;
+    o.sampling.temperature = 0;
+    return o;
+}
+
 }  // namespace moeinfer::test

@@ -25,14 +25,6 @@ std::ostream& operator<<(std::ostream& os, const Outcome& o) {
     return os << "]";
 }
 
-RequestOptions greedy(const std::vector<int32_t>& prompt, int64_t n) {
-    RequestOptions o;
-    o.prompt = prompt;
-    o.max_tokens = n;
-    o.sampling.temperature = 0;
-    return o;
-}
-
 EngineConfig small_config(EngineConfig::Overlap overlap) {
     EngineConfig cfg;
     cfg.max_num_batched_tokens = 7;  // chunked prefill

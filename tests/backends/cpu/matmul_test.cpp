@@ -161,6 +161,23 @@ TEST(PackedGemm, SeveralKBlocksPanelsAndTokenChunks) {
     }
 }
 
+// grouped_matmul on 1 and on 2 threads into outputs prefilled with `fill`: the two must be bit-identical (rows are
+// split differently); returns the first.
+std::vector<float> grouped_on_1_and_2_threads(const std::vector<float>& x, const std::vector<cpu::MatmulGroup>& groups,
+                                              int64_t out, int64_t rows, float fill) {
+    std::vector<float> y1(rows * out, fill), y2(rows * out, fill);
+    {
+        ThreadCountGuard g(1);
+        cpu::grouped_matmul(x.data(), groups, out, y1.data());
+    }
+    {
+        ThreadCountGuard g(2);
+        cpu::grouped_matmul(x.data(), groups, out, y2.data());
+    }
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+    return y1;
+}
+
 // Groups of rows of x, each against its own weight (possibly of different dtypes, same shape), including an empty
 // group; rows no group covers must be left untouched.
 TEST(GroupedMatmul, MatchesPerGroupReference) {
@@ -179,16 +196,7 @@ TEST(GroupedMatmul, MatchesPerGroupReference) {
                                                   {&ws[4].tensor, 19, 20}};
     const std::vector<float> x = random_vector(rows * in, 99);
     const float kSentinel = 12345.f;
-    std::vector<float> y1(rows * out, kSentinel), y2(rows * out, kSentinel);
-    {
-        ThreadCountGuard g(1);
-        cpu::grouped_matmul(x.data(), groups, out, y1.data());
-    }
-    {
-        ThreadCountGuard g(2);
-        cpu::grouped_matmul(x.data(), groups, out, y2.data());
-    }
-    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+    const std::vector<float> y1 = grouped_on_1_and_2_threads(x, groups, out, rows, kSentinel);
 
     for (const cpu::MatmulGroup& g : groups) {
         const int64_t n = g.row_end - g.row_begin;
@@ -212,16 +220,7 @@ TEST(GroupedMatmul, PackedGroupsMatchReference) {
     ws.emplace_back(DType::F32, out, in, 9);
     const std::vector<cpu::MatmulGroup> groups = {{&ws[0].tensor, 0, 5}, {&ws[1].tensor, 5, 42}, {&ws[2].tensor, 42, 60}};
     const std::vector<float> x = random_vector(rows * in, 31);
-    std::vector<float> y1(rows * out, NAN), y2(rows * out, NAN);
-    {
-        ThreadCountGuard g(1);
-        cpu::grouped_matmul(x.data(), groups, out, y1.data());
-    }
-    {
-        ThreadCountGuard g(2);
-        cpu::grouped_matmul(x.data(), groups, out, y2.data());
-    }
-    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+    const std::vector<float> y1 = grouped_on_1_and_2_threads(x, groups, out, rows, NAN);
     for (const cpu::MatmulGroup& g : groups) {
         const int64_t n = g.row_end - g.row_begin;
         const std::vector<float> xg(x.begin() + g.row_begin * in, x.begin() + g.row_end * in);

@@ -20,9 +20,8 @@ void attention_forward(const AttentionWeights& w, const float* x, int64_t T, con
     const auto& s = ctx.shape;
     const int64_t q_width = s.num_heads * s.head_dim, kv_width = s.num_kv_heads * s.head_dim;
     std::vector<float> q(T * q_width), k(T * kv_width), v(T * kv_width), attn(T * q_width);
-    cpu::matmul(x, T, w.q, q.data());
-    cpu::matmul(x, T, w.k, k.data());
-    cpu::matmul(x, T, w.v, v.data());
+    // One parallel region (and one activation quantization) for the three projections of the same input.
+    cpu::matmul_jobs(x, {{&w.q, 0, T, q.data(), q_width}, {&w.k, 0, T, k.data(), kv_width}, {&w.v, 0, T, v.data(), kv_width}});
     add_bias(q.data(), T, w.q_bias);
     add_bias(k.data(), T, w.k_bias);
     add_bias(v.data(), T, w.v_bias);

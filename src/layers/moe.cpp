@@ -1,4 +1,5 @@
-// MoE layer forward (see moe.h). Expert GEMMs run as one parallel region per projection over all active experts.
+// MoE layer forward (see moe.h). Expert GEMMs run as one parallel region over all active experts: gate and up
+// together, then down.
 #include "layers/moe.h"
 
 #include <algorithm>
@@ -20,20 +21,20 @@ void moe_forward(const MoeWeights& w, const float* x, int64_t T, float* out, std
     cpu::route_topk(logits.data(), T, E, k, w.normalize_topk, ids.data(), weights.data());
     const cpu::ExpertPermutation perm = cpu::permute_by_expert(ids.data(), T, k, E);
 
-    std::vector<cpu::MatmulGroup> gate_groups, up_groups, down_groups;
+    const int64_t R = T * k;
+    std::vector<float> xp(R * H), g(R * ff), u(R * ff), y(R * H);
+    std::vector<cpu::MatmulJob> gate_up;  // gate and up of every active expert: one parallel region
+    std::vector<cpu::MatmulGroup> down_groups;
     for (int64_t e = 0; e < E; ++e) {
         const int64_t b = perm.offsets[e], end = perm.offsets[e + 1];
         routed_counts[e] += end - b;
         if (b == end) continue;  // inactive expert: its weights are never read
-        gate_groups.push_back({&w.gate[e], b, end});
-        up_groups.push_back({&w.up[e], b, end});
+        gate_up.push_back({&w.gate[e], b, end, g.data() + b * ff, ff});
+        gate_up.push_back({&w.up[e], b, end, u.data() + b * ff, ff});
         down_groups.push_back({&w.down[e], b, end});
     }
-    const int64_t R = T * k;
-    std::vector<float> xp(R * H), g(R * ff), u(R * ff), y(R * H);
     cpu::gather_rows(x, perm, H, xp.data());
-    cpu::grouped_matmul(xp.data(), gate_groups, ff, g.data());
-    cpu::grouped_matmul(xp.data(), up_groups, ff, u.data());
+    cpu::matmul_jobs(xp.data(), gate_up);
     cpu::silu_mul(g.data(), u.data(), ff, R, ff, g.data());
     cpu::grouped_matmul(g.data(), down_groups, H, y.data());
     std::fill(out, out + T * H, 0.f);

@@ -7,6 +7,8 @@
 #include "backends/cpu/matmul.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <utility>
 
 #include "backends/cpu/f32_gemm.h"
 #include "backends/cpu/fused_dot.h"
@@ -97,44 +99,53 @@ void matmul_rows(const float* x, int64_t T, const Tensor& w, int64_t row_begin, 
 
 void matmul(const float* x, int64_t T, const Tensor& w, float* y) {
     MOE_CHECK(w.shape.size() == 2, "matmul weight " + w.name + " must be 2-D");
-    const int64_t out = w.rows();
+    matmul_jobs(x, {{&w, 0, T, y, w.rows()}});
+}
+
+void matmul_jobs(const float* x, const std::vector<MatmulJob>& jobs) {
+    if (jobs.empty()) return;
+    const int64_t in = jobs[0].weight->cols();
+    int64_t rows = 0, max_tiles = 0;
+    bool quantize = false;
+    for (const MatmulJob& j : jobs) {
+        MOE_CHECK(j.weight->cols() == in, "matmul_jobs: weight " + j.weight->name + " has another input width");
+        rows = std::max(rows, j.row_end);
+        quantize |= wants_q8(j.weight->dtype, in);
+        max_tiles = std::max(max_tiles, (j.weight->rows() + kTileRows - 1) / kTileRows);
+    }
     Q8Activations q;
-    const Activations a = prepare(x, T, w.cols(), wants_q8(w.dtype, w.cols()), q);
-    const int64_t tiles = (out + kTileRows - 1) / kTileRows;
-    parallel_for(tiles, [&](int64_t b, int64_t e) {
-        rows_kernel(a, w, b * kTileRows, std::min(out, e * kTileRows), y, out);
+    const Activations all = prepare(x, rows, in, quantize, q);  // quantized once for every job
+    // Items are (job, output-row tile) pairs numbered tile-major, so each thread's contiguous chunk holds about the
+    // same share of every job's rows: the work splits evenly however unevenly tokens fall to jobs (experts). A job's
+    // tiles inside one chunk are consecutive, so one rows_kernel call covers them (the packed GEMM prepares a job's
+    // activations once per call).
+    std::vector<std::pair<int32_t, int32_t>> items;  // (job, tile)
+    for (int64_t t = 0; t < max_tiles; ++t)
+        for (size_t j = 0; j < jobs.size(); ++j)
+            if (jobs[j].row_end > jobs[j].row_begin && t * kTileRows < jobs[j].weight->rows())
+                items.emplace_back(static_cast<int32_t>(j), static_cast<int32_t>(t));
+    parallel_for(static_cast<int64_t>(items.size()), [&](int64_t b, int64_t e) {
+        std::vector<std::pair<int64_t, int64_t>> range(jobs.size(), {INT64_MAX, -1});  // first, last tile per job
+        for (int64_t i = b; i < e; ++i) {
+            auto& [lo, hi] = range[items[i].first];
+            lo = std::min<int64_t>(lo, items[i].second);
+            hi = std::max<int64_t>(hi, items[i].second);
+        }
+        for (size_t jn = 0; jn < jobs.size(); ++jn) {
+            if (range[jn].second < 0) continue;
+            const MatmulJob& j = jobs[jn];
+            const Activations a{x + j.row_begin * in, all.xq, j.row_begin, j.row_end - j.row_begin};
+            rows_kernel(a, *j.weight, range[jn].first * kTileRows,
+                        std::min(j.weight->rows(), (range[jn].second + 1) * kTileRows), j.y, j.y_stride);
+        }
     });
 }
 
 void grouped_matmul(const float* x, const std::vector<MatmulGroup>& groups, int64_t out, float* y) {
-    if (groups.empty()) return;
-    const int64_t in = groups[0].weight->cols();
-    int64_t rows = 0;
-    bool quantize = false;
-    for (const MatmulGroup& g : groups) {
-        rows = std::max(rows, g.row_end);
-        quantize |= wants_q8(g.weight->dtype, in);
-    }
-    Q8Activations q;
-    const Activations all = prepare(x, rows, in, quantize, q);
-    // Items are (tile, group) pairs numbered tile-major, so each thread's contiguous chunk holds about the same
-    // share of every group's rows: the work splits evenly however unevenly tokens fall to groups (experts), and one
-    // rows_kernel call covers all of a group's rows in the chunk (the packed GEMM prepares a group's activations
-    // once per call).
-    const int64_t G = static_cast<int64_t>(groups.size());
-    const int64_t tiles_per_group = (out + kTileRows - 1) / kTileRows;
-    parallel_for(G * tiles_per_group, [&](int64_t b, int64_t e) {
-        for (int64_t gi = 0; gi < G; ++gi) {
-            // Tiles i with b <= i·G + gi < e.
-            const int64_t tile_begin = std::max<int64_t>(0, (b - gi + G - 1) / G);
-            const int64_t tile_end = std::min(tiles_per_group, (e - gi + G - 1) / G);
-            const MatmulGroup& g = groups[gi];
-            if (tile_begin >= tile_end || g.row_end == g.row_begin) continue;
-            const Activations a{x + g.row_begin * in, all.xq, g.row_begin, g.row_end - g.row_begin};
-            rows_kernel(a, *g.weight, tile_begin * kTileRows, std::min(out, tile_end * kTileRows),
-                        y + g.row_begin * out, out);
-        }
-    });
+    std::vector<MatmulJob> jobs;
+    jobs.reserve(groups.size());
+    for (const MatmulGroup& g : groups) jobs.push_back({g.weight, g.row_begin, g.row_end, y + g.row_begin * out, out});
+    matmul_jobs(x, jobs);
 }
 
 }  // namespace moeinfer::cpu

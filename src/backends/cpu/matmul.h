@@ -26,4 +26,15 @@ struct MatmulGroup {
 // group is split into (group, output-row tile) items and run as one parallel region (the MoE expert GEMM).
 void grouped_matmul(const float* x, const std::vector<MatmulGroup>& groups, int64_t out, float* y);
 
+// The general form: each job multiplies rows [row_begin, row_end) of x [·, in] by its own weight [out_j, in] into
+// y (row stride y_stride, its first row = x row row_begin). All jobs run in one parallel region over (job, tile)
+// items, with x quantized once — e.g. q, k and v, or gate and up, of one input: one region instead of three.
+struct MatmulJob {
+    const Tensor* weight;
+    int64_t row_begin, row_end;
+    float* y;
+    int64_t y_stride;
+};
+void matmul_jobs(const float* x, const std::vector<MatmulJob>& jobs);
+
 }  // namespace moeinfer::cpu

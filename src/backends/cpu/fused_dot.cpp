@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cpu/simd.h"
 #include "core/half.h"
 #include "formats/dequant.h"
 
@@ -30,6 +31,7 @@ void dot_rows_half(const float* x, const uint16_t* w, int64_t stride, int64_t n,
     __m512 acc[NR];
     for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
     for (; i + 16 <= n; i += 16) {
+        if constexpr (NR > 1) prefetch_next_rows(w + (NR - 1) * stride, stride * 2, NR * 32, i / 16);
         const __m512 xv = _mm512_loadu_ps(x + i);
         for (int r = 0; r < NR; ++r) {
             const uint16_t* p = w + r * stride + i;

@@ -103,6 +103,7 @@ void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, floa
     const __m512i bias = _mm512_set1_epi8(Q4 ? 8 : static_cast<char>(128));
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
+        if constexpr (NT == 1) prefetch_next_rows(wrow[NR - 1], nb * F::kBytes, NR * 2 * F::kBytes, b / 2);
         __m512i w[NR], corr_w[NR];
         __m512 dw[NR];
         for (int r = 0; r < NR; ++r) {
@@ -174,6 +175,7 @@ void q4_group_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t
     const __m512i quant_index = _mm512_load_si512(quant_at), scale_index = _mm512_load_si512(scale_at);
 #endif
     for (int64_t g = 0; g < groups; ++g) {
+        if constexpr (NT == 1) prefetch_next_rows(wrow[NR - 1], groups * 4 * kQ4_0Bytes, NR * 4 * kQ4_0Bytes, g);
         __m512i lo[NR], hi[NR];
         __m512 dw[NR];
         for (int r = 0; r < NR; ++r) {

@@ -32,10 +32,14 @@ void paged_attention(const float* q, int64_t T, const PagedKvMeta& meta, const A
     const int64_t group = shape.num_heads / shape.num_kv_heads;
     const int64_t width = shape.num_kv_heads * hd;
     const int64_t bs = meta.block_size;
+    // Tokens in the order 0, T−1, 1, T−2, …: in a causal prefill a token's cost grows with its position, and the pool
+    // gives each thread a contiguous run of items, so this balances the threads (in token order the last thread did
+    // about three times the first's work at T = 512 and the others waited).
+    auto token_at = [T](int64_t i) { return i % 2 == 0 ? i / 2 : T - 1 - i / 2; };
     parallel_for(T * shape.num_heads, [&](int64_t b, int64_t e) {
         std::vector<float> scores(bs), acc(hd);
         for (int64_t item = b; item < e; ++item) {
-            const int64_t t = item / shape.num_heads, h = item % shape.num_heads, kvh = h / group;
+            const int64_t t = token_at(item / shape.num_heads), h = item % shape.num_heads, kvh = h / group;
             const int64_t pos = meta.positions[t];
             const int32_t* table = meta.block_tables[meta.token_seq[t]];
             const int64_t first = shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
@@ -55,11 +59,9 @@ void paged_attention(const float* q, int64_t T, const PagedKvMeta& meta, const A
                 const float correction = std::exp(running_max - tile_max);  // exp(-inf) = 0 on the first tile
                 running_sum *= correction;
                 scale_f32(acc.data(), correction, hd);
-                for (int64_t j = lo; j <= hi; ++j) {
-                    const float p = std::exp(scores[j - lo] - tile_max);
-                    running_sum += p;
-                    axpy_f32(p, v_cache + (base + j - j0) * width + kvh * hd, acc.data(), hd);
-                }
+                running_sum += exp_shifted_f32(scores.data(), tile_max, hi - lo + 1);
+                for (int64_t j = lo; j <= hi; ++j)
+                    axpy_f32(scores[j - lo], v_cache + (base + j - j0) * width + kvh * hd, acc.data(), hd);
                 running_max = tile_max;
             }
             float* o = out + (t * shape.num_heads + h) * hd;

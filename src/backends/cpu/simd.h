@@ -72,4 +72,43 @@ inline void scale_f32(float* y, float s, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] *= s;
 }
 
+#if defined(__AVX512F__)
+// e^x for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so r stays exact), e^r by its Taylor
+// series to degree 7 (relative error below 2e-7, about float rounding), then scaled by 2^n. Inputs below −87 give 0
+// (as the attention softmax wants for −inf), above 88 +inf.
+inline __m512 exp_ps(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+#endif
+
+// x[i] ← e^(x[i] − m) for i < n; returns their sum.
+inline double exp_shifted_f32(float* x, float m, int64_t n) {
+    int64_t i = 0;
+    double sum = 0;
+#if defined(__AVX512F__)
+    const __m512 vm = _mm512_set1_ps(m);
+    for (; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm));
+        _mm512_mask_storeu_ps(x + i, k, e);
+        sum += _mm512_mask_reduce_add_ps(k, e);
+    }
+#endif
+    for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - m));
+    return sum;
+}
+
 }  // namespace moeinfer::cpu

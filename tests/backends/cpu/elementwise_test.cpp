@@ -9,6 +9,7 @@
 #include "../../ref/reference_ops.h"
 #include "../../ref/test_util.h"
 #include "backends/cpu/elementwise.h"
+#include "backends/cpu/simd.h"
 
 namespace moeinfer {
 namespace {
@@ -114,6 +115,31 @@ TEST(Softmax, EqualLogitsAreUniform) {
     std::vector<float> x(769, 50000.f);
     cpu::softmax_row(x.data(), 769);
     for (float v : x) EXPECT_NEAR(v, 1.0 / 769, 1e-9);
+}
+
+}  // namespace
+}  // namespace moeinfer
+
+namespace moeinfer {
+namespace {
+
+// The vector exp of the attention softmax against std::exp: relative error at float rounding, the shift applied,
+// tails shorter than a vector, very negative inputs going to 0 and the returned sum.
+TEST(ExpShifted, MatchesStdExp) {
+    for (int64_t n : {1, 15, 16, 17, 100}) {
+        std::vector<float> x = testing::random_vector(n, 40 + n, 30.0f);
+        if (n > 2) x[1] = -1e30f;
+        const float m = 3.5f;
+        std::vector<float> got = x;
+        const double sum = cpu::exp_shifted_f32(got.data(), m, n);
+        double want_sum = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            const double want = std::exp(double(x[i] - m));  // the argument rounded to float, as the kernel has it
+            want_sum += want;
+            EXPECT_NEAR(got[i], want, 4e-7 * want + 1e-30) << "x = " << x[i];
+        }
+        EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum);
+    }
 }
 
 }  // namespace

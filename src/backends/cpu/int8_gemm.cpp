@@ -270,10 +270,12 @@ void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Acti
     const bool q4 = w.dtype == DType::Q4_0;
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
     constexpr int64_t kRows = 4, kTokens = 3;  // 12 accumulators + operands fit the 32 vector registers
+    const auto* base = static_cast<const uint8_t*>(w.data);
+    const size_t row_bytes = w.row_bytes();  // once: Tensor::row() recomputes it (a table lookup) per call
     for (int64_t r = row_begin; r < row_end; r += kRows) {
         const int64_t nr = std::min(kRows, row_end - r);
         const uint8_t* rows[kRows];
-        for (int64_t i = 0; i < nr; ++i) rows[i] = w.row(r + i);
+        for (int64_t i = 0; i < nr; ++i) rows[i] = base + (r + i) * row_bytes;
         const bool groups = q4 && !a.q4i.empty();  // Q4_0 rows with K % 128 == 0: the four-block kernel
         for (int64_t t = 0; t < nt; t += kTokens) {
             const int64_t n = std::min(kTokens, nt - t);

@@ -29,7 +29,7 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
 void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
                float* y, int64_t y_stride);
 
-// The same contract for Q4_K and Q6_K weights (K a multiple of 256), in kquant_gemm.cpp.
+// The same contract for Q4_K, Q5_K and Q6_K weights (K a multiple of 256), in kquant_gemm.cpp.
 void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
                  float* y, int64_t y_stride);
 

@@ -1,5 +1,5 @@
-// Int8 VNNI products of K-quant weights (Q4_K, Q6_K) with int8 activations (see int8_gemm.h). A 512-bit register
-// holds 64 weights in element order, i.e. two 32-element activation blocks:
+// Int8 VNNI products of K-quant weights (Q4_K, Q5_K, Q6_K) with int8 activations (see int8_gemm.h). A 512-bit
+// register holds 64 weights in element order, i.e. two 32-element activation blocks:
 //  - Q4_K: a 64-element chunk is 32 bytes of nibbles (low = sub-block 2c, high = 2c+1); x = d·sc·q − dmin·m, so
 //    Σ x·a = d·Σ_j sc_j·dx_j·Σ q·qa − dmin·Σ_j m_j·dx_j·Σqa (the second sum from the activation block sums).
 //  - Q6_K: a 128-element half is ql[64] + qh[32]; groups of 32 take low/high nibbles of ql and 2-bit fields of qh;
@@ -22,7 +22,7 @@
 namespace moeinfer::cpu {
 namespace {
 
-constexpr int kQ4KBytes = 144, kQ6KBytes = 210;
+constexpr int kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 constexpr int kTokens = 4;
@@ -31,8 +31,11 @@ inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_c
 
 // One row against nt ≤ kTokens tokens. Per super-block the row's scales are converted once (d·sc, dmin·m as
 // 8 floats); per token they meet the 8 activation scales in one multiply, and each 64-element chunk picks its two
-// sub-block scales with one permute.
+// sub-block scales with one permute. Q5_K (Q5 = true) is the same layout with 32 more bytes (qh, before the nibbles)
+// giving each element a 5th bit: bit 2c of qh[l] for element l of sub-block 2c, bit 2c+1 for sub-block 2c+1.
+template <bool Q5>
 void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, int64_t nt, float* y, int64_t ys) {
+    constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes, kQs = Q5 ? 48 : 16;
     __m512 acc[kTokens];
     __m256 mins[kTokens];
     for (int t = 0; t < kTokens; ++t) {
@@ -44,7 +47,7 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
     for (int c = 0; c < 4; ++c)
         pick[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
     for (int64_t sb = 0; sb < nsb; ++sb) {
-        const uint8_t* blk = row + sb * kQ4KBytes;
+        const uint8_t* blk = row + sb * kBytes;
         uint64_t sc_bytes, m_bytes;
         unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
         const __m256 scf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc_bytes)))),
@@ -53,8 +56,14 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
                                         _mm256_set1_ps(fp16_at(blk + 2)));
         __m512i w[4];
         for (int c = 0; c < 4; ++c) {
-            const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + 16 + 32 * c));
-            w[c] = join(_mm256_and_si256(packed, low), _mm256_and_si256(_mm256_srli_epi16(packed, 4), low));
+            const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + kQs + 32 * c));
+            __m256i lo = _mm256_and_si256(packed, low), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low);
+            if constexpr (Q5) {
+                const __m256i qh = _mm256_loadu_si256((const __m256i*)(blk + 16)), bit = _mm256_set1_epi8(1);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), bit), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit), 4));
+            }
+            w[c] = join(lo, hi);
         }
         for (int t = 0; t < nt; ++t) {
             const int64_t tr = t0 + t, ab = tr * a.nb + sb * 8;
@@ -132,15 +141,18 @@ void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Ac
                  float* y, int64_t y_stride) {
     const int64_t nsb = a.K / 256;
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-    auto kernel = w.dtype == DType::Q4_K ? q4k_row : q6k_row;
+    auto kernel = w.dtype == DType::Q4_K ? q4k_row<false> : w.dtype == DType::Q5_K ? q4k_row<true> : q6k_row;
     // Rows in blocks of kRowBlock, token chunks inside: a chunk's activations (kTokens rows of K bytes) stay in L1
     // while the block's rows use them, instead of every row streaming all tokens' activations from L2.
     constexpr int64_t kRowBlock = 8;
+    const auto* base = static_cast<const uint8_t*>(w.data);
+    const size_t row_bytes = w.row_bytes();  // once: Tensor::row() recomputes it (a table lookup) per call
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowBlock) {
         const int64_t r1 = std::min(row_end, r0 + kRowBlock);
         for (int64_t t = 0; t < nt; t += kTokens)
             for (int64_t r = r0; r < r1; ++r)
-                kernel(w.row(r), nsb, a, t0 + t, std::min<int64_t>(kTokens, nt - t), y + t * y_stride + r, y_stride);
+                kernel(base + r * row_bytes, nsb, a, t0 + t, std::min<int64_t>(kTokens, nt - t), y + t * y_stride + r,
+                       y_stride);
     }
 #else
     // Portable path: the dequantized row against the dequantized activations (the same products, in fp32).

@@ -1,5 +1,5 @@
 // Matmul kernels over stored-dtype weights (see matmul.h). Per weight dtype:
-//  - Q8_0 / Q4_0 / Q4_K / Q6_K: activations are quantized to int8 blocks once per call; int8 VNNI products.
+//  - Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K: activations are quantized to int8 blocks once per call; int8 VNNI products.
 //  - F16 / BF16 with few tokens (decode): fused dot products read the stored row directly.
 //  - F32 / F16 / BF16 from a few tokens up (kPackedMinTokens*), on AVX-512: the cache-blocked packed GEMM (f32_gemm.h).
 //  - otherwise: a tile of kTileRows rows is converted to fp32 once, then the register-blocked micro-kernel runs
@@ -36,7 +36,7 @@ struct Activations {
     int64_t T;
 };
 
-bool is_kquant_int8(DType t) { return t == DType::Q4_K || t == DType::Q6_K; }
+bool is_kquant_int8(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
 bool wants_q8(DType t, int64_t in) {
     return ((t == DType::Q8_0 || t == DType::Q4_0) && in % 32 == 0) || (is_kquant_int8(t) && in % 256 == 0);
 }
@@ -74,7 +74,9 @@ void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64
         if (direct) {
             tile = static_cast<const float*>(w.data) + r0 * in;
         } else {
-            for (int64_t r = 0; r < nr; ++r) row_to_f32(w.dtype, w.row(r0 + r), buf.data() + r * in, in);
+            const size_t row_bytes = w.row_bytes();
+            for (int64_t r = 0; r < nr; ++r)
+                row_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + (r0 + r) * row_bytes, buf.data() + r * in, in);
             tile = buf.data();
         }
         for (int64_t t = 0; t < T; t += 4)

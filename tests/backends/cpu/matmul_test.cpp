@@ -33,11 +33,13 @@ void expect_matches_reference(const std::vector<float>& y, const std::vector<flo
         ASSERT_LE(std::fabs(y[i] - want[i]), 1e-5 * bound[i] + 1e-30) << "row " << i / out << " col " << i % out;
 }
 
-// The activations the kernel really multiplies: Q8_0 / Q4_0 / Q4_K / Q6_K weights take int8-quantized activations
-// (by design, as llama.cpp does); every other dtype takes x as is. The int8 products are exact, so the bound stays
+// The activations the kernel really multiplies: Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K weights take int8-quantized
+// activations (by design, as llama.cpp does); every other dtype takes x as is. The int8 products are exact, so the bound stays
 // tight.
 std::vector<float> kernel_activations(const std::vector<float>& x, int64_t T, int64_t in, DType dtype) {
-    if (dtype != DType::Q8_0 && dtype != DType::Q4_0 && dtype != DType::Q4_K && dtype != DType::Q6_K) return x;
+    if (dtype != DType::Q8_0 && dtype != DType::Q4_0 && dtype != DType::Q4_K && dtype != DType::Q5_K &&
+        dtype != DType::Q6_K)
+        return x;
     cpu::Q8Activations q;
     cpu::quantize_activations(x.data(), T, in, q);
     std::vector<float> out(x.size());
@@ -104,7 +106,7 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{DType::Q8_0, 35, 768}, Case{DType::Q8_0, 3, 128},
                                          Case{DType::Q4_K, 33, 512}, Case{DType::Q4_K, 1, 256},
                                          Case{DType::Q6_K, 33, 512}, Case{DType::Q6_K, 7, 256},
-                                         Case{DType::Q5_K, 5, 256}),
+                                         Case{DType::Q5_K, 5, 256}, Case{DType::Q5_K, 33, 512}),
                        ::testing::Values(int64_t{1}, int64_t{3}, int64_t{17})),
     [](const auto& info) {
         const Case c = std::get<0>(info.param);

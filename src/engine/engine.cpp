@@ -442,7 +442,7 @@ std::vector<LogitAdjust> Engine::adjustments(const Sequence& s) const {
         banned = s.opts.stop_token_ids;
         if (!s.opts.ignore_eos) banned.insert(banned.end(), eos_ids_.begin(), eos_ids_.end());
     }
-    const bool penalties = p.repetition_penalty != 1 || p.presence_penalty != 0 || p.frequency_penalty != 0;
+    const bool penalties = token_dependent(s);
     if (banned.empty() && p.logit_bias.empty() && !penalties) return {};
     return logit_adjustments(p, penalties ? s.prompt() : std::vector<int32_t>{},
                              penalties ? s.generated() : std::vector<int32_t>{}, banned);

@@ -247,8 +247,6 @@ void Scheduler::retire(std::unique_ptr<Sequence> seq) {
 }
 
 void Scheduler::finish(Sequence* seq) {
-    seq->table.release(kv_.pool());
-    seq->finished = true;
     auto same = [&](const auto& p) { return p.get() == seq; };
     if (auto it = std::find_if(running_.begin(), running_.end(), same); it != running_.end()) {
         retire(std::move(*it));
@@ -256,6 +254,9 @@ void Scheduler::finish(Sequence* seq) {
     } else if (auto w = std::find_if(waiting_.begin(), waiting_.end(), same); w != waiting_.end()) {
         retire(std::move(*w));  // preempted while its last token was in flight
         waiting_.erase(w);
+    } else {  // in neither queue: nothing owns it here, only its blocks go
+        seq->table.release(kv_.pool());
+        seq->finished = true;
     }
 }
 

@@ -16,35 +16,51 @@ namespace {
 
 using namespace testing;
 
+// Sequences s of lens[s] tokens (positions 0 .. lens[s] − 1) in a paged cache whose block ids are shuffled, filled
+// through the CPU's write_kv (its layout is the contract) from bf16-rounded random K and V; sequence s draws K with
+// seed k_seed + seed_step·s and V with v_seed + seed_step·s.
+struct PagedCache {
+    std::vector<int32_t> ids;             // every sequence's block table, max_blocks each
+    std::vector<const int32_t*> tables;   // into ids
+    int64_t max_blocks = 0;
+    std::vector<float> k, v;              // [blocks · block_size, kv width]
+};
+
+PagedCache make_paged_cache(const std::vector<int32_t>& lens, int64_t bs, const cpu::AttentionShape& shape,
+                            uint32_t shuffle_seed, uint32_t k_seed, uint32_t v_seed, uint32_t seed_step) {
+    PagedCache c;
+    const int64_t S = lens.size(), width = shape.num_kv_heads * shape.head_dim;
+    c.max_blocks = (*std::max_element(lens.begin(), lens.end()) + bs - 1) / bs;
+    c.ids.resize(c.max_blocks * S);
+    std::iota(c.ids.begin(), c.ids.end(), 0);
+    std::mt19937 rng(shuffle_seed);
+    std::shuffle(c.ids.begin(), c.ids.end(), rng);
+    for (int64_t s = 0; s < S; ++s) c.tables.push_back(c.ids.data() + s * c.max_blocks);
+    c.k.assign(c.ids.size() * bs * width, 0.0f);
+    c.v.assign(c.ids.size() * bs * width, 0.0f);
+    for (int64_t s = 0; s < S; ++s) {
+        std::vector<int32_t> pos(lens[s]), seq(lens[s], int32_t(s));
+        std::iota(pos.begin(), pos.end(), 0);
+        const std::vector<float> k = round_bf16(random_vector(lens[s] * width, uint32_t(k_seed + seed_step * s), 2.0f));
+        const std::vector<float> v = round_bf16(random_vector(lens[s] * width, uint32_t(v_seed + seed_step * s)));
+        const cpu::PagedKvMeta meta{pos.data(), seq.data(), c.tables.data(), bs};
+        cpu::write_kv(k.data(), v.data(), lens[s], meta, shape, c.k.data(), c.v.data());
+    }
+    return c;
+}
+
 // (block_size, group, head_dim, window, num_splits)
 class DecodeAttentionTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t, int64_t, int>> {};
 
 TEST_P(DecodeAttentionTest, MatchesCpuPagedAttention) {
     MOEINFER_REQUIRE_GPU();
     const auto [bs, group, hd, window, splits] = GetParam();
-    const int64_t nkv = 2, nh = nkv * group, width = nkv * hd;
+    const int64_t nkv = 2, nh = nkv * group;
     const std::vector<int32_t> lens = {1, 17, 70, 300, 1000};
     const int64_t S = lens.size(), max_len = *std::max_element(lens.begin(), lens.end());
-    const int64_t max_blocks = (max_len + bs - 1) / bs, num_blocks = max_blocks * S;
-    std::vector<int32_t> ids(num_blocks);
-    std::iota(ids.begin(), ids.end(), 0);
-    std::mt19937 rng(99);
-    std::shuffle(ids.begin(), ids.end(), rng);
-    std::vector<const int32_t*> tables;
-    for (int64_t s = 0; s < S; ++s) tables.push_back(ids.data() + s * max_blocks);
-
-    // Fill every sequence's cache through the CPU's write_kv (its layout is the contract), from bf16 values.
-    std::vector<float> k_cache(num_blocks * bs * width, 0.0f), v_cache(num_blocks * bs * width, 0.0f);
     const cpu::AttentionShape shape{nh, nkv, hd, window, float(1.0 / std::sqrt(double(hd)))};
-    uint32_t seed = 300;
-    for (int64_t s = 0; s < S; ++s) {
-        std::vector<int32_t> pos(lens[s]), seq(lens[s], int32_t(s));
-        std::iota(pos.begin(), pos.end(), 0);
-        const std::vector<float> k = round_bf16(random_vector(lens[s] * width, seed++, 2.0f));
-        const std::vector<float> v = round_bf16(random_vector(lens[s] * width, seed++));
-        const cpu::PagedKvMeta meta{pos.data(), seq.data(), tables.data(), bs};
-        cpu::write_kv(k.data(), v.data(), lens[s], meta, shape, k_cache.data(), v_cache.data());
-    }
+    const PagedCache cache = make_paged_cache(lens, bs, shape, 99, 300, 301, 2);
+    const auto& [ids, tables, max_blocks, k_cache, v_cache] = cache;
     // One query per sequence at its last position.
     std::vector<int32_t> qpos(S), qseq(S);
     for (int64_t s = 0; s < S; ++s) {
@@ -83,28 +99,17 @@ class PrefillAttentionTest : public ::testing::TestWithParam<std::tuple<int64_t,
 TEST_P(PrefillAttentionTest, MatchesCpuPagedAttention) {
     MOEINFER_REQUIRE_GPU();
     const auto [bs, group, hd, window] = GetParam();
-    const int64_t nkv = 2, nh = nkv * group, width = nkv * hd;
+    const int64_t nkv = 2, nh = nkv * group;
     const std::vector<std::pair<int32_t, int32_t>> spans = {{0, 100}, {500, 564}, {300, 301}, {0, 7}};  // [from, to)
-    const int64_t S = spans.size(), max_len = 564;
-    const int64_t max_blocks = (max_len + bs - 1) / bs, num_blocks = max_blocks * S;
-    std::vector<int32_t> ids(num_blocks);
-    std::iota(ids.begin(), ids.end(), 0);
-    std::mt19937 rng(17);
-    std::shuffle(ids.begin(), ids.end(), rng);
-    std::vector<const int32_t*> tables;
-    for (int64_t s = 0; s < S; ++s) tables.push_back(ids.data() + s * max_blocks);
-    std::vector<float> k_cache(num_blocks * bs * width, 0.0f), v_cache(num_blocks * bs * width, 0.0f);
+    const int64_t S = spans.size();
     const cpu::AttentionShape shape{nh, nkv, hd, window, float(1.0 / std::sqrt(double(hd)))};
+    std::vector<int32_t> lens;  // the cache holds every position up to the span's end
+    for (const auto& [from, to] : spans) lens.push_back(to);
+    const PagedCache cache = make_paged_cache(lens, bs, shape, 17, 400, 500, 1);
+    const auto& [ids, tables, max_blocks, k_cache, v_cache] = cache;
     std::vector<int32_t> qpos, qseq;
-    for (int64_t s = 0; s < S; ++s) {  // the cache holds every position up to the span's end
-        const int32_t len = spans[s].second;
-        std::vector<int32_t> pos(len), seq(len, int32_t(s));
-        std::iota(pos.begin(), pos.end(), 0);
-        const std::vector<float> k = round_bf16(random_vector(len * width, 400 + s, 2.0f));
-        const std::vector<float> v = round_bf16(random_vector(len * width, 500 + s));
-        const cpu::PagedKvMeta meta{pos.data(), seq.data(), tables.data(), bs};
-        cpu::write_kv(k.data(), v.data(), len, meta, shape, k_cache.data(), v_cache.data());
-        for (int32_t p = spans[s].first; p < len; ++p) {
+    for (int64_t s = 0; s < S; ++s) {
+        for (int32_t p = spans[s].first; p < lens[s]; ++p) {
             qpos.push_back(p);
             qseq.push_back(int32_t(s));
         }

@@ -152,6 +152,23 @@ inline int load_u16(const uint8_t* p) {
     return v;
 }
 
+#if defined(__AVX512VBMI__)
+// Where q4_group_kernel's permutes take their bytes from, in the 72 bytes of four Q4_0 blocks: quant byte j of the
+// gathered register is byte 16·(j / 16) + j % 16 of block j / 16 (after its 2-byte scale); scale word j (of 16) is
+// block j / 4's. Built at compile time, not per call.
+struct Q4GroupIndex {
+    alignas(64) int8_t quant[64];
+    alignas(64) int16_t scale[32];
+};
+constexpr Q4GroupIndex make_q4_group_index() {
+    Q4GroupIndex x{};
+    for (int j = 0; j < 64; ++j) x.quant[j] = int8_t(kQ4_0Bytes * (j / 16) + 2 + j % 16);
+    for (int j = 0; j < 16; ++j) x.scale[j] = int16_t(kQ4_0Bytes / 2 * (j / 4));
+    return x;
+}
+constexpr Q4GroupIndex kQ4GroupIndex = make_q4_group_index();
+#endif
+
 // Q4_0 with activations in q4i order: four blocks per step. Their 4 × 16 packed bytes fill one register; the low
 // nibbles are elements 0-15 of each block and the high nibbles 16-31, matching q4i, so lanes 4b..4b+3 of the two
 // VPDPBUSD results belong to block b and the 4 block scales are spread over lane quarters. About half the
@@ -168,11 +185,8 @@ void q4_group_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t
     // The 4 blocks are 72 bytes: one 64-byte load and an 8-byte masked one hold them; one byte permute gathers the
     // 4 × 16 quant bytes and one word permute spreads the 4 fp16 scales over lane quarters (instead of 4 + 4 narrow
     // loads and 6 inserts, which left decode bound on the shuffle ports).
-    alignas(64) int8_t quant_at[64];
-    alignas(64) int16_t scale_at[32] = {};
-    for (int j = 0; j < 64; ++j) quant_at[j] = int8_t(kQ4_0Bytes * (j / 16) + 2 + j % 16);
-    for (int j = 0; j < 16; ++j) scale_at[j] = int16_t(kQ4_0Bytes / 2 * (j / 4));
-    const __m512i quant_index = _mm512_load_si512(quant_at), scale_index = _mm512_load_si512(scale_at);
+    const __m512i quant_index = _mm512_load_si512(kQ4GroupIndex.quant);
+    const __m512i scale_index = _mm512_load_si512(kQ4GroupIndex.scale);
 #endif
     for (int64_t g = 0; g < groups; ++g) {
         if constexpr (NT == 1) prefetch_next_rows(wrow[NR - 1], groups * 4 * kQ4_0Bytes, NR * 4 * kQ4_0Bytes, g);

@@ -55,11 +55,13 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
         const __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m_bytes)))),
                                         _mm256_set1_ps(fp16_at(blk + 2)));
         __m512i w[4];
+        __m256i qh = _mm256_setzero_si256();  // Q5_K: the fifth bits of all 256 elements
+        if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
         for (int c = 0; c < 4; ++c) {
             const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + kQs + 32 * c));
             __m256i lo = _mm256_and_si256(packed, low), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low);
             if constexpr (Q5) {
-                const __m256i qh = _mm256_loadu_si256((const __m256i*)(blk + 16)), bit = _mm256_set1_epi8(1);
+                const __m256i bit = _mm256_set1_epi8(1);
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), bit), 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit), 4));
             }

@@ -118,8 +118,9 @@ int main() try {
         DeviceBuffer q = random_bf16(S * nh * hd, 22, 1.0f), out(S * nh * hd * 2);
         const int splits = choose_decode_splits(S, nkv, len, bs, prop.multiProcessorCount);
         DeviceBuffer wsp(sizeof(float) * std::max<int64_t>(1, decode_attention_workspace_floats(S, nh, hd, splits)));
-        const DecodeAttentionArgs args{q.as<bf16>(), dlens.as<int32_t>(), S, nh, 0, 0.088f, len, splits,
-                                       wsp.as<float>(), out.as<bf16>()};
+        DecodeAttentionArgs args{q.as<bf16>(), dlens.as<int32_t>(), S, nh, 0, 0.088f, len, splits,
+                                 wsp.as<float>(), out.as<bf16>()};
+        args.split_heads = choose_decode_split_heads(S, nkv, prop.multiProcessorCount);
         const PagedKv kv{dtab.as<int32_t>(), max_blocks, bs, nkv, hd};
         const double ms = median_ms(3, 20, [&](int) { paged_decode_attention(args, kv, kc.as<bf16>(), vc.as<bf16>(), nullptr); });
         const double tbs = 2.0 * cache_elems * 2 / (ms * 1e-3) / 1e12;

@@ -1,5 +1,5 @@
-// MoE routing on the GPU against the CPU: route_topk (ids exact, weights to fp32 tolerance), the stable
-// permutation (exact), gather_rows and combine_rows.
+// MoE routing on the GPU against the CPU: route_topk (ids exact, weights to fp32 tolerance), the stable permutation
+// (exact), gather_rows, combine_rows and combine_add_rms_norm.
 #include <gtest/gtest.h>
 
 #include "backends/cpu/moe.h"
@@ -61,6 +61,25 @@ TEST_P(MoeTest, PermuteGatherCombineMatchCpu) {
     cpu::combine_rows(y.data(), perm, weights.data(), T, k, n, out_want.data());
     combine_rows(dy.as<bf16>(), dsr.as<int32_t>(), dwt.as<float>(), T, k, n, true, dout.as<float>(), nullptr);
     expect_close(to_host<float>(dout, T * n), out_want, kFp32Rtol, 1e-5, "combine_rows");
+}
+
+// combine_add_rms_norm == combine_rows into zeros, then add_rms_norm of that fp32 delta: bit-identical.
+TEST(MoeCombine, AddNormEqualsCombineThenAddNorm) {
+    MOEINFER_REQUIRE_GPU();
+    const int64_t T = 3, k = 4, N = T * k, n = 1000;
+    const std::vector<float> y = round_bf16(random_vector(N * n, 61)), res = random_vector(T * n, 62);
+    const std::vector<float> weights = random_vector(N, 63), nw = random_vector(n, 64);
+    std::vector<int32_t> slot_row(N);
+    for (int64_t i = 0; i < N; ++i) slot_row[i] = int32_t((i * 5) % N);  // a permutation
+    DeviceBuffer dy = to_device_bf16(y), dsr = to_device(slot_row), dwt = to_device(weights), dnw = to_device(nw);
+    DeviceBuffer dres1 = to_device(res), dres2 = to_device(res), dsum = to_device(std::vector<float>(T * n, 0.0f));
+    DeviceBuffer dxn1 = poisoned(T * n, 2), dxn2 = poisoned(T * n, 2);
+    combine_rows(dy.as<bf16>(), dsr.as<int32_t>(), dwt.as<float>(), T, k, n, false, dsum.as<float>(), nullptr);
+    add_rms_norm(dsum.as<float>(), dres1.as<float>(), dnw.as<float>(), 1e-5f, T, n, dxn1.as<bf16>(), nullptr);
+    combine_add_rms_norm(dy.as<bf16>(), dsr.as<int32_t>(), dwt.as<float>(), k, dres2.as<float>(), dnw.as<float>(),
+                         1e-5f, T, n, dxn2.as<bf16>(), nullptr);
+    EXPECT_EQ(to_host<float>(dres2, T * n), to_host<float>(dres1, T * n));
+    EXPECT_EQ(to_host_bf16(dxn2, T * n), to_host_bf16(dxn1, T * n));
 }
 
 INSTANTIATE_TEST_SUITE_P(

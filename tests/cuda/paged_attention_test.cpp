@@ -78,8 +78,12 @@ TEST_P(DecodeAttentionTest, MatchesCpuPagedAttention) {
     DecodeAttentionArgs args{dq.as<bf16>(), dlens.as<int32_t>(), S, nh, window, shape.scale, max_len, splits,
                              dws.as<float>(), dout.as<bf16>()};
     const PagedKv kv{dtab.as<int32_t>(), max_blocks, bs, nkv, hd};
-    paged_decode_attention(args, kv, dk.as<bf16>(), dv.as<bf16>(), nullptr);
-    expect_close(to_host_bf16(dout, want.size()), want, kBf16Rtol, 1e-2 * rms(want), "decode attention");
+    for (bool heads : {false, true}) {  // warps splitting the keys, then the heads
+        args.split_heads = heads;
+        paged_decode_attention(args, kv, dk.as<bf16>(), dv.as<bf16>(), nullptr);
+        expect_close(to_host_bf16(dout, want.size()), want, kBf16Rtol, 1e-2 * rms(want),
+                     heads ? "decode attention, warps over heads" : "decode attention, warps over keys");
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -141,9 +145,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PrefillAttentionTest,
                          ::testing::Values(std::make_tuple(16, 4, 128, 0), std::make_tuple(16, 1, 64, 0),
                                            std::make_tuple(7, 8, 128, 33), std::make_tuple(32, 2, 64, 100)));
 
-TEST(DecodeAttentionSplits, ChoiceFillsTheDeviceOnlyForLongContexts) {
+TEST(DecodeAttentionSplits, ChoiceSpreadsSmallBatchesOverTheDevice) {
     EXPECT_EQ(choose_decode_splits(64, 8, 8192, 16, 132), 1);   // 512 blocks already fill 132 SMs
-    EXPECT_EQ(choose_decode_splits(1, 8, 300, 16, 132), 1);     // short context: one pass
+    EXPECT_EQ(choose_decode_splits(1, 8, 30, 16, 132), 1);      // one tile: one pass
+    EXPECT_EQ(choose_decode_splits(1, 4, 518, 16, 132), 17);    // batch 1: a split per 32-key tile ...
+    EXPECT_EQ(choose_decode_splits(2, 8, 4096, 16, 132), 9);    // ... up to about one block per SM
+    EXPECT_TRUE(choose_decode_split_heads(1, 8, 132));
+    EXPECT_FALSE(choose_decode_split_heads(64, 8, 132));
     const int s = choose_decode_splits(1, 8, 32768, 16, 132);   // batch 1, long context
     EXPECT_GE(s * 8, 132);
     EXPECT_LE(s, 64);

@@ -37,8 +37,9 @@ TEST_P(QkvRopeTest, MatchesHostChain) {
     const auto [hd, group, norm_kind, with_bias, interleaved, bs] = GetParam();
     const QkNormKind kind = QkNormKind(norm_kind);
     const int64_t nkv = 2, nh = nkv * group, qw = nh * hd, kvw = nkv * hd, width = qw + 2 * kvw;
-    // A prefill from 0, a chunk at 300..332, one decode token, and a chunk at long positions (1000..1032).
-    const std::vector<std::pair<int32_t, int32_t>> spans = {{0, 9}, {300, 333}, {77, 78}, {1000, 1033}};
+    // A prefill from 0, a chunk at 300..332, one decode token, and a chunk at long positions (1000..1009): 53
+    // tokens, a decode-sized step (the warp-per-head kernel where it applies).
+    const std::vector<std::pair<int32_t, int32_t>> spans = {{0, 9}, {300, 333}, {77, 78}, {1000, 1010}};
     std::vector<int32_t> positions, token_seq;
     for (size_t s = 0; s < spans.size(); ++s)
         for (int32_t p = spans[s].first; p < spans[s].second; ++p) {
@@ -117,7 +118,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, QkvRopeTest,
                          ::testing::Values(std::make_tuple(16, 2, 0, false, false, 16), std::make_tuple(32, 2, 1, false, false, 16),
                                            std::make_tuple(128, 4, 1, true, true, 16), std::make_tuple(64, 2, 2, false, false, 16),
                                            std::make_tuple(128, 8, 0, true, false, 7), std::make_tuple(96, 3, 2, true, true, 1),
-                                           std::make_tuple(256, 2, 0, false, true, 33), std::make_tuple(64, 1, 0, false, false, 16)));
+                                           std::make_tuple(256, 2, 0, false, true, 33), std::make_tuple(64, 1, 0, false, false, 16),
+                                           std::make_tuple(128, 4, 1, true, false, 16)));  // Qwen3: per-head norm
 
 }  // namespace
 }  // namespace moeinfer::cuda

@@ -41,6 +41,9 @@ constexpr size_t kMaxGraphs = 256;        // captured graphs kept at once     //
 constexpr int64_t kPrefillKernelTokens = 16;
 constexpr int64_t kPrefillKernelContext = 2048;
 constexpr int64_t kDirectMoeTokens = 4;   // MoE steps this small skip the permutation (direct_expert_gemv)
+// MoE steps up to this size combine the experts' rows inside the residual add + norm (one launch fewer); larger
+// ones keep the separate combine, whose grid also splits the columns (the fused form has one block per row).
+constexpr int64_t kFusedCombineTokens = 64;
 
 // Pinned host memory (fast, asynchronous copies), grown on demand.
 class PinnedBuffer {
@@ -215,7 +218,9 @@ private:
     void linear(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y);
     void linear(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y);
     void mlp(const DevMlp& m, const bf16* x, int64_t T, bf16* out);
-    void moe(const DevLayer& l, const bf16* x, int64_t T, bool allow_sync, float* out);
+    // An MoE layer from the attention output (branch_) to the next layer's normed input: residual add and norm,
+    // routing, experts, combine, residual add and the next norm (x_ and xn_ updated).
+    void moe(const DevLayer& l, int64_t T, bool allow_sync, const float* next_norm);
     // Expert products over expert-contiguous rows (moe_permute): y_[N, H] in permuted order.
     void grouped_experts(const DevLayer& l, const bf16* x, int64_t T, bool allow_sync);
 
@@ -283,6 +288,9 @@ CudaForward::CudaForward(const Model& model, const CudaForwardOptions& opt) : c_
         c_.head_dim != 256)
         throw std::runtime_error("--device cuda: head_dim must be 16, 32, 64, 96, 128 or 256 (model has " +
                                  std::to_string(c_.head_dim) + ")");
+    if (c_.num_experts > 1024)
+        throw std::runtime_error("--device cuda: at most 1024 experts are supported (model has " +
+                                 std::to_string(c_.num_experts) + ")");
     MOEINFER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     for (int i = 0; i < 4; ++i) {
         MOEINFER_CUDA_CHECK(cudaEventCreate(&started_[i]));
@@ -445,28 +453,39 @@ void CudaForward::mlp(const DevMlp& m, const bf16* x, int64_t T, bf16* out) {
     linear(act_.as<bf16>(), T, m.down.as<bf16>(), H, m.ff, out);
 }
 
-void CudaForward::moe(const DevLayer& l, const bf16* x, int64_t T, bool allow_sync, float* out) {
+void CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float* next_norm) {
     const int64_t H = c_.hidden_size, E = c_.num_experts, k = l.top_k, ff = l.experts.ff, N = T * k;
-    router_logits(x_.as<float>(), l.ffn_norm.as<float>(), float(c_.rms_eps), l.router.as<bf16>(), T, E, H,
-                  router_.as<float>(), stream_);
+    const float eps = float(c_.rms_eps);
+    add_rms_norm(branch_.as<bf16>(), x_.as<float>(), l.ffn_norm.as<float>(), eps, T, H, xn_.as<bf16>(), stream_);
+    router_logits(x_.as<float>(), l.ffn_norm.as<float>(), eps, l.router.as<bf16>(), T, E, H, router_.as<float>(), stream_);
     route_topk(router_.as<float>(), T, E, k, l.normalize_topk, ints(topk_ids_), topk_w_.as<float>(), stream_);
+    const bf16* x = xn_.as<bf16>();
+    const int32_t* slot_rows = ints(iota_);
     if (T <= kDirectMoeTokens) {
         // Each (token, slot) row multiplies its expert directly, in assignment order: no permutation kernels.
         direct_expert_gemv(x, k, ints(topk_ids_), N, l.experts.gate_up.as<bf16>(), 2 * ff, H, false, gu_.as<bf16>(), stream_);
         direct_expert_gemv(gu_.as<bf16>(), 1, ints(topk_ids_), N, l.experts.down.as<bf16>(), H, ff, true, y_.as<bf16>(), stream_);
-        combine_rows(y_.as<bf16>(), ints(iota_), topk_w_.as<float>(), T, k, H, false, out, stream_);
     } else {
         grouped_experts(l, x, T, allow_sync);
-        combine_rows(y_.as<bf16>(), ints(slot_row_), topk_w_.as<float>(), T, k, H, false, out, stream_);
+        slot_rows = ints(slot_row_);
     }
-    if (!l.has_shared) return;
-    mlp(l.shared, x, T, shared_.as<bf16>());
-    const float* gate = nullptr;
-    if (l.shared_gate.get()) {
-        linear(x, T, l.shared_gate.as<bf16>(), 1, H, shared_gate_.as<float>());
-        gate = shared_gate_.as<float>();
+    if (!l.has_shared && T <= kFusedCombineTokens) {  // combine + residual add + the next norm in one launch
+        combine_add_rms_norm(y_.as<bf16>(), slot_rows, topk_w_.as<float>(), k, x_.as<float>(), next_norm, eps, T, H,
+                             xn_.as<bf16>(), stream_);
+        return;
     }
-    add_gated(out, shared_.as<bf16>(), gate, T, H, stream_);
+    float* out = moe_out_.as<float>();
+    combine_rows(y_.as<bf16>(), slot_rows, topk_w_.as<float>(), T, k, H, false, out, stream_);
+    if (l.has_shared) {
+        mlp(l.shared, x, T, shared_.as<bf16>());
+        const float* gate = nullptr;
+        if (l.shared_gate.get()) {
+            linear(x, T, l.shared_gate.as<bf16>(), 1, H, shared_gate_.as<float>());
+            gate = shared_gate_.as<float>();
+        }
+        add_gated(out, shared_.as<bf16>(), gate, T, H, stream_);
+    }
+    add_rms_norm(out, x_.as<float>(), next_norm, eps, T, H, xn_.as<bf16>(), stream_);
 }
 
 void CudaForward::grouped_experts(const DevLayer& l, const bf16* x, int64_t T, bool allow_sync) {
@@ -527,6 +546,7 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
                               d.max_ctx, d.splits, attn_ws_.as<float>(),
                               attn_.as<bf16>()};
         a.query_seq = token_seq;
+        a.split_heads = choose_decode_split_heads(T, nkv, num_sms_);
         if (d.tiles > 0) {
             const PrefillAttentionArgs pa{q_.as<bf16>(), tiles, d.tiles, nh, c_.sliding_window, a.scale, attn_.as<bf16>()};
             paged_prefill_attention(pa, pk, kv.k(li), kv.v(li), stream_);
@@ -534,12 +554,11 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
             paged_decode_attention(a, pk, kv.k(li), kv.v(li), stream_);
         }
         linear(attn_.as<bf16>(), T, l.o.as<bf16>(), H, qw, branch_.as<bf16>());
-        add_rms_norm(branch_.as<bf16>(), x, l.ffn_norm.as<float>(), eps, T, H, xn, stream_);
         const float* next_norm = li + 1 < layers_.size() ? layers_[li + 1].attn_norm.as<float>() : final_norm_.as<float>();
         if (l.is_moe) {
-            moe(l, xn, T, !d.graphed, moe_out_.as<float>());
-            add_rms_norm(moe_out_.as<float>(), x, next_norm, eps, T, H, xn, stream_);
+            moe(l, T, !d.graphed, next_norm);
         } else {
+            add_rms_norm(branch_.as<bf16>(), x, l.ffn_norm.as<float>(), eps, T, H, xn, stream_);
             mlp(l.mlp, xn, T, branch_.as<bf16>());
             add_rms_norm(branch_.as<bf16>(), x, next_norm, eps, T, H, xn, stream_);
         }

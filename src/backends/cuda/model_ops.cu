@@ -1,5 +1,5 @@
-// Small glue kernels of the model forward (cuda_model.cpp): embedding lookup, fp32 router logits, the gated
-// shared-expert add and random weights (next-token selection is in summarize.cu).
+// Small glue kernels of the model forward (cuda_model.cpp): embedding lookup, the gated shared-expert add and random
+// weights (routing is in moe_routing.cu, next-token selection in summarize.cu).
 // Each is one launch over rows and memory-bound; none needs shared state beyond a block reduction.
 #include "backends/cuda/ops.h"
 #include "backends/cuda/reduce.cuh"
@@ -22,46 +22,6 @@ __global__ void add_gated_kernel(float* __restrict__ out, const bf16* __restrict
     const int64_t t = blockIdx.x;
     const float g = gate_logit ? 1.0f / (1.0f + expf(-gate_logit[t])) : 1.0f;
     for (int64_t i = threadIdx.x; i < H; i += blockDim.x) out[t * H + i] += g * __bfloat162float(shared[t * H + i]);
-}
-
-// Router logits in fp32 from the fp32 residual: the block normalizes its token's row itself (the same RMSNorm the
-// experts' bf16 input went through) and each warp takes experts e = warp, warp + 8, ... Routing is a discrete
-// choice, so a bf16-rounded input would flip near-tied experts that HF (fp32) keeps. Grid (token, expert group).
-__global__ void router_logits_kernel(const float* __restrict__ x, const float* __restrict__ norm_w, float eps,
-                                     const bf16* __restrict__ Wr, int64_t E, int64_t H, float* __restrict__ out) {
-    extern __shared__ float xs[];  // [H] normed row
-    const int64_t t = blockIdx.x;
-    const float* row = x + t * H;
-    float ss = 0.0f;
-#pragma unroll 8
-    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
-        xs[i] = row[i];
-        ss += xs[i] * xs[i];
-    }
-    const float inv = rsqrtf(block_sum(ss) / float(H) + eps);  // its barrier also publishes xs
-#pragma unroll 8
-    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) xs[i] = xs[i] * inv * norm_w[i];
-    __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    for (int64_t e = int64_t(blockIdx.y) * warps + warp; e < E; e += int64_t(gridDim.y) * warps) {
-        const bf16* w = Wr + e * H;
-        float s = 0.0f;
-        if (H % 8 == 0) {  // 16-byte pieces: 8 weights per load
-            for (int64_t i = lane; i < H / 8; i += 32) {
-                const uint4 raw = __ldg(reinterpret_cast<const uint4*>(w) + i);
-                const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    const float2 f = __bfloat1622float2(p[j]);
-                    s += xs[8 * i + 2 * j] * f.x + xs[8 * i + 2 * j + 1] * f.y;
-                }
-            }
-        } else {
-            for (int64_t i = lane; i < H; i += 32) s += xs[i] * __bfloat162float(w[i]);
-        }
-        s = warp_sum(s);
-        if (lane == 0) out[t * E + e] = s;
-    }
 }
 
 __global__ void fill_random_kernel(bf16* __restrict__ x, int64_t n, uint64_t seed, float scale) {
@@ -87,19 +47,6 @@ void embed_rows(const bf16* table, const int32_t* ids, const int32_t* previous, 
 void add_gated(float* out, const bf16* shared, const float* gate_logit, int64_t T, int64_t H, cudaStream_t stream) {
     if (T == 0) return;
     add_gated_kernel<<<dim3(T), kThreads, 0, stream>>>(out, shared, gate_logit, H);
-    MOEINFER_CUDA_LAUNCH_CHECK();
-}
-
-void router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
-                   float* out, cudaStream_t stream) {
-    if (T == 0) return;
-    const size_t smem = size_t(H) * sizeof(float);
-    if (smem > 48 * 1024)
-        MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(router_logits_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    // Blocks of 8 experts per token: every block normalizes its row again (H floats: cheap) so experts spread
-    // over the SMs even at batch 1.
-    const dim3 grid(unsigned(T), unsigned((E + kThreads / 32 - 1) / (kThreads / 32)));
-    router_logits_kernel<<<grid, kThreads, smem, stream>>>(x, norm_w, eps, Wr, E, H, out);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

@@ -1,4 +1,5 @@
-// MoE routing on the device: softmax top-k gating, the stable expert permutation, row gather and weighted combine.
+// MoE routing on the device: fp32 router logits, softmax top-k gating, the stable expert permutation, row gather and
+// weighted combine (the combine fused with the residual add and the next norm is in rms_norm.cu).
 // route_topk: one warp per token; the k winners are found in k rounds, each round a warp arg-max over the experts
 // ranked strictly below the previous winner in (logit desc, id asc) order, so nothing needs marking and ties go
 // to the lower id as on the CPU. moe_permute: counts per (tile of 256 assignments, expert), a column scan giving
@@ -22,54 +23,140 @@ __device__ __forceinline__ bool ranks_before(float la, int ia, float lb, int ib)
     return la > lb || (la == lb && ia < ib);
 }
 
-__global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, int64_t E, int64_t k, bool normalize,
-                                  int32_t* __restrict__ ids, float* __restrict__ weights) {
-    const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+constexpr int kMaxRouted = 1024;  // experts route_topk handles: 32 lanes × up to 32 logits each
+
+// One warp picks a token row's k winners; ids, weights: that token's [k] outputs. Lane j holds experts j, j + 32,
+// ... (kPer of them) in registers, so the k rounds cost no memory round trips: each round every lane offers its
+// best not-yet-taken expert in (logit desc, id asc) order and a 5-step shuffle tree finds the warp's best. The row
+// is read once, with every lane's loads in flight together.
+template <int kPer>
+__device__ void topk_warp(const float* row, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights) {
     const int lane = threadIdx.x & 31;
-    if (t >= T) return;  // whole warps leave together: t is uniform across a warp
-    const float* row = logits + t * E;
+    float v[kPer];
+    bool taken[kPer];
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        const int e = lane + 32 * j;
+        v[j] = e < E ? row[e] : -INFINITY;
+        taken[j] = e >= E;
+    }
     float mx = -INFINITY;
-    for (int64_t e = lane; e < E; e += 32) mx = fmaxf(mx, row[e]);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) mx = fmaxf(mx, v[j]);
     mx = warp_max(mx);
     float sum = 0.0f;
-    for (int64_t e = lane; e < E; e += 32) sum += expf(row[e] - mx);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j)
+        if (!taken[j]) sum += expf(v[j] - mx);
     sum = warp_sum(sum);
 
-    float prev_l = INFINITY;
-    int prev_i = -1;
     float picked = 0.0f;  // Σ of the chosen probabilities (same value in every lane)
     for (int64_t r = 0; r < k; ++r) {
         float best_l = -INFINITY;
-        int best_i = INT_MAX;
-        for (int64_t e = lane; e < E; e += 32) {
-            const float l = row[e];
-            if (ranks_before(prev_l, prev_i, l, int(e)) && ranks_before(l, int(e), best_l, best_i)) {
-                best_l = l;
-                best_i = int(e);
+        int best_i = INT_MAX, best_j = -1;
+#pragma unroll
+        for (int j = 0; j < kPer; ++j)
+            if (!taken[j] && ranks_before(v[j], lane + 32 * j, best_l, best_i)) {
+                best_l = v[j];
+                best_i = lane + 32 * j;
+                best_j = j;
             }
-        }
+        float wl = best_l;
+        int wi = best_i;
         for (int o = 16; o > 0; o >>= 1) {
-            const float ol = __shfl_xor_sync(0xffffffffu, best_l, o);
-            const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
-            if (ranks_before(ol, oi, best_l, best_i)) {
-                best_l = ol;
-                best_i = oi;
+            const float ol = __shfl_xor_sync(0xffffffffu, wl, o);
+            const int oi = __shfl_xor_sync(0xffffffffu, wi, o);
+            if (ranks_before(ol, oi, wl, wi)) {
+                wl = ol;
+                wi = oi;
             }
         }
-        const float p = expf(best_l - mx) / sum;
+        if (wi == best_i) {  // this lane's offer won: it is taken
+#pragma unroll
+            for (int j = 0; j < kPer; ++j)
+                if (j == best_j) taken[j] = true;
+        }
+        const float p = expf(wl - mx) / sum;
         picked += p;
         if (lane == 0) {
-            ids[t * k + r] = best_i;
-            weights[t * k + r] = p;
+            ids[r] = wi;
+            weights[r] = p;
         }
-        prev_l = best_l;
-        prev_i = best_i;
     }
     if (normalize) {
         __syncwarp();  // lane 0's weight stores become visible to the other lanes
-        for (int64_t r = lane; r < k; r += 32) weights[t * k + r] /= picked;
+        for (int64_t r = lane; r < k; r += 32) weights[r] /= picked;
     }
 }
+
+// topk_warp with the register count for E (runtime dispatch to the smallest fitting kPer).
+__device__ void topk_row(const float* row, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights) {
+    if (E <= 32) return topk_warp<1>(row, E, k, normalize, ids, weights);
+    if (E <= 64) return topk_warp<2>(row, E, k, normalize, ids, weights);
+    if (E <= 128) return topk_warp<4>(row, E, k, normalize, ids, weights);
+    if (E <= 256) return topk_warp<8>(row, E, k, normalize, ids, weights);
+    if (E <= 512) return topk_warp<16>(row, E, k, normalize, ids, weights);
+    topk_warp<32>(row, E, k, normalize, ids, weights);
+}
+
+__global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, int64_t E, int64_t k, bool normalize,
+                                  int32_t* __restrict__ ids, float* __restrict__ weights) {
+    const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    if (t >= T) return;  // whole warps leave together: t is uniform across a warp
+    topk_row(logits + t * E, E, k, normalize, ids + t * k, weights + t * k);
+}
+
+// Router logits in fp32 from the fp32 residual: the block normalizes its token's row itself (the same RMSNorm the
+// experts' bf16 input went through) and each warp takes experts e = warp, warp + warps, ... of its group. Routing is
+// a discrete choice, so a bf16-rounded input would flip near-tied experts that HF (fp32) keeps. Grid (token, group).
+__global__ void __launch_bounds__(256) router_logits_kernel(const float* __restrict__ x, const float* __restrict__ norm_w,
+                                                            float eps, const bf16* __restrict__ Wr, int64_t E, int64_t H,
+                                                            float* __restrict__ out) {
+    extern __shared__ float xs[];  // [H] normed row
+    const int64_t t = blockIdx.x;
+    const float* row = x + t * H;
+    float ss = 0.0f;
+#pragma unroll 16  // loads in flight together: one memory round trip, not one per iteration
+    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
+        xs[i] = row[i];
+        ss += xs[i] * xs[i];
+    }
+    const float inv = rsqrtf(block_sum(ss) / float(H) + eps);  // its barrier also publishes xs
+#pragma unroll 16
+    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) xs[i] = xs[i] * inv * norm_w[i];
+    __syncthreads();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    constexpr int kInFlight = 8;  // 16-byte pieces per lane loaded together
+    for (int64_t e = int64_t(blockIdx.y) * warps + warp; e < E; e += int64_t(gridDim.y) * warps) {
+        const bf16* w = Wr + e * H;
+        float s = 0.0f;
+        if (H % 8 == 0) {  // 16-byte pieces: 8 weights per load
+            const int64_t H8 = H / 8;
+            for (int64_t i0 = lane; i0 < H8; i0 += 32 * kInFlight) {
+                uint4 raw[kInFlight];
+#pragma unroll
+                for (int u = 0; u < kInFlight; ++u)
+                    raw[u] = i0 + 32 * u < H8 ? __ldg(reinterpret_cast<const uint4*>(w) + i0 + 32 * u) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+                for (int u = 0; u < kInFlight; ++u) {
+                    const int64_t i = i0 + 32 * u;
+                    if (i >= H8) break;
+                    const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&raw[u]);
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        const float2 f = __bfloat1622float2(p[j]);
+                        s += xs[8 * i + 2 * j] * f.x + xs[8 * i + 2 * j + 1] * f.y;
+                    }
+                }
+            }
+        } else {
+            for (int64_t i = lane; i < H; i += 32) s += xs[i] * __bfloat162float(w[i]);
+        }
+        s = warp_sum(s);
+        if (lane == 0) out[t * E + e] = s;
+    }
+}
+
 
 __global__ void permute_count_kernel(const int32_t* __restrict__ ids, int64_t N, int64_t E, int32_t* tile_counts) {
     const int64_t tile = blockIdx.x, end = min(N, (tile + 1) * kTileAssign);
@@ -151,10 +238,24 @@ __global__ void combine_rows_kernel(const bf16* __restrict__ y, const int32_t* _
 void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights,
                 cudaStream_t stream) {
     if (T == 0) return;
-    if (k < 1 || k > E) throw std::invalid_argument("cuda::route_topk: need 1 ≤ k ≤ E");
+    if (k < 1 || k > E || E > kMaxRouted) throw std::invalid_argument("cuda::route_topk: need 1 ≤ k ≤ E ≤ 1024");
     constexpr int kWarpsPerBlock = 4;
     route_topk_kernel<<<dim3((T + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0, stream>>>(
         logits, T, E, k, normalize, ids, weights);
+    MOEINFER_CUDA_LAUNCH_CHECK();
+}
+
+void router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
+                   float* out, cudaStream_t stream) {
+    if (T == 0) return;
+    const size_t smem = size_t(H) * sizeof(float);
+    if (smem > 48 * 1024)
+        MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(router_logits_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    // Every block normalizes its row again (H floats from L2: cheap) so the experts spread over the SMs: 4-warp
+    // blocks for decode-sized steps (E / 4 blocks per token), 8-warp ones for large steps (less repeated work).
+    const int warps = T <= 8 ? 4 : 8;
+    const dim3 grid(unsigned(T), unsigned((E + warps - 1) / warps));
+    router_logits_kernel<<<grid, 32 * warps, smem, stream>>>(x, norm_w, eps, Wr, E, H, out);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

@@ -18,6 +18,11 @@ void add_rms_norm(const bf16* delta, float* residual, const float* w, float eps,
                   cudaStream_t stream);
 void add_rms_norm(const float* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
                   cudaStream_t stream);
+// The same with delta[t, :] = Σ_slot weights[t, slot] · expert_rows[slot_row[t·k + slot], :] (combine_rows fused in;
+// the same sums in the same order).
+void combine_add_rms_norm(const bf16* expert_rows, const int32_t* slot_row, const float* weights, int64_t k,
+                          float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
+                          cudaStream_t stream);
 
 // ---- activation.cu
 // out[r, i] = silu(gate[r, i]) * up[r, i]; gate/up rows of stride in_stride (a fused gate_up GEMM output has
@@ -68,14 +73,19 @@ struct DecodeAttentionArgs {
     float scale;                  // usually 1/sqrt(head_dim)
     int64_t max_context_len;      // upper bound of context_lens (host-known), sizes the split-K grid
     int num_splits;               // 1 = no split-K; >1 splits each context into that many block ranges
-    float* workspace;             // decode_attention_workspace_floats(...) floats when num_splits > 1, else unused
+    float* workspace;             // decode_attention_workspace_floats(...) floats when num_splits > 1, else unused;
+                                  // zeroed once before its first use (it ends with counters every call leaves at 0)
     bf16* out;                    // [num_seqs, num_heads, head_dim]
     const int32_t* query_seq = nullptr;  // [num_seqs] block-table row per query; nullptr: row = query index
+    bool split_heads = false;     // a block's warps split the heads rather than the keys (choose_decode_split_heads)
 };
 int64_t decode_attention_workspace_floats(int64_t num_seqs, int64_t num_heads, int64_t head_dim, int num_splits);
-// A split count that fills the device for this batch (1 for short contexts or large batches).
+// A split count that spreads a small batch's keys over the device (1 for one-tile contexts or large batches).
 int choose_decode_splits(int64_t num_seqs, int64_t num_kv_heads, int64_t max_context_len, int64_t block_size,
                          int num_sms);
+// Whether the warps of a block should split the group's heads (few blocks: shorter per-warp chains) rather than
+// the keys (many blocks: each K row read once per block).
+bool choose_decode_split_heads(int64_t num_seqs, int64_t num_kv_heads, int num_sms);
 void paged_decode_attention(const DecodeAttentionArgs& args, const PagedKv& kv, const bf16* k_cache,
                             const bf16* v_cache, cudaStream_t stream);
 
@@ -101,8 +111,11 @@ void paged_prefill_attention(const PrefillAttentionArgs& args, const PagedKv& kv
                              const bf16* v_cache, cudaStream_t stream);
 
 // ---- moe_routing.cu
+// out[t, e] = rms_norm(x[t, :]) · norm_w · Wr[e, :] in fp32 (x: the fp32 residual stream; Wr: [E, H] bf16).
+void router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
+                   float* out, cudaStream_t stream);
 // logits: [T, E] fp32. Softmax over E, the k largest (ties → lower id), weights divided by their sum when
-// `normalize`. ids, weights: [T, k], best first. k == E is soft routing. Requires E ≤ 1024.
+// `normalize`. ids, weights: [T, k], best first. k == E is soft routing. Requires E ≤ 1024 (throws otherwise).
 void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights,
                 cudaStream_t stream);
 // Expert-contiguous order of the N = T·k assignments, stable in token order within an expert (as the CPU's).
@@ -138,9 +151,6 @@ void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_
 // step's chosen token for that row, fed without a trip through the host (overlapped steps).
 void embed_rows(const bf16* table, const int32_t* ids, const int32_t* previous, int64_t T, int64_t H, float* out,
                 cudaStream_t stream);
-// out[t, e] = rms_norm(x[t, :]) · norm_w · Wr[e, :] in fp32 (x: the fp32 residual stream; Wr: [E, H] bf16).
-void router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
-                   float* out, cudaStream_t stream);
 // out[t, :] += sigmoid(gate_logit[t]) · shared[t, :] (gate_logit == nullptr: gate 1). Shared-expert combine.
 void add_gated(float* out, const bf16* shared, const float* gate_logit, int64_t T, int64_t H, cudaStream_t stream);
 

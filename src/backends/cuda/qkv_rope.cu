@@ -2,7 +2,7 @@
 // (per head or over the whole projection), RoPE, and the write of rotated k and of v into the paged cache. One
 // block per token holds its [qw + 2·kvw] row in shared memory as fp32 and rounds to bf16 after each stage, as a
 // chain of separate bf16 kernels would store it (the CPU reference in tests/cuda/qkv_rope_test.cpp does the same).
-// In a decode step this replaces four launches per layer with one.
+// In a decode step this replaces four launches per layer with one. Most models take the warp-per-head form below.
 #include "backends/cuda/ops.h"
 #include "backends/cuda/reduce.cuh"
 
@@ -74,6 +74,66 @@ __global__ void qkv_rope_kernel(const bf16* __restrict__ qkv, int64_t num_heads,
     for (int64_t i = threadIdx.x; i < kvw; i += blockDim.x) v_cache[slot + i] = __float2bfloat16(row[qw + kvw + i]);
 }
 
+// The common case (no whole-projection norm, rotate-half RoPE, head_dim a multiple of 64) without the block-wide
+// stages: one warp per head, lane j owning elements j, j + 32, ..., so each element and its RoPE partner
+// (i + d/2) sit in the same lane. A decode step then spreads over (heads / 4) blocks per token instead of one
+// block walking every head. The same bf16 rounding after each stage as the block kernel.
+template <int D>
+__global__ void qkv_rope_heads_kernel(const bf16* __restrict__ qkv, int64_t num_heads,
+                                      const int32_t* __restrict__ positions, const int32_t* __restrict__ token_seq,
+                                      QkvPost p, PagedKv kv, bf16* __restrict__ q_out, bf16* __restrict__ k_cache,
+                                      bf16* __restrict__ v_cache) {
+    constexpr int kPer = D / 32, kHalf = kPer / 2;
+    const int lane = threadIdx.x & 31;
+    const int64_t t = blockIdx.x, hkv = kv.num_kv_heads;
+    const int64_t h = int64_t(blockIdx.y) * (blockDim.x / 32) + (threadIdx.x >> 5);
+    if (h >= num_heads + 2 * hkv) return;  // whole warps leave
+    const int64_t width = (num_heads + 2 * hkv) * D;
+    const int32_t pos = positions[t];
+    const int64_t block = kv.block_tables[int64_t(token_seq[t]) * kv.max_blocks_per_seq + pos / kv.block_size];
+    const int64_t slot = ((block * kv.block_size + pos % kv.block_size) * hkv) * D;
+    float x[kPer];
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+        const int64_t i = h * D + lane + 32 * u;
+        x[u] = round_bf16(__bfloat162float(qkv[t * width + i]) + (p.bias ? p.bias[i] : 0.0f));
+    }
+    if (h >= num_heads + hkv) {  // a v head: into the cache as it is
+#pragma unroll
+        for (int u = 0; u < kPer; ++u) v_cache[slot + (h - num_heads - hkv) * D + lane + 32 * u] = __float2bfloat16(x[u]);
+        return;
+    }
+    if (p.qk_norm == QkNormKind::PerHead) {
+        const float* w = h < num_heads ? p.q_norm : p.k_norm;
+        float ss = 0.0f;
+#pragma unroll
+        for (int u = 0; u < kPer; ++u) ss += x[u] * x[u];
+        const float inv = rsqrtf(warp_sum(ss) / float(D) + p.eps);
+#pragma unroll
+        for (int u = 0; u < kPer; ++u) x[u] = round_bf16(x[u] * inv * w[lane + 32 * u]);
+    }
+    bf16* dst = h < num_heads ? q_out + (t * num_heads + h) * D : k_cache + slot + (h - num_heads) * D;
+#pragma unroll
+    for (int u = 0; u < kHalf; ++u) {
+        const int i = lane + 32 * u;
+        float sn, cs;
+        sincosf(float(pos) * p.inv_freq[i], &sn, &cs);
+        dst[i] = __float2bfloat16(x[u] * cs - x[u + kHalf] * sn);
+        dst[i + D / 2] = __float2bfloat16(x[u + kHalf] * cs + x[u] * sn);
+    }
+}
+
+template <int D>
+void launch_heads(const bf16* qkv, int64_t T, int64_t num_heads, const int32_t* positions, const int32_t* token_seq,
+                  const QkvPost& post, const PagedKv& kv, bf16* q_out, bf16* k_cache, bf16* v_cache,
+                  cudaStream_t stream) {
+    constexpr int kWarps = 4;
+    const dim3 grid(unsigned(T), unsigned((num_heads + 2 * kv.num_kv_heads + kWarps - 1) / kWarps));
+    qkv_rope_heads_kernel<D><<<grid, 32 * kWarps, 0, stream>>>(qkv, num_heads, positions, token_seq, post, kv, q_out,
+                                                              k_cache, v_cache);
+    MOEINFER_CUDA_LAUNCH_CHECK();
+}
+
 }  // namespace
 
 void qkv_rope_write_kv(const bf16* qkv, int64_t T, int64_t num_heads, const int32_t* positions,
@@ -81,6 +141,16 @@ void qkv_rope_write_kv(const bf16* qkv, int64_t T, int64_t num_heads, const int3
                        bf16* v_cache, cudaStream_t stream) {
     if (T == 0) return;
     if (kv.head_dim % 8 != 0) throw std::invalid_argument("cuda::qkv_rope_write_kv: head_dim must be a multiple of 8");
+    // Decode-sized steps take the warp-per-head kernel; large ones the block kernel (16-byte loads, one block per
+    // token already fills the device).
+    if (T <= 64 && post.qk_norm != QkNormKind::Full && !post.interleaved) {
+        switch (kv.head_dim) {
+            case 64: return launch_heads<64>(qkv, T, num_heads, positions, token_seq, post, kv, q_out, k_cache, v_cache, stream);
+            case 128: return launch_heads<128>(qkv, T, num_heads, positions, token_seq, post, kv, q_out, k_cache, v_cache, stream);
+            case 256: return launch_heads<256>(qkv, T, num_heads, positions, token_seq, post, kv, q_out, k_cache, v_cache, stream);
+            default: break;  // the block kernel below
+        }
+    }
     const size_t smem = sizeof(float) * size_t((num_heads + 2 * kv.num_kv_heads) * kv.head_dim);
     if (smem > 48 * 1024)
         MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(qkv_rope_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));

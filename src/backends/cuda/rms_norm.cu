@@ -1,6 +1,7 @@
 // RMSNorm, plain and fused with the residual add. One block per row: the row (≤ a few K floats) stays in L1/L2
 // between the sum-of-squares pass and the scaling pass, so the fused form reads delta and residual once from
-// DRAM and writes residual and y once. fp32 residual stream and statistics; bf16 output feeds the next GEMM.
+// DRAM and writes residual and y once. The delta can also be an MoE layer's weighted expert rows, which folds the
+// combine into the same launch. fp32 residual stream and statistics; bf16 output feeds the next GEMM.
 #include <algorithm>
 #include <type_traits>
 
@@ -15,18 +16,38 @@ constexpr int kThreads = 256;
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(bf16 v) { return __bfloat162float(v); }
 
-// Delta == void: no residual add, x is read from `residual`.
+// What is added to the residual: nothing, a [rows, n] tensor, or the weighted sum of a token's expert rows.
+struct NoDelta {};
+template <typename T>
+struct RowsDelta {
+    const T* p;
+    __device__ float operator()(int64_t row, int64_t n, int64_t i) const { return to_float(p[row * n + i]); }
+};
+struct ExpertsDelta {  // Σ_slot weights[row, slot] · y[slot_row[row·k + slot], i], in slot order as combine_rows
+    const bf16* y;
+    const int32_t* slot_row;
+    const float* weights;
+    int64_t k;
+    __device__ float operator()(int64_t row, int64_t n, int64_t i) const {
+        float acc = 0.0f;
+#pragma unroll 8  // the slots' loads in flight together
+        for (int64_t s = 0; s < k; ++s)
+            acc += weights[row * k + s] * __bfloat162float(y[int64_t(slot_row[row * k + s]) * n + i]);
+        return acc;
+    }
+};
+
 template <typename Delta>
-__global__ void rms_norm_kernel(const Delta* __restrict__ delta, float* __restrict__ residual,
-                                const float* __restrict__ w, float eps, int64_t n, bf16* __restrict__ y) {
+__global__ void rms_norm_kernel(Delta delta, float* __restrict__ residual, const float* __restrict__ w, float eps,
+                                int64_t n, bf16* __restrict__ y) {
     const int64_t row = blockIdx.x;
     float* r = residual + row * n;
     float ss = 0.0f;
 #pragma unroll 4
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
         float v = r[i];
-        if constexpr (!std::is_void_v<Delta>) {
-            v += to_float(delta[row * n + i]);
+        if constexpr (!std::is_same_v<Delta, NoDelta>) {
+            v += delta(row, n, i);
             r[i] = v;  // each thread re-reads only what it wrote itself below: no barrier needed
         }
         ss += v * v;
@@ -38,7 +59,7 @@ __global__ void rms_norm_kernel(const Delta* __restrict__ delta, float* __restri
 }
 
 template <typename Delta>
-void launch(const Delta* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
+void launch(Delta delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
             cudaStream_t stream) {
     if (rows == 0) return;
     // Few rows (a decode step): up to 1024 threads per row, so one row is not a long latency chain on one SM.
@@ -51,17 +72,23 @@ void launch(const Delta* delta, float* residual, const float* w, float eps, int6
 
 void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, bf16* y, cudaStream_t stream) {
     // The kernel only reads `residual` when there is no delta, so the const_cast never leads to a write.
-    launch<void>(nullptr, const_cast<float*>(x), w, eps, rows, n, y, stream);
+    launch(NoDelta{}, const_cast<float*>(x), w, eps, rows, n, y, stream);
 }
 
 void add_rms_norm(const bf16* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
                   cudaStream_t stream) {
-    launch(delta, residual, w, eps, rows, n, y, stream);
+    launch(RowsDelta<bf16>{delta}, residual, w, eps, rows, n, y, stream);
 }
 
 void add_rms_norm(const float* delta, float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
                   cudaStream_t stream) {
-    launch(delta, residual, w, eps, rows, n, y, stream);
+    launch(RowsDelta<float>{delta}, residual, w, eps, rows, n, y, stream);
+}
+
+void combine_add_rms_norm(const bf16* expert_rows, const int32_t* slot_row, const float* weights, int64_t k,
+                          float* residual, const float* w, float eps, int64_t rows, int64_t n, bf16* y,
+                          cudaStream_t stream) {
+    launch(ExpertsDelta{expert_rows, slot_row, weights, k}, residual, w, eps, rows, n, y, stream);
 }
 
 }  // namespace moeinfer::cuda

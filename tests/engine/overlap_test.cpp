@@ -166,20 +166,27 @@ TEST(Overlap, PrefixCacheSeesOnlyKnownTokens) {
 TEST(Overlap, CancelWhileAStepIsInFlight) {
     const Golden g = load_golden("qwen3_moe");
     auto model = Model::load(g.dir);
-    Engine engine(*model, small_config(EngineConfig::Overlap::On));
-    engine.start();
-    auto victim = engine.submit(greedy(g.prompts[0], 100));
-    auto other = engine.submit(greedy(g.prompts[1], 24));
-    std::vector<TokenEvent> evs;
-    while (evs.size() < 3 && !victim->wait(evs, std::chrono::milliseconds(100))) {
+    // The victim is cancelled after its third token while the engine keeps stepping. On a loaded machine this thread
+    // can be descheduled long enough for the victim to reach its length limit first; then the scenario is run again.
+    bool cancelled = false;
+    for (int attempt = 0; attempt < 20 && !cancelled; ++attempt) {
+        Engine engine(*model, small_config(EngineConfig::Overlap::On));
+        engine.start();
+        auto victim = engine.submit(greedy(g.prompts[0], 100));
+        auto other = engine.submit(greedy(g.prompts[1], 24));
+        std::vector<TokenEvent> evs;
+        while (evs.size() < 3 && !victim->wait(evs, std::chrono::milliseconds(100))) {
+        }
+        victim->cancel();
+        EXPECT_EQ(collect(*other), g.greedy[1]);
+        while (!victim->wait(evs, std::chrono::milliseconds(100))) {
+        }
+        cancelled = victim->finish_reason() == FinishReason::Cancelled;
+        if (!cancelled) EXPECT_EQ(victim->finish_reason(), FinishReason::Length);
+        engine.stop(true);
+        EXPECT_EQ(engine.metrics().kv_blocks_in_use, 0);
     }
-    victim->cancel();
-    EXPECT_EQ(collect(*other), g.greedy[1]);
-    while (!victim->wait(evs, std::chrono::milliseconds(100))) {
-    }
-    EXPECT_EQ(victim->finish_reason(), FinishReason::Cancelled);
-    engine.stop(true);
-    EXPECT_EQ(engine.metrics().kv_blocks_in_use, 0);
+    EXPECT_TRUE(cancelled) << "the victim finished before its cancellation in every attempt";
 }
 
 // The model half: a token id previous_row_token(r) feeds the previous launched step's summary row r.

@@ -5,7 +5,7 @@
 //  - Q6_K: a 128-element half is ql[64] + qh[32]; groups of 32 take low/high nibbles of ql and 2-bit fields of qh;
 //    x = d·sc16·(q − 32): the −32 is subtracted lane-wise as 32·Σqa over each lane's 4 elements, and each 4-lane
 //    quarter (16 elements) gets its own int8 scale.
-// Weights are unpacked once per chunk and reused for up to kTokens tokens.
+// Weights are unpacked once per chunk and reused for up to kTokens tokens (prefill goes to panel_gemm.h).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -135,6 +135,7 @@ void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
     }
     for (int t = 0; t < nt; ++t) y[t * ys] = _mm512_reduce_add_ps(acc[t]);
 }
+
 #endif
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "backends/cpu/fused_dot.h"
 #include "backends/cpu/int8_gemm.h"
 #include "backends/cpu/microkernel.h"
+#include "backends/cpu/panel_gemm.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "formats/dequant.h"
@@ -51,7 +52,9 @@ void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64
                  int64_t y_stride) {
     const int64_t in = w.cols(), T = a.T;
     if (a.xq && wants_q8(w.dtype, in)) {
-        (is_kquant_int8(w.dtype) ? kquant_gemm : int8_gemm)(w, row_begin, row_end, *a.xq, a.t0, T, y, y_stride);
+        row_begin = panel_gemm(w, row_begin, row_end, *a.xq, a.t0, T, y, y_stride);  // prefill: whole panels
+        if (row_begin < row_end)
+            (is_kquant_int8(w.dtype) ? kquant_gemm : int8_gemm)(w, row_begin, row_end, *a.xq, a.t0, T, y, y_stride);
         return;
     }
     if ((w.dtype == DType::F16 || w.dtype == DType::BF16) && T <= kFusedMaxTokens) {

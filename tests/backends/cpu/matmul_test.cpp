@@ -114,6 +114,30 @@ INSTANTIATE_TEST_SUITE_P(
                std::to_string(std::get<1>(info.param));
     });
 
+// The prefill panels (panel_gemm.h) of every block type: 263 tokens (32 passes of 8 and a remainder of 7) pass
+// every type's threshold (Q6_K's is 256); 37 rows are two panels and 5 rows for the row kernels; 1 and 2 threads
+// agree bit for bit.
+TEST(PanelGemm, EveryBlockTypeMatchesReference) {
+    const int64_t T = 263, out = 37;
+    for (DType dt : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+        SCOPED_TRACE(dtype_name(dt));
+        const int64_t in = dt == DType::Q4_0 || dt == DType::Q8_0 ? 224 : 512;
+        const OwnedTensor w(dt, out, in, 5);
+        const std::vector<float> x = random_vector(T * in, 9);
+        std::vector<float> y1(T * out, NAN), y2(T * out, NAN);
+        {
+            ThreadCountGuard g(1);
+            cpu::matmul(x.data(), T, w.tensor, y1.data());
+        }
+        {
+            ThreadCountGuard g(2);
+            cpu::matmul(x.data(), T, w.tensor, y2.data());
+        }
+        expect_matches_reference(y1, kernel_activations(x, T, in, dt), T, ref::dequantize(w.tensor), out, in);
+        EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+    }
+}
+
 // The packed GEMM (f32_gemm.h) for F32 / F16 / BF16 from 4 tokens up: token counts around its ≤ 12-token blocks and
 // 256-token chunks, row counts around its 32-row panels and 16-lane halves, K around its 16 × 16 transposes and
 // 512-element blocks. Every (out, K) pair runs for each (dtype, T); 1 and 2 threads must agree bit for bit.

@@ -1,0 +1,277 @@
+// Prefill: 16 weight rows are unpacked once per call into VNNI order — for each group of 4 consecutive k, one
+// 64-byte vector holding those 4 weights of all 16 rows — with each row's block scales as 16-float vectors. One
+// VPDPBUSD then does 4 k × 16 rows for a token whose 4 activation bytes are broadcast, and a block's int32 sums
+// need one conversion and two or three vector operations per token: 8 multiply instructions per ~4 bookkeeping
+// ones where the row kernels (int8_gemm.cpp, kquant_gemm.cpp) spend 1 per 3. The unpack (gathers included) is
+// paid once per panel and call, so it pays from a few dozen tokens.
+// Two forms, by the sign of the unpacked weights:
+//  - unsigned (Q4_0 nibbles, Q4_K / Q5_K quants) × signed activations q, per 32-element block:
+//    Σ x·a = dx · (ds · Σ q_w·q_a − dm · Σ q_a), with (ds, dm) = (d, 8·d) for Q4_0 and (d·sc, dmin·m) for K-quants;
+//  - signed (Q8_0 bytes, Q6_K q − 32) × unsigned activations q + 128 (qu), per block of B = 32 or 16 elements:
+//    Σ w·(q_a + 128) − 128·Σ w = Σ w·q_a, then · ds · dx; wsum holds 128·Σ w per row and block.
+#include "backends/cpu/panel_gemm.h"
+
+#include <cstring>
+#include <vector>
+
+#include "core/half.h"
+#include "formats/kquants.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace moeinfer::cpu {
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+namespace {
+
+constexpr int kRows = 16;
+constexpr int kTokens = 8;  // tokens per pass: 8 int32 + 8 float accumulators
+constexpr int kQ4_0Bytes = 18, kQ8_0Bytes = 34, kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
+
+struct Panel {
+    std::vector<uint8_t> bytes;  // [16 rows][K] unpacked weights in element order, gathered into vnni
+    std::vector<uint8_t> vnni;   // [K / 4][16 rows][4]
+    std::vector<float> ds, dm;   // [blocks][16]
+    std::vector<int32_t> wsum;   // [blocks][16] (signed form)
+};
+
+// Smallest token count for which the panel beats the row kernels (Zen 5, 2 threads, the files): Q6_K's
+// unpack costs more per weight (6-bit fields, per-16 sums): its panel gains 5 % at 512 tokens per matrix (dense
+// pp512) and loses 7 % at ~128 (MoE experts in pp512).
+int64_t min_tokens(DType t) { return t == DType::Q6_K ? 256 : 16; }
+
+void transpose(int64_t K, Panel& p) {
+    p.vnni.resize(size_t(kRows) * K);
+    const __m512i rows_at = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(int32_t(K)));
+    for (int64_t g = 0; g < K / 4; ++g)
+        _mm512_storeu_si512(p.vnni.data() + g * 64, _mm512_i32gather_epi32(rows_at, p.bytes.data() + 4 * g, 1));
+}
+
+void reserve(Panel& p, int64_t K, int64_t block) {
+    p.bytes.resize(size_t(kRows) * K);
+    p.ds.resize(size_t(K / block) * kRows);
+    p.dm.resize(size_t(K / block) * kRows);
+    p.wsum.resize(size_t(K / block) * kRows);
+}
+
+// 128 · Σ of each 16 signed bytes of v (two sums) from the unsigned sums of v + bias.
+void signed_sums16(__m256i unsigned_v, int bias, int32_t* out0, int32_t* out1) {
+    alignas(32) uint64_t s[4];
+    _mm256_store_si256((__m256i*)s, _mm256_sad_epu8(unsigned_v, _mm256_setzero_si256()));
+    *out0 = 128 * (int32_t(s[0] + s[1]) - 16 * bias);
+    *out1 = 128 * (int32_t(s[2] + s[3]) - 16 * bias);
+}
+
+template <bool Q5>
+void unpack_q4k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
+    constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes, kQs = Q5 ? 48 : 16;
+    reserve(p, K, 32);
+    const __m256i low = _mm256_set1_epi8(0x0f), bit = _mm256_set1_epi8(1);
+    for (int r = 0; r < kRows; ++r) {
+        uint8_t* out = p.bytes.data() + size_t(r) * K;
+        for (int64_t sb = 0; sb < K / 256; ++sb) {
+            const uint8_t* blk = rows + r * row_bytes + sb * kBytes;
+            uint64_t sc_bytes, m_bytes;
+            unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
+            const float d = fp16_at(blk), dmin = fp16_at(blk + 2);
+            for (int j = 0; j < 8; ++j) {
+                p.ds[(sb * 8 + j) * kRows + r] = d * float((sc_bytes >> (8 * j)) & 0xff);
+                p.dm[(sb * 8 + j) * kRows + r] = dmin * float((m_bytes >> (8 * j)) & 0xff);
+            }
+            __m256i qh = _mm256_setzero_si256();  // Q5_K: bit 2c / 2c + 1 of qh[l] tops element l of sub-block 2c / 2c+1
+            if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
+            for (int c = 0; c < 4; ++c) {
+                const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + kQs + 32 * c));
+                __m256i lo = _mm256_and_si256(packed, low), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low);
+                if constexpr (Q5) {
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), bit), 4));
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit), 4));
+                }
+                _mm256_storeu_si256((__m256i*)(out + sb * 256 + 64 * c), lo);
+                _mm256_storeu_si256((__m256i*)(out + sb * 256 + 64 * c + 32), hi);
+            }
+        }
+    }
+    transpose(K, p);
+}
+
+void unpack_q4_0(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
+    reserve(p, K, 32);
+    const __m128i low = _mm_set1_epi8(0x0f);
+    for (int r = 0; r < kRows; ++r) {
+        uint8_t* out = p.bytes.data() + size_t(r) * K;
+        for (int64_t b = 0; b < K / 32; ++b) {
+            const uint8_t* blk = rows + r * row_bytes + b * kQ4_0Bytes;
+            const float d = fp16_at(blk);
+            p.ds[b * kRows + r] = d;
+            p.dm[b * kRows + r] = 8 * d;
+            const __m128i packed = _mm_loadu_si128((const __m128i*)(blk + 2));
+            _mm_storeu_si128((__m128i*)(out + 32 * b), _mm_and_si128(packed, low));
+            _mm_storeu_si128((__m128i*)(out + 32 * b + 16), _mm_and_si128(_mm_srli_epi16(packed, 4), low));
+        }
+    }
+    transpose(K, p);
+}
+
+void unpack_q8_0(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
+    reserve(p, K, 32);
+    const __m256i flip = _mm256_set1_epi8(char(0x80));
+    for (int r = 0; r < kRows; ++r) {
+        uint8_t* out = p.bytes.data() + size_t(r) * K;
+        for (int64_t b = 0; b < K / 32; ++b) {
+            const uint8_t* blk = rows + r * row_bytes + b * kQ8_0Bytes;
+            p.ds[b * kRows + r] = fp16_at(blk);
+            const __m256i q = _mm256_loadu_si256((const __m256i*)(blk + 2));
+            _mm256_storeu_si256((__m256i*)(out + 32 * b), q);
+            int32_t s0, s1;
+            signed_sums16(_mm256_xor_si256(q, flip), 128, &s0, &s1);  // q + 128 is q ^ 0x80 as unsigned
+            p.wsum[b * kRows + r] = s0 + s1;
+        }
+    }
+    transpose(K, p);
+}
+
+void unpack_q6k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
+    reserve(p, K, 16);
+    const __m256i low = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    for (int r = 0; r < kRows; ++r) {
+        uint8_t* out = p.bytes.data() + size_t(r) * K;
+        for (int64_t sb = 0; sb < K / 256; ++sb) {
+            const uint8_t* blk = rows + r * row_bytes + sb * kQ6KBytes;
+            const float d = fp16_at(blk + 208);
+            for (int i = 0; i < 16; ++i) p.ds[(sb * 16 + i) * kRows + r] = d * float(int8_t(blk[192 + i]));
+            for (int h = 0; h < 2; ++h) {  // 128 elements: ql[64h..64h+63] nibbles + qh[32h..32h+31] 2-bit fields
+                const __m256i l0 = _mm256_loadu_si256((const __m256i*)(blk + 64 * h));
+                const __m256i l1 = _mm256_loadu_si256((const __m256i*)(blk + 64 * h + 32));
+                const __m256i hb = _mm256_loadu_si256((const __m256i*)(blk + 128 + 32 * h));
+                auto top = [&](int shift) { return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, shift), two), 4); };
+                const __m256i q[4] = {_mm256_or_si256(_mm256_and_si256(l0, low), top(0)),
+                                      _mm256_or_si256(_mm256_and_si256(l1, low), top(2)),
+                                      _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), top(4)),
+                                      _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), top(6))};
+                for (int c = 0; c < 4; ++c) {  // elements 128h + 32c ..: 16-element blocks 8h + 2c and 8h + 2c + 1
+                    _mm256_storeu_si256((__m256i*)(out + sb * 256 + 128 * h + 32 * c), _mm256_sub_epi8(q[c], off));
+                    const int64_t blk16 = sb * 16 + 8 * h + 2 * c;
+                    signed_sums16(q[c], 32, &p.wsum[blk16 * kRows + r], &p.wsum[(blk16 + 1) * kRows + r]);
+                }
+            }
+        }
+    }
+    transpose(K, p);
+}
+
+// Unsigned weights: per 32-element block, 8 VPDPBUSD per token, then acc += dx · (ds · sum) − dm · (dx · Σq_a).
+template <int NT>
+void tokens_unsigned(const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < a.K / 32; ++j) {
+        __m512i s[NT];
+        for (int t = 0; t < NT; ++t) s[t] = _mm512_setzero_si512();
+        for (int g = 0; g < 8; ++g) {
+            const __m512i w = _mm512_loadu_si512(p.vnni.data() + (j * 8 + g) * 64);
+            for (int t = 0; t < NT; ++t) {
+                int32_t xa;
+                std::memcpy(&xa, a.q.data() + (t0 + t) * a.K + j * 32 + 4 * g, 4);
+                s[t] = _mm512_dpbusd_epi32(s[t], w, _mm512_set1_epi32(xa));
+            }
+        }
+        const __m512 ds = _mm512_loadu_ps(p.ds.data() + j * kRows), dm = _mm512_loadu_ps(p.dm.data() + j * kRows);
+        for (int t = 0; t < NT; ++t) {
+            const int64_t ab = (t0 + t) * a.nb + j;
+            const float dx = a.d[ab];
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), ds), _mm512_set1_ps(dx), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(dx * float(a.sum[ab])), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+// Signed weights in blocks of B elements: B / 4 VPDPBUSD per token, minus wsum, then acc += dx · ds · sum.
+template <int NT, int B>
+void tokens_signed(const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < a.K / B; ++j) {
+        __m512i s[NT];
+        for (int t = 0; t < NT; ++t) s[t] = _mm512_setzero_si512();
+        for (int g = 0; g < B / 4; ++g) {
+            const __m512i w = _mm512_loadu_si512(p.vnni.data() + (j * (B / 4) + g) * 64);
+            for (int t = 0; t < NT; ++t) {
+                int32_t xa;
+                std::memcpy(&xa, a.qu.data() + (t0 + t) * a.K + j * B + 4 * g, 4);
+                s[t] = _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(xa), w);
+            }
+        }
+        const __m512 ds = _mm512_loadu_ps(p.ds.data() + j * kRows);
+        const __m512i ws = _mm512_loadu_si512(p.wsum.data() + j * kRows);
+        for (int t = 0; t < NT; ++t) {
+            const float dx = a.d[(t0 + t) * a.nb + j * B / 32];
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[t], ws)), ds),
+                                     _mm512_set1_ps(dx), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+
+// All nt tokens through one unpacked panel, kTokens at a time, the remainder by a narrower instance.
+template <int NT>
+void tokens(DType t, const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    if (t == DType::Q8_0) tokens_signed<NT, 32>(p, a, t0, y, ys);
+    else if (t == DType::Q6_K) tokens_signed<NT, 16>(p, a, t0, y, ys);
+    else tokens_unsigned<NT>(p, a, t0, y, ys);
+}
+
+void all_tokens(DType dt, const Panel& p, const Q8Activations& a, int64_t t0, int64_t nt, float* y, int64_t ys) {
+    int64_t t = 0;
+    for (; t + kTokens <= nt; t += kTokens) tokens<kTokens>(dt, p, a, t0 + t, y + t * ys, ys);
+    float* yt = y + t * ys;
+    switch (nt - t) {
+        case 7: tokens<7>(dt, p, a, t0 + t, yt, ys); break;
+        case 6: tokens<6>(dt, p, a, t0 + t, yt, ys); break;
+        case 5: tokens<5>(dt, p, a, t0 + t, yt, ys); break;
+        case 4: tokens<4>(dt, p, a, t0 + t, yt, ys); break;
+        case 3: tokens<3>(dt, p, a, t0 + t, yt, ys); break;
+        case 2: tokens<2>(dt, p, a, t0 + t, yt, ys); break;
+        case 1: tokens<1>(dt, p, a, t0 + t, yt, ys); break;
+        default: break;
+    }
+}
+
+}  // namespace
+
+int64_t panel_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
+                   float* y, int64_t y_stride) {
+    const DType dt = w.dtype;
+    const bool kquant = dt == DType::Q4_K || dt == DType::Q5_K || dt == DType::Q6_K;
+    if (!(kquant || dt == DType::Q4_0 || dt == DType::Q8_0) || a.K % (kquant ? 256 : 32) != 0 || nt < min_tokens(dt))
+        return row_begin;
+    thread_local Panel panel;
+    const auto* base = static_cast<const uint8_t*>(w.data);
+    const size_t row_bytes = w.row_bytes();
+    for (; row_begin + kRows <= row_end; row_begin += kRows) {
+        const uint8_t* rows = base + row_begin * row_bytes;
+        switch (dt) {
+            case DType::Q4_0: unpack_q4_0(rows, row_bytes, a.K, panel); break;
+            case DType::Q8_0: unpack_q8_0(rows, row_bytes, a.K, panel); break;
+            case DType::Q4_K: unpack_q4k<false>(rows, row_bytes, a.K, panel); break;
+            case DType::Q5_K: unpack_q4k<true>(rows, row_bytes, a.K, panel); break;
+            default: unpack_q6k(rows, row_bytes, a.K, panel); break;
+        }
+        all_tokens(dt, panel, a, t0, nt, y + row_begin, y_stride);
+    }
+    return row_begin;
+}
+
+#else
+
+int64_t panel_gemm(const Tensor&, int64_t row_begin, int64_t, const Q8Activations&, int64_t, int64_t, float*, int64_t) {
+    return row_begin;  // the row kernels do everything
+}
+
+#endif
+
+}  // namespace moeinfer::cpu

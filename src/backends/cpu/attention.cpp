@@ -1,6 +1,7 @@
-// Paged attention kernel (see attention.h). Work is split over (token, head); each item walks the sequence's
-// blocks, scoring a block's keys at once, then folds them into a running max / sum / accumulator (online softmax),
-// so memory use is independent of context length.
+// Paged attention kernel (see attention.h). Work is split over (token, kv head) — all query heads of a group
+// together (attend_group, AVX-512, head_dim a multiple of 16) — or else (token, head); each item walks the
+// sequence's blocks, scoring a block's keys at once, then folds them into a running max / sum / accumulator (online
+// softmax), so memory use is independent of context length.
 #include "backends/cpu/attention.h"
 
 #include <algorithm>
@@ -26,6 +27,64 @@ void write_kv(const float* k, const float* v, int64_t T, const PagedKvMeta& meta
     }
 }
 
+#if defined(__AVX512F__)
+// One (token, kv head) item with its G query heads (G a template parameter so the score accumulators stay in
+// registers): keys are taken 16 at a time, each of their head_dim columns gathered once into a register and
+// multiplied with every head's query, so a score needs no horizontal sum and K is read once per group instead of
+// once per head; softmax weights come from one vector exp per 16 keys. head_dim must be a multiple of 16.
+template <int G>
+void attend_group(const float* q, float scale, int64_t pos, int64_t first, const int32_t* table, const PagedKvMeta& meta,
+                  const AttentionShape& shape, int64_t kvh, const float* k_cache, const float* v_cache, float* out,
+                  float* qs, float* acc) {
+    const int64_t hd = shape.head_dim, width = shape.num_kv_heads * hd, bs = meta.block_size;
+    for (int64_t i = 0; i < G * hd; ++i) qs[i] = q[i] * scale;
+    std::fill(acc, acc + G * hd, 0.0f);
+    float m[G];
+    double l[G];
+    for (int g = 0; g < G; ++g) m[g] = -std::numeric_limits<float>::infinity(), l[g] = 0;
+    const __m512i lane_rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                 _mm512_set1_epi32(int32_t(width)));
+    alignas(64) float p[16];
+    for (int64_t j0 = first - first % bs; j0 <= pos; j0 += bs) {
+        const int64_t lo = std::max(j0, first), hi = std::min(j0 + bs - 1, pos);
+        const int64_t base = int64_t(table[j0 / bs]) * bs;
+        for (int64_t c0 = lo; c0 <= hi; c0 += 16) {
+            const int n = int(std::min<int64_t>(16, hi - c0 + 1));
+            const __mmask16 valid = __mmask16((1u << n) - 1);
+            const float* kb = k_cache + (base + c0 - j0) * width + kvh * hd;
+            const float* vb = v_cache + (base + c0 - j0) * width + kvh * hd;
+            __m512 s[G];
+            for (int g = 0; g < G; ++g) s[g] = _mm512_setzero_ps();
+            for (int64_t d = 0; d < hd; ++d) {
+                const __m512 kd = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, lane_rows, kb + d, 4);
+                for (int g = 0; g < G; ++g) s[g] = _mm512_fmadd_ps(_mm512_set1_ps(qs[g * hd + d]), kd, s[g]);
+            }
+            for (int g = 0; g < G; ++g) {
+                const __m512 sg = _mm512_mask_mov_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), valid, s[g]);
+                const float tile_max = std::max(m[g], _mm512_reduce_max_ps(sg));
+                const float correction = std::exp(m[g] - tile_max);  // exp(-inf) = 0 on the first tile
+                const __m512 e = _mm512_maskz_mov_ps(valid, exp_ps(_mm512_sub_ps(sg, _mm512_set1_ps(tile_max))));
+                l[g] = l[g] * correction + _mm512_reduce_add_ps(e);
+                m[g] = tile_max;
+                _mm512_store_ps(p, e);
+                float* ag = acc + g * hd;
+                const __m512 corr = _mm512_set1_ps(correction);
+                for (int64_t d = 0; d < hd; d += 16) {
+                    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(ag + d), corr);
+                    for (int j = 0; j < n; ++j)
+                        a = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_loadu_ps(vb + j * width + d), a);
+                    _mm512_storeu_ps(ag + d, a);
+                }
+            }
+        }
+    }
+    for (int g = 0; g < G; ++g) {
+        const float inv = float(1.0 / l[g]);
+        for (int64_t i = 0; i < hd; ++i) out[g * hd + i] = acc[g * hd + i] * inv;
+    }
+}
+#endif
+
 void paged_attention(const float* q, int64_t T, const PagedKvMeta& meta, const AttentionShape& shape,
                      const float* k_cache, const float* v_cache, float* out) {
     const int64_t hd = shape.head_dim;
@@ -36,6 +95,34 @@ void paged_attention(const float* q, int64_t T, const PagedKvMeta& meta, const A
     // gives each thread a contiguous run of items, so this balances the threads (in token order the last thread did
     // about three times the first's work at T = 512 and the others waited).
     auto token_at = [T](int64_t i) { return i % 2 == 0 ? i / 2 : T - 1 - i / 2; };
+#if defined(__AVX512F__)
+    if (hd % 16 == 0 && (group == 1 || group == 2 || group == 4 || group == 8)) {
+        const int64_t nkv = shape.num_kv_heads;
+        parallel_for(T * nkv, [&](int64_t b, int64_t e) {
+            std::vector<float> qs(group * hd), acc(group * hd);
+            for (int64_t item = b; item < e; ++item) {
+                const int64_t t = token_at(item / nkv), kvh = item % nkv;
+                const int64_t pos = meta.positions[t];
+                const int64_t first = shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
+                const int64_t h0 = kvh * group;
+                const float* qv = q + (t * shape.num_heads + h0) * hd;
+                float* o = out + (t * shape.num_heads + h0) * hd;
+                const int32_t* table = meta.block_tables[meta.token_seq[t]];
+                auto run = [&]<int G>() {
+                    attend_group<G>(qv, shape.scale, pos, first, table, meta, shape, kvh, k_cache, v_cache, o, qs.data(),
+                                    acc.data());
+                };
+                switch (group) {
+                    case 1: run.template operator()<1>(); break;
+                    case 2: run.template operator()<2>(); break;
+                    case 4: run.template operator()<4>(); break;
+                    default: run.template operator()<8>(); break;
+                }
+            }
+        });
+        return;
+    }
+#endif
     parallel_for(T * shape.num_heads, [&](int64_t b, int64_t e) {
         std::vector<float> scores(bs), acc(hd);
         for (int64_t item = b; item < e; ++item) {

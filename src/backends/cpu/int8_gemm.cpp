@@ -30,6 +30,21 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
     for (int64_t t = 0; t < T; ++t)
         for (int64_t b = 0; b < out.nb; ++b) {
             const float* v = x + t * K + b * 32;
+#if defined(__AVX512F__)
+            // The scalar loop below, 16 lanes at a time (the same IEEE operations, so the same bytes: cvtps rounds
+            // to nearest even as lrintf does under the default rounding mode).
+            const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+            const float vmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            out.d[t * out.nb + b] = vmax / 127.0f;
+            const __m512 vinv = _mm512_set1_ps(vmax > 0 ? 127.0f / vmax : 0.0f);
+            const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vinv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vinv));
+            const __m256i qb = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtsepi32_epi8(q0)),
+                                                       _mm512_cvtsepi32_epi8(q1), 1);
+            _mm256_storeu_si256((__m256i*)(out.q.data() + t * K + b * 32), qb);
+            _mm256_storeu_si256((__m256i*)(out.qu.data() + t * K + b * 32), _mm256_xor_si256(qb, _mm256_set1_epi8(char(0x80))));
+            out.sum[t * out.nb + b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+            continue;
+#endif
             float amax = 0;
             for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
             out.d[t * out.nb + b] = amax / 127.0f;

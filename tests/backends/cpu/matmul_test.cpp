@@ -57,6 +57,29 @@ TEST(QuantizedActivations, StayWithinHalfAStepOfTheInput) {
     }
 }
 
+// The bytes, scales and sums are exactly the scalar definition's (d = amax / 127, q = lrintf(x · 127 / amax)),
+// whatever the vector path; a zero block gives d = 0 and q = 0.
+TEST(QuantizedActivations, EqualTheScalarDefinition) {
+    std::vector<float> x = random_vector(3 * 96, 8, 3.0f);
+    std::fill(x.begin() + 32, x.begin() + 64, 0.0f);
+    cpu::Q8Activations q;
+    cpu::quantize_activations(x.data(), 3, 96, q);
+    for (size_t b = 0; b < x.size() / 32; ++b) {
+        float amax = 0;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+        EXPECT_EQ(q.d[b], amax / 127.0f);
+        const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < 32; ++j) {
+            const int8_t want = static_cast<int8_t>(std::lrintf(x[b * 32 + j] * inv));
+            ASSERT_EQ(q.q[b * 32 + j], want) << "block " << b << " element " << j;
+            ASSERT_EQ(q.qu[b * 32 + j], static_cast<uint8_t>(want) ^ 0x80);
+            sum += want;
+        }
+        EXPECT_EQ(q.sum[b], sum);
+    }
+}
+
 class ThreadCountGuard {
 public:
     explicit ThreadCountGuard(int n) : saved_(num_threads()) { set_num_threads(n); }

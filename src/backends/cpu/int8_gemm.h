@@ -19,6 +19,14 @@ struct Q8Activations {
     // low nibbles hold (elements 0-15) for blocks 0..3, then the 16 its high nibbles hold (16-31), so one
     // 512-bit load of 4 blocks' packed bytes lines up with one activation load per nibble half.
     std::vector<int8_t> q4i;
+    // Copies for the prefill panels (panel_gemm.cpp) in tiles of 8 tokens: tile i holds tokens 8i..8i+7 block by
+    // block, [nb][8][32] bytes, so one pointer and constant offsets reach a group of tokens and a group's blocks are
+    // contiguous. tile_index(t, b) is the byte offset of token t's block b; d_tiles and dsum_tiles (d, and d · Σq)
+    // are [tiles][nb][8] floats at tile_index(t, b) / 32.
+    std::vector<int8_t> q_tiles;
+    std::vector<uint8_t> qu_tiles;
+    std::vector<float> d_tiles, dsum_tiles;
+    int64_t tile_index(int64_t t, int64_t b) const { return (((t / 8) * nb + b) * 8 + t % 8) * 32; }
 };
 
 // x: [T, K] with K a multiple of 32.

@@ -118,7 +118,9 @@ void matmul_jobs(const float* x, const std::vector<MatmulJob>& jobs) {
         quantize |= wants_q8(j.weight->dtype, in);
         max_tiles = std::max(max_tiles, (j.weight->rows() + kTileRows - 1) / kTileRows);
     }
-    Q8Activations q;
+    // Kept per calling thread: its buffers (several MB in prefill) are reused instead of being allocated and
+    // page-faulted in again by every call.
+    thread_local Q8Activations q;
     const Activations all = prepare(x, rows, in, quantize, q);  // quantized once for every job
     // Items are (job, output-row tile) pairs numbered tile-major, so each thread's contiguous chunk holds about the
     // same share of every job's rows: the work splits evenly however unevenly tokens fall to jobs (experts). A job's

@@ -11,6 +11,7 @@
 //    Σ w·(q_a + 128) − 128·Σ w = Σ w·q_a, then · ds · dx; wsum holds 128·Σ w per row and block.
 #include "backends/cpu/panel_gemm.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -164,27 +165,31 @@ void unpack_q6k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
 }
 
 // Unsigned weights: per 32-element block, 8 VPDPBUSD per token, then acc += dx · (ds · sum) − dm · (dx · Σq_a).
+// Activations come from Q8Activations' 8-token tiles: the group's tokens (all in one tile) sit 32 bytes apart and
+// consecutive blocks 256 bytes apart.
 template <int NT>
 void tokens_unsigned(const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
     __m512 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    const int64_t tile0 = a.tile_index(t0, 0);
     for (int64_t j = 0; j < a.K / 32; ++j) {
+        const int8_t* xb = a.q_tiles.data() + tile0 + j * 256;
         __m512i s[NT];
         for (int t = 0; t < NT; ++t) s[t] = _mm512_setzero_si512();
         for (int g = 0; g < 8; ++g) {
             const __m512i w = _mm512_loadu_si512(p.vnni.data() + (j * 8 + g) * 64);
             for (int t = 0; t < NT; ++t) {
                 int32_t xa;
-                std::memcpy(&xa, a.q.data() + (t0 + t) * a.K + j * 32 + 4 * g, 4);
+                std::memcpy(&xa, xb + t * 32 + 4 * g, 4);
                 s[t] = _mm512_dpbusd_epi32(s[t], w, _mm512_set1_epi32(xa));
             }
         }
         const __m512 ds = _mm512_loadu_ps(p.ds.data() + j * kRows), dm = _mm512_loadu_ps(p.dm.data() + j * kRows);
+        const float* dx = a.d_tiles.data() + tile0 / 32 + j * 8;
+        const float* dxs = a.dsum_tiles.data() + tile0 / 32 + j * 8;
         for (int t = 0; t < NT; ++t) {
-            const int64_t ab = (t0 + t) * a.nb + j;
-            const float dx = a.d[ab];
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), ds), _mm512_set1_ps(dx), acc[t]);
-            acc[t] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(dx * float(a.sum[ab])), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), ds), _mm512_set1_ps(dx[t]), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(dxs[t]), acc[t]);
         }
     }
     for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
@@ -195,29 +200,31 @@ template <int NT, int B>
 void tokens_signed(const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
     __m512 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    const int64_t tile0 = a.tile_index(t0, 0);
     for (int64_t j = 0; j < a.K / B; ++j) {
+        // Block j of B elements lies in activation block j · B / 32, at byte (j · B) % 32 of it.
+        const uint8_t* xb = a.qu_tiles.data() + tile0 + (j * B / 32) * 256 + (j * B) % 32;
         __m512i s[NT];
         for (int t = 0; t < NT; ++t) s[t] = _mm512_setzero_si512();
         for (int g = 0; g < B / 4; ++g) {
             const __m512i w = _mm512_loadu_si512(p.vnni.data() + (j * (B / 4) + g) * 64);
             for (int t = 0; t < NT; ++t) {
                 int32_t xa;
-                std::memcpy(&xa, a.qu.data() + (t0 + t) * a.K + j * B + 4 * g, 4);
+                std::memcpy(&xa, xb + t * 32 + 4 * g, 4);
                 s[t] = _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(xa), w);
             }
         }
         const __m512 ds = _mm512_loadu_ps(p.ds.data() + j * kRows);
         const __m512i ws = _mm512_loadu_si512(p.wsum.data() + j * kRows);
-        for (int t = 0; t < NT; ++t) {
-            const float dx = a.d[(t0 + t) * a.nb + j * B / 32];
+        const float* dx = a.d_tiles.data() + tile0 / 32 + (j * B / 32) * 8;
+        for (int t = 0; t < NT; ++t)
             acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[t], ws)), ds),
-                                     _mm512_set1_ps(dx), acc[t]);
-        }
+                                     _mm512_set1_ps(dx[t]), acc[t]);
     }
     for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
-// All nt tokens through one unpacked panel, kTokens at a time, the remainder by a narrower instance.
+// NT tokens of one activation tile through one unpacked panel, by the weights' form.
 template <int NT>
 void tokens(DType t, const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
     if (t == DType::Q8_0) tokens_signed<NT, 32>(p, a, t0, y, ys);
@@ -225,19 +232,26 @@ void tokens(DType t, const Panel& p, const Q8Activations& a, int64_t t0, float* 
     else tokens_unsigned<NT>(p, a, t0, y, ys);
 }
 
+void group(DType dt, const Panel& p, const Q8Activations& a, int64_t t0, int64_t n, float* yt, int64_t ys) {
+    switch (n) {
+        case 8: tokens<8>(dt, p, a, t0, yt, ys); break;
+        case 7: tokens<7>(dt, p, a, t0, yt, ys); break;
+        case 6: tokens<6>(dt, p, a, t0, yt, ys); break;
+        case 5: tokens<5>(dt, p, a, t0, yt, ys); break;
+        case 4: tokens<4>(dt, p, a, t0, yt, ys); break;
+        case 3: tokens<3>(dt, p, a, t0, yt, ys); break;
+        case 2: tokens<2>(dt, p, a, t0, yt, ys); break;
+        default: tokens<1>(dt, p, a, t0, yt, ys); break;
+    }
+}
+
+// Groups follow the activation tiles (a group never straddles two), so a call whose t0 is not a multiple of 8 starts
+// and may end with a narrower group.
 void all_tokens(DType dt, const Panel& p, const Q8Activations& a, int64_t t0, int64_t nt, float* y, int64_t ys) {
-    int64_t t = 0;
-    for (; t + kTokens <= nt; t += kTokens) tokens<kTokens>(dt, p, a, t0 + t, y + t * ys, ys);
-    float* yt = y + t * ys;
-    switch (nt - t) {
-        case 7: tokens<7>(dt, p, a, t0 + t, yt, ys); break;
-        case 6: tokens<6>(dt, p, a, t0 + t, yt, ys); break;
-        case 5: tokens<5>(dt, p, a, t0 + t, yt, ys); break;
-        case 4: tokens<4>(dt, p, a, t0 + t, yt, ys); break;
-        case 3: tokens<3>(dt, p, a, t0 + t, yt, ys); break;
-        case 2: tokens<2>(dt, p, a, t0 + t, yt, ys); break;
-        case 1: tokens<1>(dt, p, a, t0 + t, yt, ys); break;
-        default: break;
+    for (int64_t t = 0; t < nt;) {
+        const int64_t n = std::min<int64_t>(kTokens - (t0 + t) % kTokens, nt - t);
+        group(dt, p, a, t0 + t, n, y + t * ys, ys);
+        t += n;
     }
 }
 

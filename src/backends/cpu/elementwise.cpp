@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "backends/cpu/simd.h"
 #include "core/thread_pool.h"
 
 namespace moeinfer::cpu {
@@ -28,7 +29,17 @@ void silu_mul(const float* gate, const float* up, int64_t in_stride, int64_t row
             const float* g = gate + r * in_stride;
             const float* u = up + r * in_stride;
             float* o = out + r * n;
-            for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+            int64_t i = 0;
+#if defined(__AVX512F__)
+            // 16 lanes with the vector exp (relative error below 2e-7; scalar std::exp was ~3 % of a prefill).
+            const __m512 one = _mm512_set1_ps(1.0f);
+            for (; i + 16 <= n; i += 16) {
+                const __m512 gv = _mm512_loadu_ps(g + i);
+                const __m512 sig = _mm512_div_ps(gv, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+                _mm512_storeu_ps(o + i, _mm512_mul_ps(sig, _mm512_loadu_ps(u + i)));
+            }
+#endif
+            for (; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
         }
     }, 4);
 }

@@ -5,9 +5,9 @@
 // ones where the row kernels (int8_gemm.cpp, kquant_gemm.cpp) spend 1 per 3. The unpack (gathers included) is
 // paid once per panel and call, so it pays from a few dozen tokens.
 // Two forms, by the sign of the unpacked weights:
-//  - unsigned (Q4_0 nibbles, Q4_K / Q5_K quants) × signed activations q, per 32-element block:
-//    Σ x·a = dx · (ds · Σ q_w·q_a − dm · Σ q_a), with (ds, dm) = (d, 8·d) for Q4_0 and (d·sc, dmin·m) for K-quants;
-//  - signed (Q8_0 bytes, Q6_K q − 32) × unsigned activations q + 128 (qu), per block of B = 32 or 16 elements:
+//  - unsigned (Q4_K / Q5_K quants) × signed activations q, per 32-element block:
+//    Σ x·a = dx · (ds · Σ q_w·q_a − dm · Σ q_a), with (ds, dm) = (d·sc, dmin·m);
+//  - signed (Q8_0 bytes, Q4_0 n − 8, Q6_K q − 32) × unsigned activations q + 128 (qu), per block of B = 32 or 16:
 //    Σ w·(q_a + 128) − 128·Σ w = Σ w·q_a, then · ds · dx; wsum holds 128·Σ w per row and block.
 #include "backends/cpu/panel_gemm.h"
 
@@ -125,19 +125,23 @@ void unpack_q4k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
     transpose(K, p);
 }
 
+// Q4_0 takes the signed form (n − 8 against q + 128): one scale per block and no activation-sum term, two vector
+// operations per token and block fewer than the unsigned form.
 void unpack_q4_0(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
     reserve(p, K, 32);
-    const __m128i low = _mm_set1_epi8(0x0f);
+    const __m128i low = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
     for (int r = 0; r < kRows; ++r) {
         uint8_t* out = p.bytes.data() + size_t(r) * K;
         for (int64_t b = 0; b < K / 32; ++b) {
             const uint8_t* blk = rows + r * row_bytes + b * kQ4_0Bytes;
-            const float d = fp16_at(blk);
-            p.ds[b * kRows + r] = d;
-            p.dm[b * kRows + r] = 8 * d;
+            p.ds[b * kRows + r] = fp16_at(blk);
             const __m128i packed = _mm_loadu_si128((const __m128i*)(blk + 2));
-            _mm_storeu_si128((__m128i*)(out + 32 * b), _mm_and_si128(packed, low));
-            _mm_storeu_si128((__m128i*)(out + 32 * b + 16), _mm_and_si128(_mm_srli_epi16(packed, 4), low));
+            const __m128i lo = _mm_and_si128(packed, low), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
+            _mm_storeu_si128((__m128i*)(out + 32 * b), _mm_sub_epi8(lo, eight));
+            _mm_storeu_si128((__m128i*)(out + 32 * b + 16), _mm_sub_epi8(hi, eight));
+            int32_t s0, s1;
+            signed_sums16(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), 8, &s0, &s1);
+            p.wsum[b * kRows + r] = s0 + s1;
         }
     }
     transpose(K, p);
@@ -253,7 +257,7 @@ void tokens_signed(const Panel& p, const Q8Activations& a, int64_t t0, float* y,
 // NT tokens of one activation tile through one unpacked panel, by the weights' form.
 template <int NT>
 void tokens(DType t, const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
-    if (t == DType::Q8_0) tokens_signed<NT, 32>(p, a, t0, y, ys);
+    if (t == DType::Q8_0 || t == DType::Q4_0) tokens_signed<NT, 32>(p, a, t0, y, ys);
     else if (t == DType::Q6_K) tokens_signed<NT, 16>(p, a, t0, y, ys);
     else tokens_unsigned<NT>(p, a, t0, y, ys);
 }

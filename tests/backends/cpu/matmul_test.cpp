@@ -138,7 +138,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // The prefill panels (panel_gemm.h) of every block type: 263 tokens (32 passes of 8 and a remainder of 7) pass
-// every type's threshold (Q6_K's is 256); 37 rows are two panels and 5 rows for the row kernels; 1 and 2 threads
+// every type's threshold (Q6_K's is 128); 37 rows are two panels and 5 rows for the row kernels; 1 and 2 threads
 // agree bit for bit.
 TEST(PanelGemm, EveryBlockTypeMatchesReference) {
     const int64_t T = 263, out = 37;

@@ -92,37 +92,42 @@ void signed_sums16(__m256i unsigned_v, int bias, int32_t* out0, int32_t* out1) {
     *out1 = 128 * (int32_t(s[2] + s[3]) - 16 * bias);
 }
 
+// The unpack loop of every format: f(r, b, blk, out) for block b (bytes blk, elements out[0, elems)) of each of
+// the 16 rows, then the transpose to VNNI order.
+template <typename F>
+void unpack_blocks(const uint8_t* rows, size_t row_bytes, int64_t K, int64_t elems, int block_bytes, Panel& p, F&& f) {
+    for (int r = 0; r < kRows; ++r)
+        for (int64_t b = 0; b < K / elems; ++b)
+            f(r, b, rows + r * row_bytes + b * block_bytes, p.bytes.data() + size_t(r) * K + b * elems);
+    transpose(K, p);
+}
+
 template <bool Q5>
 void unpack_q4k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
     constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes, kQs = Q5 ? 48 : 16;
     reserve(p, K, 32);
     const __m256i low = _mm256_set1_epi8(0x0f), bit = _mm256_set1_epi8(1);
-    for (int r = 0; r < kRows; ++r) {
-        uint8_t* out = p.bytes.data() + size_t(r) * K;
-        for (int64_t sb = 0; sb < K / 256; ++sb) {
-            const uint8_t* blk = rows + r * row_bytes + sb * kBytes;
-            uint64_t sc_bytes, m_bytes;
-            unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
-            const float d = fp16_at(blk), dmin = fp16_at(blk + 2);
-            for (int j = 0; j < 8; ++j) {
-                p.ds[(sb * 8 + j) * kRows + r] = d * float((sc_bytes >> (8 * j)) & 0xff);
-                p.dm[(sb * 8 + j) * kRows + r] = dmin * float((m_bytes >> (8 * j)) & 0xff);
-            }
-            __m256i qh = _mm256_setzero_si256();  // Q5_K: bit 2c / 2c + 1 of qh[l] tops element l of sub-block 2c / 2c+1
-            if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
-            for (int c = 0; c < 4; ++c) {
-                const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + kQs + 32 * c));
-                __m256i lo = _mm256_and_si256(packed, low), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low);
-                if constexpr (Q5) {
-                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), bit), 4));
-                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit), 4));
-                }
-                _mm256_storeu_si256((__m256i*)(out + sb * 256 + 64 * c), lo);
-                _mm256_storeu_si256((__m256i*)(out + sb * 256 + 64 * c + 32), hi);
-            }
+    unpack_blocks(rows, row_bytes, K, 256, kBytes, p, [&](int r, int64_t sb, const uint8_t* blk, uint8_t* out) {
+        uint64_t sc_bytes, m_bytes;
+        unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
+        const float d = fp16_at(blk), dmin = fp16_at(blk + 2);
+        for (int j = 0; j < 8; ++j) {
+            p.ds[(sb * 8 + j) * kRows + r] = d * float((sc_bytes >> (8 * j)) & 0xff);
+            p.dm[(sb * 8 + j) * kRows + r] = dmin * float((m_bytes >> (8 * j)) & 0xff);
         }
-    }
-    transpose(K, p);
+        __m256i qh = _mm256_setzero_si256();  // Q5_K: bit 2c / 2c + 1 of qh[l] tops element l of sub-block 2c / 2c+1
+        if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
+        for (int c = 0; c < 4; ++c) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + kQs + 32 * c));
+            __m256i lo = _mm256_and_si256(packed, low), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low);
+            if constexpr (Q5) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), bit), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit), 4));
+            }
+            _mm256_storeu_si256((__m256i*)(out + 64 * c), lo);
+            _mm256_storeu_si256((__m256i*)(out + 64 * c + 32), hi);
+        }
+    });
 }
 
 // Q4_0 takes the signed form (n − 8 against q + 128): one scale per block and no activation-sum term, two vector
@@ -130,68 +135,53 @@ void unpack_q4k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
 void unpack_q4_0(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
     reserve(p, K, 32);
     const __m128i low = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
-    for (int r = 0; r < kRows; ++r) {
-        uint8_t* out = p.bytes.data() + size_t(r) * K;
-        for (int64_t b = 0; b < K / 32; ++b) {
-            const uint8_t* blk = rows + r * row_bytes + b * kQ4_0Bytes;
-            p.ds[b * kRows + r] = fp16_at(blk);
-            const __m128i packed = _mm_loadu_si128((const __m128i*)(blk + 2));
-            const __m128i lo = _mm_and_si128(packed, low), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
-            _mm_storeu_si128((__m128i*)(out + 32 * b), _mm_sub_epi8(lo, eight));
-            _mm_storeu_si128((__m128i*)(out + 32 * b + 16), _mm_sub_epi8(hi, eight));
-            int32_t s0, s1;
-            signed_sums16(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), 8, &s0, &s1);
-            p.wsum[b * kRows + r] = s0 + s1;
-        }
-    }
-    transpose(K, p);
+    unpack_blocks(rows, row_bytes, K, 32, kQ4_0Bytes, p, [&](int r, int64_t b, const uint8_t* blk, uint8_t* out) {
+        p.ds[b * kRows + r] = fp16_at(blk);
+        const __m128i packed = _mm_loadu_si128((const __m128i*)(blk + 2));
+        const __m128i lo = _mm_and_si128(packed, low), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
+        _mm_storeu_si128((__m128i*)out, _mm_sub_epi8(lo, eight));
+        _mm_storeu_si128((__m128i*)(out + 16), _mm_sub_epi8(hi, eight));
+        int32_t s0, s1;
+        signed_sums16(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), 8, &s0, &s1);
+        p.wsum[b * kRows + r] = s0 + s1;
+    });
 }
 
 void unpack_q8_0(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
     reserve(p, K, 32);
     const __m256i flip = _mm256_set1_epi8(char(0x80));
-    for (int r = 0; r < kRows; ++r) {
-        uint8_t* out = p.bytes.data() + size_t(r) * K;
-        for (int64_t b = 0; b < K / 32; ++b) {
-            const uint8_t* blk = rows + r * row_bytes + b * kQ8_0Bytes;
-            p.ds[b * kRows + r] = fp16_at(blk);
-            const __m256i q = _mm256_loadu_si256((const __m256i*)(blk + 2));
-            _mm256_storeu_si256((__m256i*)(out + 32 * b), q);
-            int32_t s0, s1;
-            signed_sums16(_mm256_xor_si256(q, flip), 128, &s0, &s1);  // q + 128 is q ^ 0x80 as unsigned
-            p.wsum[b * kRows + r] = s0 + s1;
-        }
-    }
-    transpose(K, p);
+    unpack_blocks(rows, row_bytes, K, 32, kQ8_0Bytes, p, [&](int r, int64_t b, const uint8_t* blk, uint8_t* out) {
+        p.ds[b * kRows + r] = fp16_at(blk);
+        const __m256i q = _mm256_loadu_si256((const __m256i*)(blk + 2));
+        _mm256_storeu_si256((__m256i*)out, q);
+        int32_t s0, s1;
+        signed_sums16(_mm256_xor_si256(q, flip), 128, &s0, &s1);  // q + 128 is q ^ 0x80 as unsigned
+        p.wsum[b * kRows + r] = s0 + s1;
+    });
 }
 
 void unpack_q6k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
     reserve(p, K, 16);
     const __m256i low = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
-    for (int r = 0; r < kRows; ++r) {
-        uint8_t* out = p.bytes.data() + size_t(r) * K;
-        for (int64_t sb = 0; sb < K / 256; ++sb) {
-            const uint8_t* blk = rows + r * row_bytes + sb * kQ6KBytes;
-            const float d = fp16_at(blk + 208);
-            for (int i = 0; i < 16; ++i) p.ds[(sb * 16 + i) * kRows + r] = d * float(int8_t(blk[192 + i]));
-            for (int h = 0; h < 2; ++h) {  // 128 elements: ql[64h..64h+63] nibbles + qh[32h..32h+31] 2-bit fields
-                const __m256i l0 = _mm256_loadu_si256((const __m256i*)(blk + 64 * h));
-                const __m256i l1 = _mm256_loadu_si256((const __m256i*)(blk + 64 * h + 32));
-                const __m256i hb = _mm256_loadu_si256((const __m256i*)(blk + 128 + 32 * h));
-                auto top = [&](int shift) { return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, shift), two), 4); };
-                const __m256i q[4] = {_mm256_or_si256(_mm256_and_si256(l0, low), top(0)),
-                                      _mm256_or_si256(_mm256_and_si256(l1, low), top(2)),
-                                      _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), top(4)),
-                                      _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), top(6))};
-                for (int c = 0; c < 4; ++c) {  // elements 128h + 32c ..: 16-element blocks 8h + 2c and 8h + 2c + 1
-                    _mm256_storeu_si256((__m256i*)(out + sb * 256 + 128 * h + 32 * c), _mm256_sub_epi8(q[c], off));
-                    const int64_t blk16 = sb * 16 + 8 * h + 2 * c;
-                    signed_sums16(q[c], 32, &p.wsum[blk16 * kRows + r], &p.wsum[(blk16 + 1) * kRows + r]);
-                }
+    unpack_blocks(rows, row_bytes, K, 256, kQ6KBytes, p, [&](int r, int64_t sb, const uint8_t* blk, uint8_t* out) {
+        const float d = fp16_at(blk + 208);
+        for (int i = 0; i < 16; ++i) p.ds[(sb * 16 + i) * kRows + r] = d * float(int8_t(blk[192 + i]));
+        for (int h = 0; h < 2; ++h) {  // 128 elements: ql[64h..64h+63] nibbles + qh[32h..32h+31] 2-bit fields
+            const __m256i l0 = _mm256_loadu_si256((const __m256i*)(blk + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i*)(blk + 64 * h + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i*)(blk + 128 + 32 * h));
+            auto top = [&](int shift) { return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, shift), two), 4); };
+            const __m256i q[4] = {_mm256_or_si256(_mm256_and_si256(l0, low), top(0)),
+                                  _mm256_or_si256(_mm256_and_si256(l1, low), top(2)),
+                                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), top(4)),
+                                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), top(6))};
+            for (int c = 0; c < 4; ++c) {  // elements 128h + 32c ..: 16-element blocks 8h + 2c and 8h + 2c + 1
+                _mm256_storeu_si256((__m256i*)(out + 128 * h + 32 * c), _mm256_sub_epi8(q[c], off));
+                const int64_t blk16 = sb * 16 + 8 * h + 2 * c;
+                signed_sums16(q[c], 32, &p.wsum[blk16 * kRows + r], &p.wsum[(blk16 + 1) * kRows + r]);
             }
         }
-    }
-    transpose(K, p);
+    });
 }
 
 // Unsigned weights: per 32-element block, 8 VPDPBUSD per token, then acc += dx · (ds · sum) − dm · (dx · Σq_a).

@@ -2,8 +2,9 @@
 // 64-byte vector holding those 4 weights of all 16 rows — with each row's block scales as 16-float vectors. One
 // VPDPBUSD then does 4 k × 16 rows for a token whose 4 activation bytes are broadcast, and a block's int32 sums
 // need one conversion and two or three vector operations per token: 8 multiply instructions per ~4 bookkeeping
-// ones where the row kernels (int8_gemm.cpp, kquant_gemm.cpp) spend 1 per 3. The unpack (gathers included) is
-// paid once per panel and call, so it pays from a few dozen tokens.
+// ones where the row kernels (int8_gemm.cpp, kquant_gemm.cpp) spend 1 per 3. The unpack (and its transpose) is
+// paid once per panel and call, so it pays from a few dozen tokens. Activations come from Q8Activations' 8-token
+// tiles.
 // Two forms, by the sign of the unpacked weights:
 //  - unsigned (Q4_K / Q5_K quants) × signed activations q, per 32-element block:
 //    Σ x·a = dx · (ds · Σ q_w·q_a − dm · Σ q_a), with (ds, dm) = (d·sc, dmin·m);
@@ -32,9 +33,9 @@ constexpr int kTokens = 8;  // tokens per pass: 8 int32 + 8 float accumulators
 constexpr int kQ4_0Bytes = 18, kQ8_0Bytes = 34, kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
 
 struct Panel {
-    std::vector<uint8_t> bytes;  // [16 rows][K] unpacked weights in element order, gathered into vnni
+    std::vector<uint8_t> bytes;  // [16 rows][K] unpacked weights in element order, transposed into vnni
     std::vector<uint8_t> vnni;   // [K / 4][16 rows][4]
-    std::vector<float> ds, dm;   // [blocks][16]
+    std::vector<float> ds, dm;   // [blocks][16]: scale of each row's block; dm (unsigned form) its min term
     std::vector<int32_t> wsum;   // [blocks][16] (signed form)
 };
 

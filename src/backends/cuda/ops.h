@@ -73,8 +73,7 @@ struct DecodeAttentionArgs {
     float scale;                  // usually 1/sqrt(head_dim)
     int64_t max_context_len;      // upper bound of context_lens (host-known), sizes the split-K grid
     int num_splits;               // 1 = no split-K; >1 splits each context into that many block ranges
-    float* workspace;             // decode_attention_workspace_floats(...) floats when num_splits > 1, else unused;
-                                  // zeroed once before its first use (it ends with counters every call leaves at 0)
+    float* workspace;             // decode_attention_workspace_floats(...) floats when num_splits > 1, else unused
     bf16* out;                    // [num_seqs, num_heads, head_dim]
     const int32_t* query_seq = nullptr;  // [num_seqs] block-table row per query; nullptr: row = query index
     bool split_heads = false;     // a block's warps split the heads rather than the keys (choose_decode_split_heads)

@@ -2,7 +2,8 @@
 // (per head or over the whole projection), RoPE, and the write of rotated k and of v into the paged cache. One
 // block per token holds its [qw + 2·kvw] row in shared memory as fp32 and rounds to bf16 after each stage, as a
 // chain of separate bf16 kernels would store it (the CPU reference in tests/cuda/qkv_rope_test.cpp does the same).
-// In a decode step this replaces four launches per layer with one. Most models take the warp-per-head form below.
+// In a decode step this replaces four launches per layer with one. Steps of ≤ 64 tokens of most models take the
+// warp-per-head form below.
 #include "backends/cuda/ops.h"
 #include "backends/cuda/reduce.cuh"
 

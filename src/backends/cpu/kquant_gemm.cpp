@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backends/cpu/int8_gemm.h"
+#include "backends/cpu/kquant_unpack.h"
 #include "core/half.h"
 #include "formats/dequant.h"
 #include "formats/kquants.h"
@@ -21,8 +22,6 @@
 
 namespace moeinfer::cpu {
 namespace {
-
-constexpr int kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 constexpr int kTokens = 4;
@@ -35,14 +34,13 @@ inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_c
 // giving each element a 5th bit: bit 2c of qh[l] for element l of sub-block 2c, bit 2c+1 for sub-block 2c+1.
 template <bool Q5>
 void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, int64_t nt, float* y, int64_t ys) {
-    constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes, kQs = Q5 ? 48 : 16;
+    constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes;
     __m512 acc[kTokens];
     __m256 mins[kTokens];
     for (int t = 0; t < kTokens; ++t) {
         acc[t] = _mm512_setzero_ps();
         mins[t] = _mm256_setzero_ps();
     }
-    const __m256i low = _mm256_set1_epi8(0x0f);
     __m512i pick[4];
     for (int c = 0; c < 4; ++c)
         pick[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
@@ -58,13 +56,8 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
         __m256i qh = _mm256_setzero_si256();  // Q5_K: the fifth bits of all 256 elements
         if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
         for (int c = 0; c < 4; ++c) {
-            const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + kQs + 32 * c));
-            __m256i lo = _mm256_and_si256(packed, low), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low);
-            if constexpr (Q5) {
-                const __m256i bit = _mm256_set1_epi8(1);
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), bit), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit), 4));
-            }
+            __m256i lo, hi;
+            q45k_chunk<Q5>(blk, c, qh, lo, hi);
             w[c] = join(lo, hi);
         }
         for (int t = 0; t < nt; ++t) {
@@ -93,7 +86,6 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
 void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, int64_t nt, float* y, int64_t ys) {
     __m512 acc[kTokens];
     for (int t = 0; t < kTokens; ++t) acc[t] = _mm512_setzero_ps();
-    const __m256i low = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
     const __m512i offset = _mm512_set1_epi8(32);
     // Activation block b covers scale quarters 2b and 2b+1.
     const __m512i spread = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
@@ -103,22 +95,14 @@ void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
                                    4 * k + 2, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k, 4 * k, 4 * k, 4 * k);
     for (int64_t sb = 0; sb < nsb; ++sb) {
         const uint8_t* blk = row + sb * kQ6KBytes;
-        const uint8_t* ql = blk;
-        const uint8_t* qh = blk + 128;
         const __m512 scf = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192)))),
                                          _mm512_set1_ps(fp16_at(blk + 208)));
         __m512i w[4];
         for (int h = 0; h < 2; ++h) {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i*)(ql + 64 * h));
-            const __m256i l1 = _mm256_loadu_si256((const __m256i*)(ql + 64 * h + 32));
-            const __m256i hb = _mm256_loadu_si256((const __m256i*)(qh + 32 * h));
-            auto top = [&](int shift) {  // 2-bit field moved to bits 4-5
-                return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, shift), two), 4);
-            };
-            w[2 * h] = join(_mm256_or_si256(_mm256_and_si256(l0, low), top(0)),
-                            _mm256_or_si256(_mm256_and_si256(l1, low), top(2)));
-            w[2 * h + 1] = join(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), top(4)),
-                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), top(6)));
+            __m256i q[4];
+            q6k_half(blk, h, q);
+            w[2 * h] = join(q[0], q[1]);
+            w[2 * h + 1] = join(q[2], q[3]);
         }
         for (int t = 0; t < nt; ++t) {
             const int64_t tr = t0 + t;

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backends/cpu/kquant_unpack.h"
 #include "core/half.h"
 #include "formats/kquants.h"
 
@@ -30,7 +31,7 @@ namespace {
 
 constexpr int kRows = 16;
 constexpr int kTokens = 8;  // tokens per pass: 8 int32 + 8 float accumulators
-constexpr int kQ4_0Bytes = 18, kQ8_0Bytes = 34, kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;
+constexpr int kQ4_0Bytes = 18, kQ8_0Bytes = 34;
 
 struct Panel {
     std::vector<uint8_t> bytes;  // [16 rows][K] unpacked weights in element order, transposed into vnni
@@ -105,9 +106,8 @@ void unpack_blocks(const uint8_t* rows, size_t row_bytes, int64_t K, int64_t ele
 
 template <bool Q5>
 void unpack_q4k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
-    constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes, kQs = Q5 ? 48 : 16;
+    constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes;
     reserve(p, K, 32);
-    const __m256i low = _mm256_set1_epi8(0x0f), bit = _mm256_set1_epi8(1);
     unpack_blocks(rows, row_bytes, K, 256, kBytes, p, [&](int r, int64_t sb, const uint8_t* blk, uint8_t* out) {
         uint64_t sc_bytes, m_bytes;
         unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
@@ -116,15 +116,11 @@ void unpack_q4k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
             p.ds[(sb * 8 + j) * kRows + r] = d * float((sc_bytes >> (8 * j)) & 0xff);
             p.dm[(sb * 8 + j) * kRows + r] = dmin * float((m_bytes >> (8 * j)) & 0xff);
         }
-        __m256i qh = _mm256_setzero_si256();  // Q5_K: bit 2c / 2c + 1 of qh[l] tops element l of sub-block 2c / 2c+1
+        __m256i qh = _mm256_setzero_si256();  // Q5_K: the fifth bits of all 256 elements
         if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
         for (int c = 0; c < 4; ++c) {
-            const __m256i packed = _mm256_loadu_si256((const __m256i*)(blk + kQs + 32 * c));
-            __m256i lo = _mm256_and_si256(packed, low), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low);
-            if constexpr (Q5) {
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), bit), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit), 4));
-            }
+            __m256i lo, hi;
+            q45k_chunk<Q5>(blk, c, qh, lo, hi);
             _mm256_storeu_si256((__m256i*)(out + 64 * c), lo);
             _mm256_storeu_si256((__m256i*)(out + 64 * c + 32), hi);
         }
@@ -163,19 +159,13 @@ void unpack_q8_0(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
 
 void unpack_q6k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
     reserve(p, K, 16);
-    const __m256i low = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const __m256i off = _mm256_set1_epi8(32);
     unpack_blocks(rows, row_bytes, K, 256, kQ6KBytes, p, [&](int r, int64_t sb, const uint8_t* blk, uint8_t* out) {
         const float d = fp16_at(blk + 208);
         for (int i = 0; i < 16; ++i) p.ds[(sb * 16 + i) * kRows + r] = d * float(int8_t(blk[192 + i]));
-        for (int h = 0; h < 2; ++h) {  // 128 elements: ql[64h..64h+63] nibbles + qh[32h..32h+31] 2-bit fields
-            const __m256i l0 = _mm256_loadu_si256((const __m256i*)(blk + 64 * h));
-            const __m256i l1 = _mm256_loadu_si256((const __m256i*)(blk + 64 * h + 32));
-            const __m256i hb = _mm256_loadu_si256((const __m256i*)(blk + 128 + 32 * h));
-            auto top = [&](int shift) { return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, shift), two), 4); };
-            const __m256i q[4] = {_mm256_or_si256(_mm256_and_si256(l0, low), top(0)),
-                                  _mm256_or_si256(_mm256_and_si256(l1, low), top(2)),
-                                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low), top(4)),
-                                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low), top(6))};
+        for (int h = 0; h < 2; ++h) {
+            __m256i q[4];
+            q6k_half(blk, h, q);
             for (int c = 0; c < 4; ++c) {  // elements 128h + 32c ..: 16-element blocks 8h + 2c and 8h + 2c + 1
                 _mm256_storeu_si256((__m256i*)(out + 128 * h + 32 * c), _mm256_sub_epi8(q[c], off));
                 const int64_t blk16 = sb * 16 + 8 * h + 2 * c;

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cpu/panel_gemm.h"
 #include "backends/cpu/simd.h"
 #include "core/half.h"
 
@@ -27,11 +28,14 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
     out.qu.resize(T * K);
     out.d.resize(T * out.nb);
     out.sum.resize(T * out.nb);
-    const int64_t padded = (T + 7) / 8 * 8;
-    out.q_tiles.resize(padded * K);
-    out.qu_tiles.resize(padded * K);
-    out.d_tiles.resize(padded * out.nb);
-    out.dsum_tiles.resize(padded * out.nb);
+    const bool tiles = T >= kPanelMinTokens;  // decode-sized calls never reach the panels
+    if (tiles) {
+        const int64_t padded = (T + 7) / 8 * 8;
+        out.q_tiles.resize(padded * K);
+        out.qu_tiles.resize(padded * K);
+        out.d_tiles.resize(padded * out.nb);
+        out.dsum_tiles.resize(padded * out.nb);
+    }
     for (int64_t t = 0; t < T; ++t)
         for (int64_t b = 0; b < out.nb; ++b) {
             const float* v = x + t * K + b * 32;
@@ -48,13 +52,15 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
             const __m256i qub = _mm256_xor_si256(qb, _mm256_set1_epi8(char(0x80)));
             _mm256_storeu_si256((__m256i*)(out.q.data() + t * K + b * 32), qb);
             _mm256_storeu_si256((__m256i*)(out.qu.data() + t * K + b * 32), qub);
-            const int64_t ti = out.tile_index(t, b);
-            _mm256_storeu_si256((__m256i*)(out.q_tiles.data() + ti), qb);
-            _mm256_storeu_si256((__m256i*)(out.qu_tiles.data() + ti), qub);
             const int32_t vsum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
             out.sum[t * out.nb + b] = vsum;
-            out.d_tiles[ti / 32] = out.d[t * out.nb + b];
-            out.dsum_tiles[ti / 32] = out.d[t * out.nb + b] * float(vsum);
+            if (tiles) {
+                const int64_t ti = out.tile_index(t, b);
+                _mm256_storeu_si256((__m256i*)(out.q_tiles.data() + ti), qb);
+                _mm256_storeu_si256((__m256i*)(out.qu_tiles.data() + ti), qub);
+                out.d_tiles[ti / 32] = out.d[t * out.nb + b];
+                out.dsum_tiles[ti / 32] = out.d[t * out.nb + b] * float(vsum);
+            }
             continue;
 #endif
             float amax = 0;
@@ -69,11 +75,13 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
                 sum += q;
             }
             out.sum[t * out.nb + b] = sum;
-            const int64_t at = out.tile_index(t, b);
-            std::memcpy(&out.q_tiles[at], &out.q[t * K + b * 32], 32);
-            std::memcpy(&out.qu_tiles[at], &out.qu[t * K + b * 32], 32);
-            out.d_tiles[at / 32] = out.d[t * out.nb + b];
-            out.dsum_tiles[at / 32] = out.d[t * out.nb + b] * float(sum);
+            if (tiles) {
+                const int64_t at = out.tile_index(t, b);
+                std::memcpy(&out.q_tiles[at], &out.q[t * K + b * 32], 32);
+                std::memcpy(&out.qu_tiles[at], &out.qu[t * K + b * 32], 32);
+                out.d_tiles[at / 32] = out.d[t * out.nb + b];
+                out.dsum_tiles[at / 32] = out.d[t * out.nb + b] * float(sum);
+            }
         }
     if (K % 128 != 0) {
         out.q4i.clear();

@@ -19,7 +19,8 @@ struct Q8Activations {
     // low nibbles hold (elements 0-15) for blocks 0..3, then the 16 its high nibbles hold (16-31), so one
     // 512-bit load of 4 blocks' packed bytes lines up with one activation load per nibble half.
     std::vector<int8_t> q4i;
-    // Copies for the prefill panels (panel_gemm.cpp) in tiles of 8 tokens: tile i holds tokens 8i..8i+7 block by
+    // Copies for the prefill panels (panel_gemm.cpp), built only when T ≥ kPanelMinTokens (panel_gemm.h: no smaller
+    // batch reaches a panel), in tiles of 8 tokens: tile i holds tokens 8i..8i+7 block by
     // block, [nb][8][32] bytes, so one pointer and constant offsets reach a group of tokens and a group's blocks are
     // contiguous. tile_index(t, b) is the byte offset of token t's block b; d_tiles and dsum_tiles (d, and d · Σq)
     // are [tiles][nb][8] floats at tile_index(t, b) / 32.

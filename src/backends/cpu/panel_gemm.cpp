@@ -43,7 +43,7 @@ struct Panel {
 // Smallest token count for which the panel beats the row kernels (Zen 5, 2 threads, the files). Q6_K's
 // unpack costs more per weight (6-bit fields, per-16 sums): from 128 tokens its panel wins (dense Q4_K_M pp128
 // 407 -> 520 tok/s), at ~32-64 (MoE experts in a 128-token prompt) it lost up to 17 %.
-int64_t min_tokens(DType t) { return t == DType::Q6_K ? 128 : 16; }
+int64_t min_tokens(DType t) { return t == DType::Q6_K ? 128 : kPanelMinTokens; }
 
 // bytes [16 rows][K] → vnni: each 32-byte column chunk of the 16 rows is two 8 × 8 dword transposes done side by
 // side in 512-bit registers (rows 0-7 in the low halves, 8-15 in the high halves): unpacks and shuffles within

@@ -8,6 +8,10 @@
 
 namespace moeinfer::cpu {
 
+// Fewest tokens a panel call takes (Q6_K's bound is higher, in panel_gemm.cpp); Q8Activations builds its token
+// tiles only for batches of at least this many.
+constexpr int64_t kPanelMinTokens = 16;
+
 // The int8_gemm / kquant_gemm contract (y[t · y_stride + r] for r in [row_begin, row_end), t < nt) on the whole
 // 16-row panels from row_begin; returns the first row it did not compute (row_begin itself when the dtype, the token
 // count or the machine does not suit), which the caller finishes with the row kernels.

@@ -15,6 +15,15 @@
 
 namespace moeinfer::cpu {
 
+namespace {
+
+// The first key position a query at pos sees (its sliding window's start, or 0).
+int64_t first_visible(int64_t pos, const AttentionShape& shape) {
+    return shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
+}
+
+}  // namespace
+
 void write_kv(const float* k, const float* v, int64_t T, const PagedKvMeta& meta, const AttentionShape& shape,
               float* k_cache, float* v_cache) {
     const int64_t width = shape.num_kv_heads * shape.head_dim;
@@ -28,6 +37,8 @@ void write_kv(const float* k, const float* v, int64_t T, const PagedKvMeta& meta
 }
 
 #if defined(__AVX512F__)
+namespace {
+
 constexpr int64_t kTransposeMinTokens = 8;  // batches from this size transpose the keys once (transpose_keys)
 
 // One (token, kv head) item with its G query heads (G a template parameter so the score accumulators stay in
@@ -124,6 +135,8 @@ void transpose_keys(int64_t T, const PagedKvMeta& meta, const AttentionShape& sh
         }
     });
 }
+
+}  // namespace
 #endif
 
 void paged_attention(const float* q, int64_t T, const PagedKvMeta& meta, const AttentionShape& shape,
@@ -149,7 +162,7 @@ void paged_attention(const float* q, int64_t T, const PagedKvMeta& meta, const A
             for (int64_t item = b; item < e; ++item) {
                 const int64_t t = token_at(item / nkv), kvh = item % nkv;
                 const int64_t pos = meta.positions[t];
-                const int64_t first = shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
+                const int64_t first = first_visible(pos, shape);
                 const int64_t h0 = kvh * group;
                 const float* qv = q + (t * shape.num_heads + h0) * hd;
                 float* o = out + (t * shape.num_heads + h0) * hd;
@@ -176,7 +189,7 @@ void paged_attention(const float* q, int64_t T, const PagedKvMeta& meta, const A
             const int64_t t = token_at(item / shape.num_heads), h = item % shape.num_heads, kvh = h / group;
             const int64_t pos = meta.positions[t];
             const int32_t* table = meta.block_tables[meta.token_seq[t]];
-            const int64_t first = shape.sliding_window > 0 ? std::max<int64_t>(0, pos - shape.sliding_window + 1) : 0;
+            const int64_t first = first_visible(pos, shape);
             const float* qv = q + (t * shape.num_heads + h) * hd;
             float running_max = -std::numeric_limits<float>::infinity();
             double running_sum = 0;

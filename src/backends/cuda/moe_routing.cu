@@ -1,8 +1,8 @@
 // MoE routing on the device: fp32 router logits, softmax top-k gating, the stable expert permutation, row gather and
 // weighted combine (the combine fused with the residual add and the next norm is in rms_norm.cu).
-// route_topk: one warp per token; the k winners are found in k rounds, each round a warp arg-max over the experts
-// ranked strictly below the previous winner in (logit desc, id asc) order, so nothing needs marking and ties go
-// to the lower id as on the CPU. moe_permute: counts per (tile of 256 assignments, expert), a column scan giving
+// route_topk: one warp per token holding the row in registers; the k winners are found in k rounds, each a warp
+// arg-max over the experts not yet taken in (logit desc, id asc) order, so ties go to the lower id as on the CPU.
+// moe_permute: counts per (tile of 256 assignments, expert), a column scan giving
 // each tile its base row per expert, then each tile's warp walks its assignments in order, ranking equal experts
 // within 32 lanes by __match_any_sync; the result is the CPU's stable order, with no global atomics on row slots.
 #include <algorithm>
@@ -156,7 +156,6 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
         if (lane == 0) out[t * E + e] = s;
     }
 }
-
 
 __global__ void permute_count_kernel(const int32_t* __restrict__ ids, int64_t N, int64_t E, int32_t* tile_counts) {
     const int64_t tile = blockIdx.x, end = min(N, (tile + 1) * kTileAssign);

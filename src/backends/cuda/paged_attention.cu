@@ -10,8 +10,9 @@
 // block's warps also split the group's heads instead of the tiles: at batch 1 a block has about one tile per split
 // and the step is bound by the length of one warp's instruction chain, not by loads (ncu, 30B-A3B shape, H200: all 8
 // heads in one warp 17.5 us per layer; 4 blocks of 16 tile-warps 51 us). Each warp's chain of memory round trips
-// is kept short too: a K row's pieces are loaded 8 at a time, V rows 16 keys at a time with one vector load per
-// key and lane, and the next tile's cache offsets are looked up while the current K arrives.
+// is kept short too: a K row's pieces are loaded 8 at a time and V rows 16 keys at a time (4 and 8 when the warps
+// split the keys: fewer registers, more resident warps), one vector load per V row and lane, and the next tile's
+// cache offsets are looked up while the current K arrives.
 // With DecodeAttentionArgs::query_seq the same kernel serves prefill tokens (each query is its own row, causal by its
 // context length; a length of 0 yields zeros, which CUDA-graph padding rows use).
 // Next steps (issue 7): K/V tiles staged through shared memory by TMA, and a tiled tensor-core prefill kernel.

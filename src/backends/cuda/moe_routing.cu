@@ -9,6 +9,7 @@
 #include <climits>
 #include <cmath>
 
+#include "backends/cuda/expert_rows.cuh"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/reduce.cuh"
 
@@ -225,10 +226,7 @@ __global__ void combine_rows_kernel(const bf16* __restrict__ y, const int32_t* _
                                     float* __restrict__ out) {
     const int64_t t = blockIdx.x;
     for (int64_t i = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.y) * blockDim.x) {
-        float acc = accumulate ? out[t * n + i] : 0.0f;
-        for (int64_t s = 0; s < k; ++s)
-            acc += weights[t * k + s] * __bfloat162float(y[int64_t(slot_row[t * k + s]) * n + i]);
-        out[t * n + i] = acc;
+        out[t * n + i] = add_expert_rows(accumulate ? out[t * n + i] : 0.0f, y, slot_row, weights, k, n, t, i);
     }
 }
 

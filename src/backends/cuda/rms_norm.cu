@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "backends/cuda/expert_rows.cuh"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/reduce.cuh"
 
@@ -29,11 +30,7 @@ struct ExpertsDelta {  // Σ_slot weights[row, slot] · y[slot_row[row·k + slot
     const float* weights;
     int64_t k;
     __device__ float operator()(int64_t row, int64_t n, int64_t i) const {
-        float acc = 0.0f;
-#pragma unroll 8  // the slots' loads in flight together
-        for (int64_t s = 0; s < k; ++s)
-            acc += weights[row * k + s] * __bfloat162float(y[int64_t(slot_row[row * k + s]) * n + i]);
-        return acc;
+        return add_expert_rows(0.0f, y, slot_row, weights, k, n, row, i);
     }
 };
 

@@ -175,46 +175,20 @@ void unpack_q6k(const uint8_t* rows, size_t row_bytes, int64_t K, Panel& p) {
     });
 }
 
-// Unsigned weights: per 32-element block, 8 VPDPBUSD per token, then acc += dx · (ds · sum) − dm · (dx · Σq_a).
+// NT tokens of one activation tile through one unpacked panel, per block of B elements: B / 4 VPDPBUSD per token
+// into int32, then the form's scaling (see the file comment):
+//  - unsigned (B = 32): acc += dx · (ds · sum) − dm · (dx · Σq_a);
+//  - signed: acc += dx · ds · (sum − wsum), the activations being q + 128.
 // Activations come from Q8Activations' 8-token tiles: the group's tokens (all in one tile) sit 32 bytes apart and
-// consecutive blocks 256 bytes apart.
-template <int NT>
-void tokens_unsigned(const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+// consecutive 32-element blocks 256 bytes apart; a block of B = 16 lies at byte (j · B) % 32 of its 32-block.
+template <int NT, int B, bool kSigned>
+void tokens_form(const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
     __m512 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     const int64_t tile0 = a.tile_index(t0, 0);
-    for (int64_t j = 0; j < a.K / 32; ++j) {
-        const int8_t* xb = a.q_tiles.data() + tile0 + j * 256;
-        __m512i s[NT];
-        for (int t = 0; t < NT; ++t) s[t] = _mm512_setzero_si512();
-        for (int g = 0; g < 8; ++g) {
-            const __m512i w = _mm512_loadu_si512(p.vnni.data() + (j * 8 + g) * 64);
-            for (int t = 0; t < NT; ++t) {
-                int32_t xa;
-                std::memcpy(&xa, xb + t * 32 + 4 * g, 4);
-                s[t] = _mm512_dpbusd_epi32(s[t], w, _mm512_set1_epi32(xa));
-            }
-        }
-        const __m512 ds = _mm512_loadu_ps(p.ds.data() + j * kRows), dm = _mm512_loadu_ps(p.dm.data() + j * kRows);
-        const float* dx = a.d_tiles.data() + tile0 / 32 + j * 8;
-        const float* dxs = a.dsum_tiles.data() + tile0 / 32 + j * 8;
-        for (int t = 0; t < NT; ++t) {
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), ds), _mm512_set1_ps(dx[t]), acc[t]);
-            acc[t] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(dxs[t]), acc[t]);
-        }
-    }
-    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
-}
-
-// Signed weights in blocks of B elements: B / 4 VPDPBUSD per token, minus wsum, then acc += dx · ds · sum.
-template <int NT, int B>
-void tokens_signed(const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    const int64_t tile0 = a.tile_index(t0, 0);
+    const uint8_t* x = kSigned ? a.qu_tiles.data() : reinterpret_cast<const uint8_t*>(a.q_tiles.data());
     for (int64_t j = 0; j < a.K / B; ++j) {
-        // Block j of B elements lies in activation block j · B / 32, at byte (j · B) % 32 of it.
-        const uint8_t* xb = a.qu_tiles.data() + tile0 + (j * B / 32) * 256 + (j * B) % 32;
+        const uint8_t* xb = x + tile0 + (j * B / 32) * 256 + (j * B) % 32;
         __m512i s[NT];
         for (int t = 0; t < NT; ++t) s[t] = _mm512_setzero_si512();
         for (int g = 0; g < B / 4; ++g) {
@@ -222,25 +196,36 @@ void tokens_signed(const Panel& p, const Q8Activations& a, int64_t t0, float* y,
             for (int t = 0; t < NT; ++t) {
                 int32_t xa;
                 std::memcpy(&xa, xb + t * 32 + 4 * g, 4);
-                s[t] = _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(xa), w);
+                // VPDPBUSD takes its unsigned operand first: the weights, or the q + 128 activations.
+                s[t] = kSigned ? _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(xa), w)
+                               : _mm512_dpbusd_epi32(s[t], w, _mm512_set1_epi32(xa));
             }
         }
         const __m512 ds = _mm512_loadu_ps(p.ds.data() + j * kRows);
-        const __m512i ws = _mm512_loadu_si512(p.wsum.data() + j * kRows);
         const float* dx = a.d_tiles.data() + tile0 / 32 + (j * B / 32) * 8;
-        for (int t = 0; t < NT; ++t)
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[t], ws)), ds),
-                                     _mm512_set1_ps(dx[t]), acc[t]);
+        if constexpr (kSigned) {
+            const __m512i ws = _mm512_loadu_si512(p.wsum.data() + j * kRows);
+            for (int t = 0; t < NT; ++t)
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[t], ws)), ds),
+                                         _mm512_set1_ps(dx[t]), acc[t]);
+        } else {
+            const __m512 dm = _mm512_loadu_ps(p.dm.data() + j * kRows);
+            const float* dxs = a.dsum_tiles.data() + tile0 / 32 + j * 8;
+            for (int t = 0; t < NT; ++t) {
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), ds), _mm512_set1_ps(dx[t]), acc[t]);
+                acc[t] = _mm512_fnmadd_ps(dm, _mm512_set1_ps(dxs[t]), acc[t]);
+            }
+        }
     }
     for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
 
-// NT tokens of one activation tile through one unpacked panel, by the weights' form.
+// tokens_form for the dtype's form and block size.
 template <int NT>
 void tokens(DType t, const Panel& p, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
-    if (t == DType::Q8_0 || t == DType::Q4_0) tokens_signed<NT, 32>(p, a, t0, y, ys);
-    else if (t == DType::Q6_K) tokens_signed<NT, 16>(p, a, t0, y, ys);
-    else tokens_unsigned<NT>(p, a, t0, y, ys);
+    if (t == DType::Q8_0 || t == DType::Q4_0) tokens_form<NT, 32, true>(p, a, t0, y, ys);
+    else if (t == DType::Q6_K) tokens_form<NT, 16, true>(p, a, t0, y, ys);
+    else tokens_form<NT, 32, false>(p, a, t0, y, ys);
 }
 
 void group(DType dt, const Panel& p, const Q8Activations& a, int64_t t0, int64_t n, float* yt, int64_t ys) {

@@ -32,7 +32,9 @@ TEST(ModelOps, EmbedRowsGathersAsFp32) {
 
 TEST(ModelOps, RouterLogitsNormalizeThenMultiplyInFp32) {
     MOEINFER_REQUIRE_GPU();
-    for (const auto& [T, E, H] : {std::make_tuple(1, 128, 2048), std::make_tuple(5, 60, 72), std::make_tuple(3, 8, 4096)}) {
+    // Per-token blocks (T < 16) and token tiles (T >= 16, a partial last tile, H not a multiple of 8).
+    for (const auto& [T, E, H] : {std::make_tuple(1, 128, 2048), std::make_tuple(5, 60, 72), std::make_tuple(3, 8, 4096),
+                                  std::make_tuple(37, 128, 2048), std::make_tuple(19, 12, 100)}) {
         const std::vector<float> x = random_vector(T * H, 2), nw = random_vector(H, 3, 0.3f);
         const std::vector<float> w = round_bf16(random_vector(E * H, 4, 0.1f));
         std::vector<float> want(T * E);

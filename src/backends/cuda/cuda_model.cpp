@@ -35,11 +35,11 @@ constexpr int64_t kGroupedRowsPerExpert = 4;  // grouped gemv while experts aver
 constexpr int64_t kMaxGraphTokens = 64;   // uniform steps up to this many tokens are captured as graphs
 constexpr int64_t kMaxGraphChunk = 8;
 constexpr size_t kMaxGraphs = 256;        // captured graphs kept at once     // ... with up to this many tokens per sequence (speculative verification)
-// Steps with at least this many tokens and this long a context use the tensor-core prefill attention: measured on
-// H100, it beats the decode kernel's query-per-block form only on long contexts (8B shape: +4 % at 4096 tokens,
-// −13 % at 512) until it keeps its accumulators in registers and pipelines its K/V loads.
+// Steps with at least this many tokens, in query tiles averaging at least kPrefillTileTokens, use the tensor-core
+// prefill attention (a tile's keys are read once for its up to 64 queries). Steps of mostly single tokens (large
+// non-graphed decode batches) keep the decode kernel, which reads each K/V row once for a whole GQA group.
 constexpr int64_t kPrefillKernelTokens = 16;
-constexpr int64_t kPrefillKernelContext = 2048;
+constexpr int64_t kPrefillTileTokens = 4;
 constexpr int64_t kDirectMoeTokens = 4;   // MoE steps this small skip the permutation (direct_expert_gemv)
 // MoE steps up to this size combine the experts' rows inside the residual add + norm (one launch fewer); larger
 // ones keep the separate combine, whose grid also splits the columns (the fused form has one block per row).
@@ -624,8 +624,7 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
     d.splits = choose_decode_splits(d.T, c_.num_kv_heads, d.max_ctx, bs, num_sms_);
     // Prefill-sized steps: tiles of ≤ 64 consecutive tokens of one sequence for the tensor-core kernel.
     std::vector<PrefillTile> tiles;
-    if (!graphed && T >= kPrefillKernelTokens && max_ctx >= kPrefillKernelContext &&
-        prefill_attention_supported(c_.head_dim)) {
+    if (!graphed && T >= kPrefillKernelTokens && prefill_attention_supported(c_.head_dim)) {
         for (int64_t t = 0; t < T; ++t) {
             PrefillTile* last = tiles.empty() ? nullptr : &tiles.back();
             if (last && last->seq_row == batch.token_seq[t] && last->count < 64 &&
@@ -635,6 +634,7 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
                 tiles.push_back({int32_t(t), 1, batch.token_seq[t], batch.positions[t]});
             }
         }
+        if (int64_t(tiles.size()) * kPrefillTileTokens > T) tiles.clear();
         d.tiles = static_cast<int64_t>(tiles.size());
     }
     reserve(d);

@@ -1,145 +1,225 @@
-// Paged causal attention for prefill, FlashAttention-style on tensor cores (WMMA bf16, fp32 accumulation).
-// The host cuts the batch into query tiles of ≤ 64 consecutive tokens of one sequence (PrefillTile); a block
-// takes one tile and one query head, streams that sequence's keys 64 at a time from the paged cache into shared
-// memory, and keeps an online softmax per query row. Each of the 4 warps owns 16 query rows: S = Q·Kᵀ on tensor
-// cores into shared memory, mask (causal by position, sliding window) and softmax by the warp's lanes (two per
-// row), then O += P·V on tensor cores with O kept in shared memory (rescaled per row between tiles, since WMMA
-// accumulators cannot be scaled by row). Keys are read once per tile, not once per query as the decode kernel
-// (query_seq mode) would; heads of one GQA group still read their K/V tile separately.
-#include <mma.h>
+// Paged causal attention for prefill, FlashAttention-2 style on tensor cores (mma.sync m16n8k16 bf16, fp32
+// accumulation). The host cuts the batch into query tiles of ≤ 64 consecutive tokens of one sequence
+// (PrefillTile); a block takes one tile and one query head. Each of its 4 warps owns 16 query rows and keeps
+// everything of them in registers: the Q fragments (loaded once), the score tile S = Q·Kᵀ of the current 64 keys,
+// the running max and sum, and the output accumulator O. Between the two products nothing goes through memory:
+// the S accumulators of two 8-key column tiles are, once exponentiated and rounded to bf16, exactly the A operand
+// of P·V for those 16 keys. K/V tiles of 64 keys stream from the paged cache into shared memory with cp.async,
+// double-buffered (the next tile's copies are in flight while the current one is multiplied), in a layout whose
+// 16-byte chunks are XOR-swizzled by row so ldmatrix reads them without bank conflicts. Only tiles that cross the
+// causal diagonal or the sliding-window edge are masked. Blocks are ordered heads-fastest (the heads of a GQA
+// group read the same K/V tile from L2 at about the same time) and the longest tiles (latest positions) first.
+#include <cstdint>
 
 #include "backends/cuda/ops.h"
 
 namespace moeinfer::cuda {
 namespace {
 
-using namespace nvcuda;
-
 constexpr int kWarps = 4;
 constexpr int kBQ = 16 * kWarps;  // query rows per block
 constexpr int kBK = 64;           // keys per step
 
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(kPending)); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+// d += a · b for one 16×8 tile (a: 16×16 row-major fragment, b: 16×8 column-major fragment).
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// A [rows, D] bf16 tile in shared memory whose 16-byte chunk c of row r sits at chunk c ^ (r % 8): the 8 rows one
+// ldmatrix phase reads fall in 8 different bank groups (D ≥ 64, so a row has at least 8 chunks).
+template <int D>
+__device__ __forceinline__ bf16* chunk_at(bf16* tile, int row, int chunk) {
+    return tile + row * D + ((chunk ^ (row & 7)) << 3);
+}
+
 template <int D>
 struct Smem {
-    bf16 q[kBQ][D];
-    bf16 k[kBK][D];
-    bf16 v[kBK][D];
-    float s[kWarps][16][kBK];
-    bf16 p[kWarps][16][kBK];
-    float o[kWarps][16][D];
+    bf16 q[kBQ * D];
+    bf16 k[2][kBK * D];
+    bf16 v[2][kBK * D];
 };
 
 template <int D>
-__global__ void __launch_bounds__(32 * kWarps) prefill_kernel(PrefillAttentionArgs a, PagedKv kv,
-                                                              const bf16* __restrict__ k_cache,
-                                                              const bf16* __restrict__ v_cache) {
+__global__ void __launch_bounds__(32 * kWarps, 2) prefill_kernel(PrefillAttentionArgs a, PagedKv kv,
+                                                                 const bf16* __restrict__ k_cache,
+                                                                 const bf16* __restrict__ v_cache) {
+    constexpr int kChunks = D / 8;   // 16-byte chunks per row
+    constexpr int kSteps = D / 16;   // k steps of Q·Kᵀ, and pairs of 8-column output tiles of P·V
     extern __shared__ __align__(128) unsigned char smem_raw[];
     Smem<D>& sm = *reinterpret_cast<Smem<D>*>(smem_raw);
-    const PrefillTile tile = a.tiles[blockIdx.x];
-    const int64_t h = blockIdx.y, nh = a.num_heads, G = nh / kv.num_kv_heads, kvh = h / G;
+    const PrefillTile tile = a.tiles[a.num_tiles - 1 - blockIdx.y];  // latest (longest) tiles first
+    const int64_t h = blockIdx.x, nh = a.num_heads, G = nh / kv.num_kv_heads, kvh = h / G;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    constexpr int kPieces = D / 8;  // 16-byte pieces per row
+    const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
 
-    for (int i = threadIdx.x; i < kBQ * kPieces; i += blockDim.x) {
-        const int r = i / kPieces, c = i % kPieces;
-        uint4 val = make_uint4(0, 0, 0, 0);
-        if (r < tile.count)
-            val = reinterpret_cast<const uint4*>(a.q + ((int64_t(tile.first_token) + r) * nh + h) * D)[c];
-        reinterpret_cast<uint4*>(&sm.q[r][0])[c] = val;
-    }
-    for (int i = lane; i < 16 * D; i += 32) sm.o[warp][i / D][i % D] = 0.0f;
-
-    // Lane pair (2r, 2r+1) owns row r of the warp's 16: columns [32·half, 32·half + 32) of each key step.
-    const int row = lane >> 1, half = lane & 1;
-    const int qrow = warp * 16 + row;
-    const int64_t qpos = int64_t(tile.first_pos) + qrow;
-    const bool row_valid = qrow < tile.count;
-    float m = -INFINITY, l = 0.0f;
-
-    const int64_t last = int64_t(tile.first_pos) + tile.count - 1;
-    const int64_t lo = a.sliding_window > 0 ? max(int64_t(0), int64_t(tile.first_pos) + 1 - a.sliding_window) : 0;
+    const int64_t first = tile.first_pos, last = first + tile.count - 1;
+    const int64_t window = a.sliding_window;
+    const int64_t lo = window > 0 ? max(int64_t(0), first + 1 - window) : 0;
+    const int64_t k_begin = lo / kBK * kBK;
+    const int n_steps = int((last - k_begin) / kBK) + 1;
     const int32_t* table = kv.block_tables + int64_t(tile.seq_row) * kv.max_blocks_per_seq;
-    for (int64_t k0 = lo / kBK * kBK; k0 <= last; k0 += kBK) {
-        __syncthreads();  // the previous step's K/V are no longer read
-        for (int i = threadIdx.x; i < kBK * kPieces; i += blockDim.x) {
-            const int j = i / kPieces, c = i % kPieces;
-            const int64_t pos = k0 + j;
-            uint4 kval = make_uint4(0, 0, 0, 0), vval = make_uint4(0, 0, 0, 0);
-            if (pos <= last) {
-                const int64_t off =
-                    ((int64_t(table[pos / kv.block_size]) * kv.block_size + pos % kv.block_size) * kv.num_kv_heads + kvh) * D;
-                kval = reinterpret_cast<const uint4*>(k_cache + off)[c];
-                vval = reinterpret_cast<const uint4*>(v_cache + off)[c];
-            }
-            reinterpret_cast<uint4*>(&sm.k[j][0])[c] = kval;
-            reinterpret_cast<uint4*>(&sm.v[j][0])[c] = vval;
+
+    // Copies of a K/V tile: 64 rows × kChunks chunks each, spread over the block. Positions past the tile's last
+    // query load that query's own row (always written); they are masked, so their values never count.
+    auto load_kv = [&](int stage, int64_t k0) {
+        for (int i = threadIdx.x; i < kBK * kChunks; i += 32 * kWarps) {
+            const int r = i / kChunks, c = i % kChunks;
+            const int64_t pos = min(k0 + r, last);
+            const int64_t off =
+                ((int64_t(table[pos / kv.block_size]) * kv.block_size + pos % kv.block_size) * kv.num_kv_heads + kvh) * D;
+            cp_async16(chunk_at<D>(sm.k[stage], r, c), k_cache + off + 8 * c);
+            cp_async16(chunk_at<D>(sm.v[stage], r, c), v_cache + off + 8 * c);
         }
+    };
+
+    // Q rows of the tile (zeros past its count), in the same swizzled layout; then the first K/V tile.
+    for (int i = threadIdx.x; i < kBQ * kChunks; i += 32 * kWarps) {
+        const int r = i / kChunks, c = i % kChunks;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (r < tile.count) val = reinterpret_cast<const uint4*>(a.q + ((int64_t(tile.first_token) + r) * nh + h) * D)[c];
+        *reinterpret_cast<uint4*>(chunk_at<D>(sm.q, r, c)) = val;
+    }
+    load_kv(0, k_begin);
+    cp_async_commit();
+    __syncthreads();
+
+    // The warp's Q as kSteps A fragments (16 rows × 16 columns each), kept in registers for the whole key loop.
+    uint32_t qf[kSteps][4];
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) ldmatrix_x4(qf[s], chunk_at<D>(sm.q, warp * 16 + (lane & 15), 2 * s + (lane >> 4)));
+
+    float o[2 * kSteps][4];  // 16 rows × D: 8-column tiles
+#pragma unroll
+    for (int j = 0; j < 2 * kSteps; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    // Rows g and g + 8 of the warp's 16 (this thread's rows in every fragment): running max (log2 units) and this
+    // thread's share of the running sum (the 4 threads of a row group sum their shares at the end).
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    const float scale_log2 = a.scale * 1.4426950408889634f;
+    const int64_t qpos[2] = {first + warp * 16 + g, first + warp * 16 + g + 8};
+
+    for (int step = 0; step < n_steps; ++step) {
+        const int stage = step & 1;
+        const int64_t k0 = k_begin + int64_t(step) * kBK;
+        if (step + 1 < n_steps) load_kv(stage ^ 1, k0 + kBK);
+        cp_async_commit();
+        cp_async_wait<1>();  // this step's tile has landed (the next one may still be in flight)
         __syncthreads();
 
-        // S = Q·Kᵀ for the warp's 16 rows × 64 keys.
-        for (int n = 0; n < kBK / 16; ++n) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.0f);
+        // S = Q·Kᵀ: 16 rows × 64 keys as 8 tiles of 8 keys. One ldmatrix.x4 gives the B fragments of two key tiles.
+        float s[kBK / 8][4];
 #pragma unroll
-            for (int kk = 0; kk < D / 16; ++kk) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> qa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> kb;
-                wmma::load_matrix_sync(qa, &sm.q[warp * 16][kk * 16], D);
-                wmma::load_matrix_sync(kb, &sm.k[n * 16][kk * 16], D);
-                wmma::mma_sync(acc, qa, kb, acc);
+        for (int j = 0; j < kBK / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < kSteps; ++ks) {
+#pragma unroll
+            for (int jp = 0; jp < kBK / 16; ++jp) {
+                uint32_t b[4];
+                ldmatrix_x4(b, chunk_at<D>(sm.k[stage], jp * 16 + (lane & 7) + ((lane >> 4) << 3),
+                                           2 * ks + ((lane >> 3) & 1)));
+                mma_bf16(s[2 * jp], qf[ks], b[0], b[1]);
+                mma_bf16(s[2 * jp + 1], qf[ks], b[2], b[3]);
             }
-            wmma::store_matrix_sync(&sm.s[warp][0][n * 16], acc, kBK, wmma::mem_row_major);
         }
-        __syncwarp();
 
-        // Online softmax of this row's half of the step, combined with the partner lane.
-        float x[32];
-        float step_max = -INFINITY;
+        // Mask only where the tile crosses the diagonal (or the window's edge): key > query, or key ≤ query − window.
+        const bool full = k0 + kBK - 1 <= first && (window <= 0 || k0 > last - window);
 #pragma unroll
-        for (int c = 0; c < 32; ++c) {
-            const int col = half * 32 + c;
-            const int64_t key = k0 + col;
-            const bool ok = row_valid && key <= qpos && (a.sliding_window <= 0 || key > qpos - a.sliding_window);
-            x[c] = ok ? sm.s[warp][row][col] * a.scale : -INFINITY;
-            step_max = fmaxf(step_max, x[c]);
-        }
-        step_max = fmaxf(step_max, __shfl_xor_sync(0xffffffffu, step_max, 1));
-        const float m_new = fmaxf(m, step_max);
-        const float corr = m_new == -INFINITY ? 1.0f : __expf(m - m_new);
-        float sum = 0.0f;
+        for (int j = 0; j < kBK / 8; ++j)
 #pragma unroll
-        for (int c = 0; c < 32; ++c) {
-            const float p = m_new == -INFINITY ? 0.0f : __expf(x[c] - m_new);
-            sum += p;
-            sm.p[warp][row][half * 32 + c] = __float2bfloat16(p);
-        }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        l = l * corr + sum;
-        m = m_new;
-        for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c) sm.o[warp][row][c] *= corr;
-        __syncwarp();
-
-        // O += P·V for the warp's rows.
-        for (int dn = 0; dn < D / 16; ++dn) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::load_matrix_sync(acc, &sm.o[warp][0][dn * 16], D, wmma::mem_row_major);
-#pragma unroll
-            for (int kk = 0; kk < kBK / 16; ++kk) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> pa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> vb;
-                wmma::load_matrix_sync(pa, &sm.p[warp][0][kk * 16], kBK);
-                wmma::load_matrix_sync(vb, &sm.v[kk * 16][dn * 16], D);
-                wmma::mma_sync(acc, pa, vb, acc);
+            for (int e = 0; e < 4; ++e) {
+                float x = s[j][e] * scale_log2;
+                if (!full) {
+                    const int64_t key = k0 + 8 * j + 2 * t4 + (e & 1), qp = qpos[e >> 1];
+                    if (key > qp || (window > 0 && key <= qp - window)) x = -INFINITY;
+                }
+                s[j][e] = x;
             }
-            wmma::store_matrix_sync(&sm.o[warp][0][dn * 16], acc, D, wmma::mem_row_major);
+
+        // Online softmax per row: the row's max over the 4 threads of its group, rescale what came before.
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float mx = m[r];
+#pragma unroll
+            for (int j = 0; j < kBK / 8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float base = mx == -INFINITY ? 0.0f : mx;  // a row with nothing visible yet stays at zero
+            const float corr = exp2f(m[r] - base);            // 0 while m is -inf
+            m[r] = mx;
+            float sum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < kBK / 8; ++j) {
+                s[j][2 * r] = exp2f(s[j][2 * r] - base);
+                s[j][2 * r + 1] = exp2f(s[j][2 * r + 1] - base);
+                sum += s[j][2 * r] + s[j][2 * r + 1];
+            }
+            l[r] = l[r] * corr + sum;
+#pragma unroll
+            for (int j = 0; j < 2 * kSteps; ++j) {
+                o[j][2 * r] *= corr;
+                o[j][2 * r + 1] *= corr;
+            }
         }
-        __syncwarp();
+
+        // O += P·V, 16 keys at a time: P's A fragment is two S tiles rounded to bf16; one ldmatrix.x4.trans of V
+        // gives the B fragments of two 8-column output tiles.
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk) {
+            const uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                                    pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                    pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < kSteps; ++dp) {
+                uint32_t b[4];
+                ldmatrix_x4_trans(b, chunk_at<D>(sm.v[stage], kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
+                                                 2 * dp + (lane >> 4)));
+                mma_bf16(o[2 * dp], pa, b[0], b[1]);
+                mma_bf16(o[2 * dp + 1], pa, b[2], b[3]);
+            }
+        }
+        __syncthreads();  // every warp is done with this stage before the next step's copies overwrite it
     }
 
-    if (row_valid) {
-        bf16* out = a.out + ((int64_t(tile.first_token) + qrow) * nh + h) * D;
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c) out[c] = __float2bfloat16(sm.o[warp][row][c] * inv);
+    // Each row's sum over its 4 threads, then O / l as bf16 pairs.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        const int row = warp * 16 + g + 8 * r;
+        if (row >= tile.count) continue;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        bf16* out = a.out + ((int64_t(tile.first_token) + row) * nh + h) * D;
+#pragma unroll
+        for (int j = 0; j < 2 * kSteps; ++j)
+            *reinterpret_cast<__nv_bfloat162*>(out + 8 * j + 2 * t4) =
+                __floats2bfloat162_rn(o[j][2 * r] * inv, o[j][2 * r + 1] * inv);
     }
 }
 
@@ -148,7 +228,7 @@ void launch(const PrefillAttentionArgs& args, const PagedKv& kv, const bf16* k_c
             cudaStream_t stream) {
     const size_t smem = sizeof(Smem<D>);
     MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    prefill_kernel<D><<<dim3(unsigned(args.num_tiles), unsigned(args.num_heads)), 32 * kWarps, smem, stream>>>(
+    prefill_kernel<D><<<dim3(unsigned(args.num_heads), unsigned(args.num_tiles)), 32 * kWarps, smem, stream>>>(
         args, kv, k_cache, v_cache);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
@@ -162,6 +242,8 @@ void paged_prefill_attention(const PrefillAttentionArgs& args, const PagedKv& kv
     if (args.num_tiles == 0) return;
     if (args.num_heads % kv.num_kv_heads != 0)
         throw std::invalid_argument("cuda::paged_prefill_attention: num_heads not a multiple of num_kv_heads");
+    if (args.num_tiles > 65535)
+        throw std::invalid_argument("cuda::paged_prefill_attention: more than 65535 query tiles in one step");
     switch (kv.head_dim) {
         case 64: launch<64>(args, kv, k_cache, v_cache, stream); break;
         case 128: launch<128>(args, kv, k_cache, v_cache, stream); break;

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Same-call A/B on the GPU machine: the working tree ("after") against the tree with ab.patch reversed ("before";
+# make it with `git diff BASE > ab.patch` before the call). Both are built at once (the device has no git history),
+# the after build's GPU tests run (AB_TESTS=0 skips them), then every benchmark in AB_BENCH runs on both binaries,
+# alternating, AB_ROUNDS times. Everything goes to $OUT/ab.txt, logs beside it.
+#   AB_BENCH="qwen3-30b-a3b:-p 512 -n 0 -r 3;llama-3.1-8b:-p 4096 -n 0 -r 2" scripts/gpu_ab.sh
+# Carry .deps (GoogleTest sources) where the machine has no GoogleTest installed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build-cuda/out}
+mkdir -p "$OUT"
+report="$OUT/ab.txt"
+: >"$report"
+say() { echo "$*" | tee -a "$report"; }
+[ -f ab.patch ] || { say "gpu_ab: no ab.patch in the tree"; exit 1; }
+
+say "gpu_ab $(date -u +%FT%TZ)"
+say "$(nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader 2>&1)"
+gtest_arg=()
+ls /usr/include/gtest/gtest.h /usr/local/include/gtest/gtest.h >/dev/null 2>&1 ||
+  gtest_arg=(-DMOEINFER_GTEST_SOURCE="$PWD/.deps/googletest")
+
+before=/tmp/ab-before
+rm -rf "$before" && mkdir -p "$before"
+tar --exclude=./build --exclude=./build-cuda --exclude=./.git -cf - . | tar -xf - -C "$before"
+(cd "$before" && git apply -R ab.patch) || { say "gpu_ab: ab.patch does not reverse cleanly"; exit 1; }
+
+build() {  # dir targets...
+  local dir=$1; shift
+  cmake -S "$dir" -B "$dir/build-cuda" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEINFER_CUDA=ON "${gtest_arg[@]}" &&
+    cmake --build "$dir/build-cuda" -j8 --target "$@"
+}
+start=$(date +%s)
+tests=(moeinfer_cuda_tests)
+[ "${AB_TESTS:-1}" = 0 ] && tests=()
+build "$before" moeinfer >"$OUT/build-before.log" 2>&1 &
+pid=$!
+build "$PWD" moeinfer "${tests[@]}" >"$OUT/build-after.log" 2>&1
+after_rc=$?
+wait $pid
+before_rc=$?
+say "builds: before exit $before_rc, after exit $after_rc, $(( $(date +%s) - start )) s"
+if [ $before_rc -ne 0 ] || [ $after_rc -ne 0 ]; then
+  tail -30 "$OUT/build-before.log" "$OUT/build-after.log" | tee -a "$report"
+  exit 1
+fi
+
+if [ "${AB_TESTS:-1}" != 0 ]; then
+  build-cuda/moeinfer_cuda_tests --gtest_brief=1 >"$OUT/tests.log" 2>&1
+  say "moeinfer_cuda_tests: exit $?; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/tests.log" | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure' "$OUT/tests.log" | head -30 | tee -a "$report"
+fi
+
+IFS=';' read -ra benches <<<"${AB_BENCH:-qwen3-30b-a3b:-p 512 -n 128 -r 3;llama-3.1-8b:-p 512 -n 128 -r 3}"
+for round in $(seq "${AB_ROUNDS:-2}"); do
+  for b in "${benches[@]}"; do
+    cfg=${b%%:*} args=${b#*:}
+    for side in before after; do
+      bin=build-cuda/moeinfer
+      [ $side = before ] && bin=$before/build-cuda/moeinfer
+      # shellcheck disable=SC2086
+      line=$(timeout 300 "$bin" bench --model "bench/configs/$cfg.json" --random-weights --device cuda $args --json \
+             2>>"$OUT/bench.log" | tail -1)
+      say "round $round $cfg [$args] $side: $line"
+    done
+  done
+done

@@ -126,7 +126,8 @@ TEST_P(GroupedGemvTest, MatchesPerExpertCpuMatmul) {
 INSTANTIATE_TEST_SUITE_P(Shapes, GroupedGemvTest,
                          ::testing::Values(std::make_tuple(1, 8, 2, 96, 64), std::make_tuple(1, 128, 8, 1536, 2048),
                                            std::make_tuple(5, 8, 2, 33, 264), std::make_tuple(40, 4, 2, 70, 128),
-                                           std::make_tuple(7, 60, 4, 129, 1024)));
+                                           std::make_tuple(7, 60, 4, 129, 1024), std::make_tuple(1, 128, 8, 2048, 768),
+                                           std::make_tuple(1, 16, 4, 40, 1272)));
 
 }  // namespace
 }  // namespace moeinfer::cuda

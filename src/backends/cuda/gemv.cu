@@ -17,8 +17,10 @@ namespace {
 constexpr int kThreads = 256;
 // Template parameters of the kernel: kXRows activation rows per pass (1, 2, 4, 8: registers hold kXRows·kWRows
 // accumulators, so batch 1 runs with room for more resident blocks), kWRows weight rows per block (4; 8 or 16 at
-// batch 1 when K is short, so a block still streams ~16-32 KB instead of retiring after a few loads) and kUnroll
-// K pieces per thread in flight per weight row.
+// batch 1 when K is short, so a block still streams ~16-32 KB instead of retiring after a few loads), kUnroll
+// K pieces per thread in flight per weight row and kBlock threads (256; at batch 1 with K under 1536 the K pieces
+// of a row rounded up to whole warps: 256 threads over a 768-wide MoE down projection left 160 of them idle but
+// holding registers, which capped the resident blocks and cost the kernel four waves).
 
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
     uint4 r;
@@ -112,11 +114,11 @@ __device__ __forceinline__ uint4 load_x(const bf16* row, int64_t i, int64_t K, b
     return out;
 }
 
-template <int kXRows, int kWRows, int kUnroll, typename OutT>
-__global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a, OutT* __restrict__ y) {
+template <int kXRows, int kWRows, int kUnroll, typename OutT, int kBlock = kThreads>
+__global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restrict__ y) {
     int64_t e, r0, r1;
     if (!find_group(a, e, r0, r1)) return;
-    __shared__ float partial[kThreads / 32][kWRows][kXRows];
+    __shared__ float partial[kBlock / 32][kWRows][kXRows];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t N = a.N, K = a.K, K8 = K / 8;  // 16-byte pieces per row
     const int64_t n0 = int64_t(blockIdx.x) * kWRows;
@@ -142,17 +144,17 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a, OutT* __rest
 
         // The block's threads split K: every weight piece is loaded by exactly one thread, all loads of an
         // iteration issued before the first FMA.
-        for (int64_t i0 = threadIdx.x; i0 < K8; i0 += int64_t(kThreads) * kUnroll) {
+        for (int64_t i0 = threadIdx.x; i0 < K8; i0 += int64_t(kBlock) * kUnroll) {
             uint4 wv[kUnroll][kWRows];
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) {
-                const int64_t i = i0 + int64_t(u) * kThreads;
+                const int64_t i = i0 + int64_t(u) * kBlock;
 #pragma unroll
                 for (int c = 0; c < kWRows; ++c) wv[u][c] = i < K8 ? load_stream(w[c] + i) : make_uint4(0, 0, 0, 0);
             }
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) {
-                const int64_t i = i0 + int64_t(u) * kThreads;
+                const int64_t i = i0 + int64_t(u) * kBlock;
                 if (i >= K8) break;
 #pragma unroll
                 for (int r = 0; r < kXRows; ++r) {
@@ -178,7 +180,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a, OutT* __rest
             const int c = threadIdx.x / nr, r = threadIdx.x % nr;
             float s = 0.0f;
 #pragma unroll
-            for (int wi = 0; wi < kThreads / 32; ++wi) s += partial[wi][c][r];
+            for (int wi = 0; wi < kBlock / 32; ++wi) s += partial[wi][c][r];
             if (n0 + c < N) store(y + (rb + r) * N + n0 + c, s);
         }
         __syncthreads();  // partial is reused by the next row pass
@@ -195,7 +197,12 @@ void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, 
     if (rows_per_group <= 1) {
         if (K8 >= 2 * kThreads) gemv_kernel<1, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
         else if (K8 >= 3 * kThreads / 4) gemv_kernel<1, 8, 1, OutT><<<grid(8), kThreads, 0, stream>>>(a, y);
-        else gemv_kernel<1, 16, 1, OutT><<<grid(16), kThreads, 0, stream>>>(a, y);
+        else if (K8 > 160) gemv_kernel<1, 16, 1, OutT, 192><<<grid(16), 192, 0, stream>>>(a, y);
+        else if (K8 > 128) gemv_kernel<1, 16, 1, OutT, 160><<<grid(16), 160, 0, stream>>>(a, y);
+        else if (K8 > 96) gemv_kernel<1, 16, 1, OutT, 128><<<grid(16), 128, 0, stream>>>(a, y);
+        else if (K8 > 64) gemv_kernel<1, 16, 1, OutT, 96><<<grid(16), 96, 0, stream>>>(a, y);
+        else if (K8 > 32) gemv_kernel<1, 16, 1, OutT, 64><<<grid(16), 64, 0, stream>>>(a, y);
+        else gemv_kernel<1, 16, 1, OutT, 32><<<grid(16), 32, 0, stream>>>(a, y);
     } else if (rows_per_group <= 2) {
         gemv_kernel<2, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
     } else if (rows_per_group <= 4) {

@@ -110,11 +110,27 @@ __global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, i
 // Router logits in fp32 from the fp32 residual: the block normalizes its token's row itself (the same RMSNorm the
 // experts' bf16 input went through) and each warp takes experts e = warp, warp + warps, ... of its group. Routing is
 // a discrete choice, so a bf16-rounded input would flip near-tied experts that HF (fp32) keeps. Grid (token, group).
+// The weights do not depend on the row, so each warp's first batch of weight loads is issued before the norm and
+// arrives while it is computed (at batch 1 a warp has one expert: its whole row is that batch for H ≤ 2048).
+constexpr int kRouterInFlight = 8;  // 16-byte pieces per lane loaded together
+
+__device__ __forceinline__ void load_router_batch(const bf16* w, int64_t H8, int64_t i0, uint4 (&raw)[kRouterInFlight]) {
+#pragma unroll
+    for (int u = 0; u < kRouterInFlight; ++u)
+        raw[u] = i0 + 32 * u < H8 ? __ldg(reinterpret_cast<const uint4*>(w) + i0 + 32 * u) : make_uint4(0, 0, 0, 0);
+}
+
 __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restrict__ x, const float* __restrict__ norm_w,
                                                             float eps, const bf16* __restrict__ Wr, int64_t E, int64_t H,
                                                             float* __restrict__ out) {
     extern __shared__ float xs[];  // [H] normed row
     const int64_t t = blockIdx.x;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int64_t e_first = int64_t(blockIdx.y) * warps + warp, H8 = H / 8;
+    const bool vec = H % 8 == 0;  // 16-byte pieces: 8 weights per load
+    uint4 first[kRouterInFlight];
+    if (vec && e_first < E) load_router_batch(Wr + e_first * H, H8, lane, first);
+
     const float* row = x + t * H;
     float ss = 0.0f;
 #pragma unroll 16  // loads in flight together: one memory round trip, not one per iteration
@@ -126,20 +142,20 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
 #pragma unroll 16
     for (int64_t i = threadIdx.x; i < H; i += blockDim.x) xs[i] = xs[i] * inv * norm_w[i];
     __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    constexpr int kInFlight = 8;  // 16-byte pieces per lane loaded together
-    for (int64_t e = int64_t(blockIdx.y) * warps + warp; e < E; e += int64_t(gridDim.y) * warps) {
+    for (int64_t e = e_first; e < E; e += int64_t(gridDim.y) * warps) {
         const bf16* w = Wr + e * H;
         float s = 0.0f;
-        if (H % 8 == 0) {  // 16-byte pieces: 8 weights per load
-            const int64_t H8 = H / 8;
-            for (int64_t i0 = lane; i0 < H8; i0 += 32 * kInFlight) {
-                uint4 raw[kInFlight];
+        if (vec) {
+            for (int64_t i0 = lane; i0 < H8; i0 += 32 * kRouterInFlight) {
+                uint4 raw[kRouterInFlight];
+                if (e == e_first && i0 == lane) {
 #pragma unroll
-                for (int u = 0; u < kInFlight; ++u)
-                    raw[u] = i0 + 32 * u < H8 ? __ldg(reinterpret_cast<const uint4*>(w) + i0 + 32 * u) : make_uint4(0, 0, 0, 0);
+                    for (int u = 0; u < kRouterInFlight; ++u) raw[u] = first[u];
+                } else {
+                    load_router_batch(w, H8, i0, raw);
+                }
 #pragma unroll
-                for (int u = 0; u < kInFlight; ++u) {
+                for (int u = 0; u < kRouterInFlight; ++u) {
                     const int64_t i = i0 + 32 * u;
                     if (i >= H8) break;
                     const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&raw[u]);

@@ -270,26 +270,42 @@ void dispatch_group(const DecodeAttentionArgs& args, const PagedKv& kv, const bf
     throw std::invalid_argument("cuda::paged_decode_attention: more than 16 query heads per kv head");
 }
 
-// Merge of the splits of one (head, sequence): out = Σ_s e^{m_s - M} acc_s / Σ_s e^{m_s - M} l_s.
+// Merge of the splits of one (head, sequence): out = Σ_s e^{m_s - M} acc_s / Σ_s e^{m_s - M} l_s. Thread d owns
+// column d. At batch 1 this kernel is a chain of memory round trips, so it is built to have two: the (m, l) pairs
+// go to shared memory while each thread's first kMergeBatch partial columns load into registers, all in flight
+// together; then everything is combined (splits past kMergeBatch, rare, cost one more round trip per batch).
+constexpr int kMergeBatch = 32;
+
 __global__ void merge_kernel(DecodeAttentionArgs a, int64_t D) {
-    const int64_t h = blockIdx.x, seq = blockIdx.y, S = a.num_splits;
+    __shared__ float ml_s[2 * 64];  // choose_decode_splits never makes more than 64
+    const int64_t h = blockIdx.x, seq = blockIdx.y, S = a.num_splits, d = threadIdx.x;
     const int64_t rows = int64_t(gridDim.y) * a.num_heads * S;
     const float* ml = a.workspace + 2 * ((seq * a.num_heads + h) * S);
     const float* wacc = a.workspace + 2 * rows + (seq * a.num_heads + h) * S * D;
-    // Loops unrolled so their loads are in flight together rather than one memory round trip per split.
+    for (int64_t i = threadIdx.x; i < 2 * S; i += blockDim.x) ml_s[i] = ml[i];
+    float part[kMergeBatch];
+#pragma unroll
+    for (int s = 0; s < kMergeBatch; ++s) part[s] = d < D && s < S ? wacc[s * D + d] : 0.0f;
+    __syncthreads();
     float M = -INFINITY;
-#pragma unroll 8
-    for (int64_t s = 0; s < S; ++s) M = fmaxf(M, ml[2 * s]);
-    float L = 0.0f;
-#pragma unroll 8
-    for (int64_t s = 0; s < S; ++s) L += ml[2 * s + 1] > 0.0f ? ml[2 * s + 1] * expf(ml[2 * s] - M) : 0.0f;
-    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
-        float acc = 0.0f;
-#pragma unroll 8
-        for (int64_t s = 0; s < S; ++s)
-            if (ml[2 * s + 1] > 0.0f) acc += wacc[s * D + d] * expf(ml[2 * s] - M);
-        a.out[(seq * a.num_heads + h) * D + d] = __float2bfloat16(L > 0.0f ? acc / L : 0.0f);
+    for (int64_t s = 0; s < S; ++s) M = fmaxf(M, ml_s[2 * s]);
+    float L = 0.0f, acc = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kMergeBatch; ++s) {
+        if (s < S && ml_s[2 * s + 1] > 0.0f) {
+            const float f = expf(ml_s[2 * s] - M);
+            L += ml_s[2 * s + 1] * f;
+            acc += part[s] * f;
+        }
     }
+    for (int64_t s = kMergeBatch; s < S; ++s) {
+        if (ml_s[2 * s + 1] > 0.0f) {
+            const float f = expf(ml_s[2 * s] - M);
+            L += ml_s[2 * s + 1] * f;
+            if (d < D) acc += wacc[s * D + d] * f;
+        }
+    }
+    if (d < D) a.out[(seq * a.num_heads + h) * D + d] = __float2bfloat16(L > 0.0f ? acc / L : 0.0f);
 }
 
 }  // namespace
@@ -322,6 +338,7 @@ void paged_decode_attention(const DecodeAttentionArgs& args, const PagedKv& kv, 
         throw std::invalid_argument("cuda::paged_decode_attention: num_heads not a multiple of num_kv_heads");
     if (args.num_splits < 1 || (args.num_splits > 1 && !args.workspace))
         throw std::invalid_argument("cuda::paged_decode_attention: split-K needs num_splits ≥ 1 and a workspace");
+    if (args.num_splits > 64) throw std::invalid_argument("cuda::paged_decode_attention: more than 64 splits");
     switch (kv.head_dim) {
         case 16: dispatch_group<16>(args, kv, k_cache, v_cache, stream); break;
         case 32: dispatch_group<32>(args, kv, k_cache, v_cache, stream); break;
@@ -332,7 +349,9 @@ void paged_decode_attention(const DecodeAttentionArgs& args, const PagedKv& kv, 
         default: throw std::invalid_argument("cuda::paged_decode_attention: head_dim must be 16, 32, 64, 96, 128 or 256");
     }
     if (args.num_splits > 1) {
-        merge_kernel<<<dim3(args.num_heads, args.num_seqs), 128, 0, stream>>>(args, kv.head_dim);
+        // One thread per column (head_dim ≤ 256), at least a warp.
+        const int threads = int(std::max<int64_t>(32, (kv.head_dim + 31) / 32 * 32));
+        merge_kernel<<<dim3(args.num_heads, args.num_seqs), threads, 0, stream>>>(args, kv.head_dim);
         MOEINFER_CUDA_LAUNCH_CHECK();
     }
 }

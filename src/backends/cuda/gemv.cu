@@ -9,6 +9,7 @@
 // Experts with more than kXRows rows loop over row chunks, re-reading their weights (from L2 when it holds them);
 // the host switches to per-expert cuBLASLt GEMMs when experts average many rows (prefill).
 #include "backends/cuda/ops.h"
+#include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
 
 namespace moeinfer::cuda {
@@ -116,6 +117,11 @@ __device__ __forceinline__ uint4 load_x(const bf16* row, int64_t i, int64_t K, b
 
 template <int kXRows, int kWRows, int kUnroll, typename OutT, int kBlock = kThreads>
 __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restrict__ y) {
+    // Dense products (launched with launch_pdl) issue their first weight loads before waiting for the kernel that
+    // writes x; grouped and direct ones first need the expert routing that kernel may still be writing.
+    const bool dense = !a.offsets && !a.expert_of_row;
+    bool waited = !dense;
+    if (!dense) pdl_wait();
     int64_t e, r0, r1;
     if (!find_group(a, e, r0, r1)) return;
     __shared__ float partial[kBlock / 32][kWRows][kXRows];
@@ -152,6 +158,10 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
 #pragma unroll
                 for (int c = 0; c < kWRows; ++c) wv[u][c] = i < K8 ? load_stream(w[c] + i) : make_uint4(0, 0, 0, 0);
             }
+            if (!waited) {
+                pdl_wait();
+                waited = true;
+            }
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) {
                 const int64_t i = i0 + int64_t(u) * kBlock;
@@ -166,6 +176,11 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
                 }
             }
         }
+        if (!waited) {  // a thread with no K piece still waits before it writes
+            pdl_wait();
+            waited = true;
+        }
+        pdl_trigger();  // the next kernel's blocks may now take the SM slots this grid no longer needs
         // Reduce: warps first (shuffles), then the block's warps through shared memory.
 #pragma unroll
         for (int c = 0; c < kWRows; ++c)
@@ -195,20 +210,20 @@ void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, 
     const int64_t K8 = a.K / 8;
     auto grid = [&](int w_rows) { return dim3(unsigned((a.N + w_rows - 1) / w_rows), unsigned(groups)); };
     if (rows_per_group <= 1) {
-        if (K8 >= 2 * kThreads) gemv_kernel<1, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
-        else if (K8 >= 3 * kThreads / 4) gemv_kernel<1, 8, 1, OutT><<<grid(8), kThreads, 0, stream>>>(a, y);
-        else if (K8 > 160) gemv_kernel<1, 16, 1, OutT, 192><<<grid(16), 192, 0, stream>>>(a, y);
-        else if (K8 > 128) gemv_kernel<1, 16, 1, OutT, 160><<<grid(16), 160, 0, stream>>>(a, y);
-        else if (K8 > 96) gemv_kernel<1, 16, 1, OutT, 128><<<grid(16), 128, 0, stream>>>(a, y);
-        else if (K8 > 64) gemv_kernel<1, 16, 1, OutT, 96><<<grid(16), 96, 0, stream>>>(a, y);
-        else if (K8 > 32) gemv_kernel<1, 16, 1, OutT, 64><<<grid(16), 64, 0, stream>>>(a, y);
-        else gemv_kernel<1, 16, 1, OutT, 32><<<grid(16), 32, 0, stream>>>(a, y);
+        if (K8 >= 2 * kThreads) launch_pdl(gemv_kernel<1, 4, 2, OutT>, grid(4), kThreads, 0, stream, a, y);
+        else if (K8 >= 3 * kThreads / 4) launch_pdl(gemv_kernel<1, 8, 1, OutT>, grid(8), kThreads, 0, stream, a, y);
+        else if (K8 > 160) launch_pdl(gemv_kernel<1, 16, 1, OutT, 192>, grid(16), 192, 0, stream, a, y);
+        else if (K8 > 128) launch_pdl(gemv_kernel<1, 16, 1, OutT, 160>, grid(16), 160, 0, stream, a, y);
+        else if (K8 > 96) launch_pdl(gemv_kernel<1, 16, 1, OutT, 128>, grid(16), 128, 0, stream, a, y);
+        else if (K8 > 64) launch_pdl(gemv_kernel<1, 16, 1, OutT, 96>, grid(16), 96, 0, stream, a, y);
+        else if (K8 > 32) launch_pdl(gemv_kernel<1, 16, 1, OutT, 64>, grid(16), 64, 0, stream, a, y);
+        else launch_pdl(gemv_kernel<1, 16, 1, OutT, 32>, grid(16), 32, 0, stream, a, y);
     } else if (rows_per_group <= 2) {
-        gemv_kernel<2, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
+        launch_pdl(gemv_kernel<2, 4, 2, OutT>, grid(4), kThreads, 0, stream, a, y);
     } else if (rows_per_group <= 4) {
-        gemv_kernel<4, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
+        launch_pdl(gemv_kernel<4, 4, 2, OutT>, grid(4), kThreads, 0, stream, a, y);
     } else {
-        gemv_kernel<8, 4, 2, OutT><<<grid(4), kThreads, 0, stream>>>(a, y);
+        launch_pdl(gemv_kernel<8, 4, 2, OutT>, grid(4), kThreads, 0, stream, a, y);
     }
     MOEINFER_CUDA_LAUNCH_CHECK();
 }

@@ -11,6 +11,7 @@
 
 #include "backends/cuda/expert_rows.cuh"
 #include "backends/cuda/ops.h"
+#include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
 
 namespace moeinfer::cuda {
@@ -102,6 +103,7 @@ __device__ void topk_row(const float* row, int64_t E, int64_t k, bool normalize,
 
 __global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, int64_t E, int64_t k, bool normalize,
                                   int32_t* __restrict__ ids, float* __restrict__ weights) {
+    pdl_trigger();  // the expert products after it wait for its ids; their blocks may get resident now
     const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
     if (t >= T) return;  // whole warps leave together: t is uniform across a warp
     topk_row(logits + t * E, E, k, normalize, ids + t * k, weights + t * k);
@@ -130,6 +132,7 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
     const bool vec = H % 8 == 0;  // 16-byte pieces: 8 weights per load
     uint4 first[kRouterInFlight];
     if (vec && e_first < E) load_router_batch(Wr + e_first * H, H8, lane, first);
+    pdl_wait();  // launched with launch_pdl: x is written by the kernel before
 
     const float* row = x + t * H;
     float ss = 0.0f;
@@ -350,7 +353,7 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
     // blocks for decode-sized steps (E / 4 blocks per token), 8-warp ones for large steps (less repeated work).
     const int warps = T <= 8 ? 4 : 8;
     const dim3 grid(unsigned(T), unsigned((E + warps - 1) / warps));
-    router_logits_kernel<<<grid, 32 * warps, smem, stream>>>(x, norm_w, eps, Wr, E, H, out);
+    launch_pdl(router_logits_kernel, grid, 32 * warps, smem, stream, x, norm_w, eps, Wr, E, H, out);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

@@ -20,6 +20,7 @@
 #include <cmath>
 
 #include "backends/cuda/ops.h"
+#include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
 
 namespace moeinfer::cuda {
@@ -74,6 +75,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
     // Most heads one warp serves: all G when the warps split the key tiles; with kSplitHeads, G / 4 rounded up
     // (dispatch guarantees G > GMAX / 2 for GMAX > 4).
     constexpr int GW = kSplitHeads ? (GMAX + kWarps - 1) / kWarps : GMAX;
+    if (a.num_splits == 1) pdl_trigger();  // no merge after it: the output projection may start loading weights
     extern __shared__ __align__(16) float smem[];
     float* q_s = smem;               // [G, D] query rows × scale
     float* red = smem + GMAX * D;    // [kWarps, GW, D + 2]: each warp's acc, m, l for the final merge
@@ -278,6 +280,7 @@ constexpr int kMergeBatch = 32;
 
 __global__ void merge_kernel(DecodeAttentionArgs a, int64_t D) {
     __shared__ float ml_s[2 * 64];  // choose_decode_splits never makes more than 64
+    pdl_trigger();  // the output projection after it may start loading its weights
     const int64_t h = blockIdx.x, seq = blockIdx.y, S = a.num_splits, d = threadIdx.x;
     const int64_t rows = int64_t(gridDim.y) * a.num_heads * S;
     const float* ml = a.workspace + 2 * ((seq * a.num_heads + h) * S);

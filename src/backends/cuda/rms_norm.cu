@@ -7,6 +7,7 @@
 
 #include "backends/cuda/expert_rows.cuh"
 #include "backends/cuda/ops.h"
+#include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
 
 namespace moeinfer::cuda {
@@ -37,6 +38,7 @@ struct ExpertsDelta {  // Σ_slot weights[row, slot] · y[slot_row[row·k + slot
 template <typename Delta>
 __global__ void rms_norm_kernel(Delta delta, float* __restrict__ residual, const float* __restrict__ w, float eps,
                                 int64_t n, bf16* __restrict__ y) {
+    pdl_trigger();  // a gemv launched after it may start issuing its weight loads (it waits for y itself)
     const int64_t row = blockIdx.x;
     float* r = residual + row * n;
     float ss = 0.0f;

@@ -1,4 +1,4 @@
-// Packed-panel fp32 GEMM (see f32_gemm.h for the blocking and why).
+// Packed-panel GEMM for float weights (see f32_gemm.h for the blocking and why), in fp32 or bf16-pair arithmetic.
 #include "backends/cpu/f32_gemm.h"
 
 #include <algorithm>
@@ -13,6 +13,9 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #define MOEINFER_F32_GEMM 1
+#if defined(__AVX512BF16__)
+#define MOEINFER_BF16_GEMM 1
+#endif
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -109,10 +112,48 @@ void pack_transposed(const uint8_t* base, size_t row_bytes, int64_t nrows, int64
     }
 }
 
+#if MOEINFER_BF16_GEMM
+// 32 consecutive elements of a row from p (the first n; the rest read as zero), rounded to bf16 (nearest even).
+template <DType D>
+inline __m512 load32_bf16(const void* p, int64_t n) {
+    const __mmask16 lo = first_n(n), hi = first_n(std::max<int64_t>(0, n - 16));
+    if constexpr (D == DType::BF16) {
+        const __mmask32 m = n >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((1u << n) - 1);
+        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, p));
+    } else {
+        const __m512 a = load16<D>(p, lo), b = load16<D>(static_cast<const uint8_t*>(p) + 16 * (D == DType::F32 ? 4 : 2), hi);
+        return (__m512)_mm512_cvtne2ps_pbh(b, a);
+    }
+}
+
+// The bf16 form of pack_transposed: dst[p · ld + i] = the bf16 pair (k0 + 2p, k0 + 2p + 1) of row i as one 32-bit
+// unit, for p < ceil(kc / 2), i < 16 · groups (an odd kc's last pair ends in a zero). Row-major pairs are already
+// 32-bit units, so the 16 × 16 transpose of 32-bit elements is the same one.
+template <DType D>
+void pack_pairs(const uint8_t* base, size_t row_bytes, int64_t nrows, int64_t groups, int64_t k0, int64_t kc,
+                float* dst, int64_t ld) {
+    constexpr size_t esz = D == DType::F32 ? 4 : 2;
+    for (int64_t g = 0; g < groups; ++g) {
+        const int64_t rows = std::clamp<int64_t>(nrows - 16 * g, 0, 16);
+        for (int64_t k = 0; k < kc; k += 32) {
+            __m512 v[16];
+            for (int i = 0; i < 16; ++i)
+                v[i] = i < rows ? load32_bf16<D>(base + (16 * g + i) * row_bytes + (k0 + k) * esz, kc - k)
+                                : _mm512_setzero_ps();
+            transpose16(v);
+            const int64_t n = std::min<int64_t>(16, (kc - k + 1) / 2);
+            for (int64_t j = 0; j < n; ++j) _mm512_store_ps(dst + (k / 2 + j) * ld + 16 * g, v[j]);
+        }
+    }
+}
+#endif
+
 // y[t · ys + r] (+)= Σ_{k < kc} wp[k · 32 + r] · xp[k · ldx + t] for t < NT, r < 32 with rows masked by m0 / m1.
 // With `accumulate` the accumulators start from y (an earlier K block), else from zero (adding y after the loop
 // instead measured 2-3% slower end to end). Lines [j, j_end) of `next` are prefetched evenly over the k loop.
-template <int NT>
+// kPairs: wp and xp hold bf16 pairs (pack_pairs) and kc counts pairs; each step is one VDPBF16PS per accumulator,
+// two multiply-adds per lane for the issue cost of one FMA.
+template <int NT, bool kPairs>
 void micro_kernel(const float* wp, const float* xp, int64_t ldx, int64_t kc, float* y, int64_t ys, __mmask16 m0,
                   __mmask16 m1, bool accumulate, const NextPanel& next, int64_t j, int64_t j_end) {
     __m512 a0[NT], a1[NT];
@@ -133,6 +174,13 @@ void micro_kernel(const float* wp, const float* xp, int64_t ldx, int64_t kc, flo
 #pragma GCC unroll 16
             for (int t = 0; t < NT; ++t) {
                 const __m512 b = _mm512_set1_ps(xk[t]);
+#if MOEINFER_BF16_GEMM
+                if constexpr (kPairs) {
+                    a0[t] = _mm512_dpbf16_ps(a0[t], (__m512bh)w0, (__m512bh)b);
+                    a1[t] = _mm512_dpbf16_ps(a1[t], (__m512bh)w1, (__m512bh)b);
+                    continue;
+                }
+#endif
                 a0[t] = _mm512_fmadd_ps(w0, b, a0[t]);
                 a1[t] = _mm512_fmadd_ps(w1, b, a1[t]);
             }
@@ -148,11 +196,25 @@ void micro_kernel(const float* wp, const float* xp, int64_t ldx, int64_t kc, flo
 using Kernel = void (*)(const float*, const float*, int64_t, int64_t, float*, int64_t, __mmask16, __mmask16, bool,
                        const NextPanel&, int64_t, int64_t);
 
-template <int... N>
+template <bool kPairs, int... N>
 constexpr auto kernel_table(std::integer_sequence<int, N...>) {
-    return std::array<Kernel, sizeof...(N)>{micro_kernel<N + 1>...};
+    return std::array<Kernel, sizeof...(N)>{micro_kernel<N + 1, kPairs>...};
 }
-constexpr auto kKernels = kernel_table(std::make_integer_sequence<int, kNR>{});  // kKernels[n - 1]: n tokens
+// kKernels[pairs][n - 1]: n tokens
+constexpr std::array<std::array<Kernel, kNR>, 2> kKernels = {kernel_table<false>(std::make_integer_sequence<int, kNR>{}),
+                                                            kernel_table<true>(std::make_integer_sequence<int, kNR>{})};
+
+// pack_pairs where the build has AVX512-BF16 (callers check bf16_gemm_available() first).
+template <DType D>
+void pack_pairs_or_fail(const uint8_t* base, size_t row_bytes, int64_t nrows, int64_t groups, int64_t k0, int64_t kc,
+                        float* dst, int64_t ld) {
+#if MOEINFER_BF16_GEMM
+    pack_pairs<D>(base, row_bytes, nrows, groups, k0, kc, dst, ld);
+#else
+    (void)base, (void)row_bytes, (void)nrows, (void)groups, (void)k0, (void)kc, (void)dst, (void)ld;
+    MOE_CHECK(false, "f32_gemm: bf16 arithmetic needs AVX512-BF16");
+#endif
+}
 
 // 64-byte aligned per-thread scratch, grown on demand: the panels are read with aligned vector loads.
 float* scratch(std::unique_ptr<float[], void (*)(float*)>& buf, size_t& cap, size_t n) {
@@ -165,7 +227,7 @@ float* scratch(std::unique_ptr<float[], void (*)(float*)>& buf, size_t& cap, siz
 }
 void free_float(float* p) { std::free(p); }
 
-template <DType D>
+template <DType D, bool kPairs>
 void gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y, int64_t ys) {
     const int64_t K = w.cols();
     constexpr int64_t kEsz = D == DType::F32 ? 4 : 2;
@@ -180,8 +242,10 @@ void gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t
         const int64_t tc = std::min(kTokenChunk, T - tc0);
         for (int64_t k0 = 0; k0 < K; k0 += kKC) {
             const int64_t kc = std::min(kKC, K - k0);
-            pack_transposed<DType::F32>(reinterpret_cast<const uint8_t*>(x + tc0 * K), K * sizeof(float), tc,
-                                        (tc + 15) / 16, k0, kc, xp, ldx);
+            const int64_t units = kPairs ? (kc + 1) / 2 : kc;  // k steps of the micro-kernel
+            const auto* xb = reinterpret_cast<const uint8_t*>(x + tc0 * K);
+            if constexpr (kPairs) pack_pairs_or_fail<DType::F32>(xb, K * sizeof(float), tc, (tc + 15) / 16, k0, kc, xp, ldx);
+            else pack_transposed<DType::F32>(xb, K * sizeof(float), tc, (tc + 15) / 16, k0, kc, xp, ldx);
             for (int64_t r0 = row_begin; r0 < row_end; r0 += kMR) {
                 const int64_t mr = std::min(kMR, row_end - r0);
                 // The panel after this one: the next rows of this K block, else the first rows of the next K block.
@@ -193,14 +257,15 @@ void gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t
                     next.lines_per_row = (std::min(kKC, K - nk0) * kEsz + 63) / 64;
                     for (int64_t i = 0; i < next.rows; ++i) next.row[i] = w.row(nr0 + i) + nk0 * kEsz;
                 }
-                pack_transposed<D>(w.row(r0), w.row_bytes(), mr, 2, k0, kc, wp, kMR);
+                if constexpr (kPairs) pack_pairs_or_fail<D>(w.row(r0), w.row_bytes(), mr, 2, k0, kc, wp, kMR);
+                else pack_transposed<D>(w.row(r0), w.row_bytes(), mr, 2, k0, kc, wp, kMR);
                 const __mmask16 m0 = first_n(mr), m1 = first_n(std::max<int64_t>(0, mr - 16));
                 // Token blocks of nearly equal size (40 tokens: 10 + 10 + 10 + 10, not 12 + 12 + 12 + 4): a narrow
                 // block does fewer FMAs per load of the panel.
                 const int64_t calls = (tc + kNR - 1) / kNR;
                 for (int64_t c = 0, t0 = 0; c < calls; ++c) {
                     const int64_t nt = tc * (c + 1) / calls - tc * c / calls;
-                    kKernels[nt - 1](wp, xp + t0, ldx, kc, y + (tc0 + t0) * ys + r0, ys, m0, m1, k0 > 0, next,
+                    kKernels[kPairs][nt - 1](wp, xp + t0, ldx, units, y + (tc0 + t0) * ys + r0, ys, m0, m1, k0 > 0, next,
                                      next.lines() * c / calls, next.lines() * (c + 1) / calls);
                     t0 += nt;
                 }
@@ -212,13 +277,26 @@ void gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t
 }  // namespace
 
 bool f32_gemm_available() { return true; }
+#if MOEINFER_BF16_GEMM
+bool bf16_gemm_available() { return true; }
+#else
+bool bf16_gemm_available() { return false; }
+#endif
 
 void f32_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
-              int64_t y_stride) {
+              int64_t y_stride, GemmArith arith) {
+    const bool pairs = arith == GemmArith::Bf16;
+    MOE_CHECK(!pairs || bf16_gemm_available(), "f32_gemm: bf16 arithmetic needs AVX512-BF16");
     switch (w.dtype) {
-        case DType::F32: return gemm<DType::F32>(x, T, w, row_begin, row_end, y, y_stride);
-        case DType::F16: return gemm<DType::F16>(x, T, w, row_begin, row_end, y, y_stride);
-        case DType::BF16: return gemm<DType::BF16>(x, T, w, row_begin, row_end, y, y_stride);
+        case DType::F32:
+            return pairs ? gemm<DType::F32, true>(x, T, w, row_begin, row_end, y, y_stride)
+                         : gemm<DType::F32, false>(x, T, w, row_begin, row_end, y, y_stride);
+        case DType::F16:
+            return pairs ? gemm<DType::F16, true>(x, T, w, row_begin, row_end, y, y_stride)
+                         : gemm<DType::F16, false>(x, T, w, row_begin, row_end, y, y_stride);
+        case DType::BF16:
+            return pairs ? gemm<DType::BF16, true>(x, T, w, row_begin, row_end, y, y_stride)
+                         : gemm<DType::BF16, false>(x, T, w, row_begin, row_end, y, y_stride);
         default: MOE_CHECK(false, "f32_gemm: unsupported weight dtype " + std::string(dtype_name(w.dtype)));
     }
 }
@@ -226,8 +304,9 @@ void f32_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int
 #else  // no AVX-512: callers use micro_gemm
 
 bool f32_gemm_available() { return false; }
+bool bf16_gemm_available() { return false; }
 
-void f32_gemm(const float*, int64_t, const Tensor& w, int64_t, int64_t, float*, int64_t) {
+void f32_gemm(const float*, int64_t, const Tensor& w, int64_t, int64_t, float*, int64_t, GemmArith) {
     MOE_CHECK(false, "f32_gemm: not built for this target (needs AVX-512)");
 }
 

@@ -29,10 +29,20 @@ namespace moeinfer::cpu {
 
 // Whether this build has the packed kernel (it needs AVX-512); without it callers keep the dot-product micro_gemm.
 bool f32_gemm_available();
+// Whether it also has the bf16-pair arithmetic (AVX512-BF16).
+bool bf16_gemm_available();
+
+// How the products are computed. Fp32: weights converted to fp32, one FMA per multiply-add, exact products of the
+// stored weights. Bf16: weights and activations rounded to bf16 (nearest even), products and sums in fp32, two
+// multiply-adds per VDPBF16PS for the issue cost of one FMA — prefill against F16 / BF16 weights is compute-bound,
+// so this nearly halves it. For BF16 weights only the activations are rounded (as llama.cpp does for BF16 files);
+// F16 weights also lose their 3 lowest mantissa bits (relative error ≤ 2⁻⁹ per weight, finer than Q8_0's blocks).
+enum class GemmArith { Fp32, Bf16 };
 
 // y[t · y_stride + r] = Σ_k w[r, k] · x[t · K + k] for r in [row_begin, row_end), t < T, with K = w.cols() and
-// w.dtype F32, F16 or BF16. Runs in the calling thread. Only call when f32_gemm_available().
+// w.dtype F32, F16 or BF16. Runs in the calling thread. Only call when f32_gemm_available() (and, for Bf16,
+// bf16_gemm_available()).
 void f32_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
-              int64_t y_stride);
+              int64_t y_stride, GemmArith arith = GemmArith::Fp32);
 
 }  // namespace moeinfer::cpu

@@ -7,7 +7,10 @@
 #include "backends/cpu/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "backends/cpu/f32_gemm.h"
@@ -29,6 +32,15 @@ constexpr int64_t kFusedMaxTokens = 3;  // up to this many tokens, F16/BF16 rows
 // that reads the rows in place.
 constexpr int64_t kPackedMinTokens = 4;
 constexpr int64_t kPackedMinTokensF32 = 8;
+
+std::atomic<GemmArith>& arith_setting() {
+    static std::atomic<GemmArith> arith{[] {
+        const char* env = std::getenv("MOEINFER_BF16_GEMM");
+        const bool bf16 = env && std::strcmp(env, "0") != 0;
+        return bf16_gemm_available() && bf16 ? GemmArith::Bf16 : GemmArith::Fp32;
+    }()};
+    return arith;
+}
 
 struct Activations {
     const float* x;       // [T, in]
@@ -66,7 +78,8 @@ void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64
     const bool plain = w.dtype == DType::F32 || w.dtype == DType::F16 || w.dtype == DType::BF16;
     const int64_t packed_min_tokens = w.dtype == DType::F32 ? kPackedMinTokensF32 : kPackedMinTokens;
     if (plain && T >= packed_min_tokens && f32_gemm_available()) {
-        f32_gemm(a.x, T, w, row_begin, row_end, y, y_stride);
+        const bool halves = w.dtype == DType::F16 || w.dtype == DType::BF16;
+        f32_gemm(a.x, T, w, row_begin, row_end, y, y_stride, halves ? float_gemm_arith() : GemmArith::Fp32);
         return;
     }
     const bool direct = w.dtype == DType::F32;
@@ -95,6 +108,12 @@ Activations prepare(const float* x, int64_t T, int64_t in, bool quantize, Q8Acti
 }
 
 }  // namespace
+
+GemmArith float_gemm_arith() { return arith_setting().load(std::memory_order_relaxed); }
+void set_float_gemm_arith(GemmArith arith) {
+    arith_setting().store(arith == GemmArith::Bf16 && !bf16_gemm_available() ? GemmArith::Fp32 : arith,
+                          std::memory_order_relaxed);
+}
 
 void matmul_rows(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
                  int64_t y_stride) {

@@ -4,9 +4,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/cpu/f32_gemm.h"
 #include "core/tensor.h"
 
 namespace moeinfer::cpu {
+
+// The arithmetic of products against F16 / BF16 weights from kPackedMinTokens tokens up (prefill; f32_gemm.h
+// GemmArith). Default Fp32: the stored weights exactly, which the HF golden tests hold to 2e-3 in logprob. Opt in to
+// Bf16 (about twice the prefill rate, activations and F16 weights rounded to bf16) with MOEINFER_BF16_GEMM=1 in the
+// environment, where the CPU has AVX512-BF16. Decode-sized products always read the stored weights exactly.
+GemmArith float_gemm_arith();
+void set_float_gemm_arith(GemmArith arith);  // Bf16 is honoured only where bf16_gemm_available()
 
 // y[t, r] = sum_i x[t, i] * w[r, i] for r in [row_begin, row_end). x: [T, in]; w: [out, in]; y row stride y_stride.
 // Runs in the calling thread: the building block of matmul and grouped_matmul.

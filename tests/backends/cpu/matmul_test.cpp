@@ -210,6 +210,52 @@ TEST(PackedGemm, SeveralKBlocksPanelsAndTokenChunks) {
     }
 }
 
+// Round to bf16, nearest even (what VCVTNE2PS2BF16 does to finite values).
+float round_bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+// The opt-in bf16 arithmetic (MOEINFER_BF16_GEMM=1): exactly the products of bf16-rounded activations and weights,
+// summed in fp32, at odd shapes (odd K: the last pair ends in a zero), 1 and 2 threads bit-identical; and really
+// taken: an F16 weight's lost mantissa bits show in the result against the exact fp32 form.
+TEST(PackedGemm, Bf16ArithmeticMatchesRoundedReference) {
+    if (!cpu::bf16_gemm_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+    struct ArithGuard {
+        cpu::GemmArith saved = cpu::float_gemm_arith();
+        ~ArithGuard() { cpu::set_float_gemm_arith(saved); }
+    } guard;
+    for (DType dtype : {DType::F16, DType::BF16})
+        for (int64_t T : {4, 13, 64, 300})
+            for (const auto& [out, in] : {std::pair<int64_t, int64_t>{17, 15}, {33, 100}, {70, 600}, {15, 4096}}) {
+                SCOPED_TRACE(std::string(dtype_name(dtype)) + " T " + std::to_string(T) + " out " +
+                             std::to_string(out) + " in " + std::to_string(in));
+                const OwnedTensor w(dtype, out, in, 31 + out + in);
+                const std::vector<float> x = random_vector(T * in, 32 + T + in);
+                std::vector<float> y1(T * out, NAN), y2(T * out, NAN), exact(T * out, NAN);
+                cpu::set_float_gemm_arith(cpu::GemmArith::Bf16);
+                {
+                    ThreadCountGuard g(1);
+                    cpu::matmul(x.data(), T, w.tensor, y1.data());
+                }
+                {
+                    ThreadCountGuard g(2);
+                    cpu::matmul(x.data(), T, w.tensor, y2.data());
+                }
+                cpu::set_float_gemm_arith(cpu::GemmArith::Fp32);
+                cpu::matmul(x.data(), T, w.tensor, exact.data());
+                std::vector<float> xr = x, wr = ref::dequantize(w.tensor);
+                for (float& v : xr) v = round_bf16(v);
+                for (float& v : wr) v = round_bf16(v);
+                expect_matches_reference(y1, xr, T, wr, out, in);
+                ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)));
+                if (in >= 100) EXPECT_NE(0, std::memcmp(y1.data(), exact.data(), y1.size() * sizeof(float)));
+            }
+}
+
 // grouped_matmul on 1 and on 2 threads into outputs prefilled with `fill`: the two must be bit-identical (rows are
 // split differently); returns the first.
 std::vector<float> grouped_on_1_and_2_threads(const std::vector<float>& x, const std::vector<cpu::MatmulGroup>& groups,

@@ -76,7 +76,12 @@ public:
         t_inside_pool_job = true;
         run_chunk(0, chunks);
         t_inside_pool_job = false;
-        while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+        // The workers usually finish within microseconds of this thread: poll (a yield is a system call that can
+        // take longer than the wait itself), and only yield the core once the wait gets long.
+        for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
+            if (i < kSpinIterations) cpu_relax();
+            else std::this_thread::yield();
+        }
     }
 
 private:

@@ -63,6 +63,35 @@ inline void axpy_f32(float a, const float* x, float* y, int64_t n) {
 }
 
 #if defined(__AVX512F__)
+// In-register transpose of a 16 × 16 block: v[i] lane j ← v[j] lane i. Interleave pairs of rows (32-bit), then
+// pairs of pairs (64-bit), which leaves each 128-bit lane holding a 4 × 4 sub-block; two rounds of 128-bit lane
+// shuffles then transpose the 4 × 4 arrangement of those lanes.
+inline void transpose16(__m512 v[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; ++i) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    // u[4i + j], 128-bit lane L: column 4L + j of rows 4i..4i+3.
+    for (int j = 0; j < 4; ++j) {
+        const __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+        const __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44);
+        const __m512 d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+        v[j] = _mm512_shuffle_f32x4(a, c, 0x88);
+        v[4 + j] = _mm512_shuffle_f32x4(a, c, 0xDD);
+        v[8 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
+        v[12 + j] = _mm512_shuffle_f32x4(b, d, 0xDD);
+    }
+}
+
 // [a × 8 lanes, b × 8 lanes]: the per-block scales of two 32-element blocks sharing one 512-bit register.
 inline __m512 pair_scales(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
 #endif

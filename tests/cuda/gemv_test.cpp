@@ -89,12 +89,12 @@ TEST_P(GroupedGemvTest, MatchesPerExpertCpuMatmul) {
 
     DeviceBuffer dx = to_device_bf16(x), dw = to_device(w), dids = to_device(ids);
     DeviceBuffer ws(size_t(std::max<int64_t>(1, moe_permute_workspace_ints(T * k, E))) * 4);
-    DeviceBuffer offsets((E + 1) * 4), row_token(T * k * 4), slot_row(T * k * 4);
-    moe_permute(dids.as<int32_t>(), T, k, E, ws.as<int32_t>(), offsets.as<int32_t>(), row_token.as<int32_t>(),
-                slot_row.as<int32_t>(), nullptr);
+    DeviceBuffer offsets((E + 1) * 4), active(E * 4), row_token(T * k * 4), slot_row(T * k * 4);
+    moe_permute(dids.as<int32_t>(), T, k, E, ws.as<int32_t>(), offsets.as<int32_t>(), active.as<int32_t>(),
+                row_token.as<int32_t>(), slot_row.as<int32_t>(), nullptr);
     DeviceBuffer dy = poisoned(T * k * out, 2);
-    grouped_gemv(dx.as<bf16>(), row_token.as<int32_t>(), offsets.as<int32_t>(), E, T * k, dw.as<bf16>(), out, in,
-                 false, dy.as<bf16>(), nullptr);
+    grouped_gemv(dx.as<bf16>(), row_token.as<int32_t>(), offsets.as<int32_t>(), active.as<int32_t>(), E, T * k,
+                 dw.as<bf16>(), out, in, false, dy.as<bf16>(), nullptr);
     // The direct form writes assignment a = t·k + j at row a, no permutation.
     DeviceBuffer dd = poisoned(T * k * out, 2);
     direct_expert_gemv(dx.as<bf16>(), k, dids.as<int32_t>(), T * k, dw.as<bf16>(), out, in, false, dd.as<bf16>(),
@@ -127,7 +127,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GroupedGemvTest,
                          ::testing::Values(std::make_tuple(1, 8, 2, 96, 64), std::make_tuple(1, 128, 8, 1536, 2048),
                                            std::make_tuple(5, 8, 2, 33, 264), std::make_tuple(40, 4, 2, 70, 128),
                                            std::make_tuple(7, 60, 4, 129, 1024), std::make_tuple(1, 128, 8, 2048, 768),
-                                           std::make_tuple(1, 16, 4, 40, 1272)));
+                                           std::make_tuple(1, 16, 4, 40, 1272), std::make_tuple(16, 16, 4, 200, 2048),
+                                           std::make_tuple(64, 32, 8, 96, 768)));
 
 }  // namespace
 }  // namespace moeinfer::cuda

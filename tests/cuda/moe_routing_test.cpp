@@ -38,11 +38,16 @@ TEST_P(MoeTest, PermuteGatherCombineMatchCpu) {
 
     const int64_t N = T * k;
     DeviceBuffer dids = to_device(ids), dws(sizeof(int32_t) * moe_permute_workspace_ints(N, E));
-    DeviceBuffer doff = poisoned(E + 1, 4), drt = poisoned(N, 4), dsr = poisoned(N, 4);
-    moe_permute(dids.as<int32_t>(), T, k, E, dws.as<int32_t>(), doff.as<int32_t>(), drt.as<int32_t>(),
-                dsr.as<int32_t>(), nullptr);
+    DeviceBuffer doff = poisoned(E + 1, 4), dact = poisoned(E, 4), drt = poisoned(N, 4), dsr = poisoned(N, 4);
+    moe_permute(dids.as<int32_t>(), T, k, E, dws.as<int32_t>(), doff.as<int32_t>(), dact.as<int32_t>(),
+                drt.as<int32_t>(), dsr.as<int32_t>(), nullptr);
     const std::vector<int32_t> off = to_host<int32_t>(doff, E + 1);
     EXPECT_EQ(std::vector<int64_t>(off.begin(), off.end()), perm.offsets);
+    std::vector<int32_t> active;  // the experts with rows, ascending, then -1s
+    for (int64_t e = 0; e < E; ++e)
+        if (perm.offsets[e + 1] > perm.offsets[e]) active.push_back(int32_t(e));
+    active.resize(E, -1);
+    EXPECT_EQ(to_host<int32_t>(dact, E), active);
     EXPECT_EQ(to_host<int32_t>(drt, N), perm.row_token);
     EXPECT_EQ(to_host<int32_t>(dsr, N), perm.slot_row);
 

@@ -405,7 +405,7 @@ void CudaForward::reserve(const Dims& d) {
     router_ = f32(T * E);
     topk_ids_ = f32(N);
     topk_w_ = f32(N);
-    offsets_ = f32(E + 1);
+    offsets_ = f32(2 * E + 1);
     row_token_ = f32(N);
     slot_row_ = f32(N);
     iota_ = f32(N);
@@ -490,13 +490,15 @@ void CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float
 
 void CudaForward::grouped_experts(const DevLayer& l, const bf16* x, int64_t T, bool allow_sync) {
     const int64_t H = c_.hidden_size, E = c_.num_experts, k = l.top_k, ff = l.experts.ff, N = T * k;
-    moe_permute(ints(topk_ids_), T, k, E, ints(perm_ws_), ints(offsets_), ints(row_token_), ints(slot_row_), stream_);
+    int32_t* active = ints(offsets_) + E + 1;  // offsets_ holds [E + 1] offsets, then the [E] active experts
+    moe_permute(ints(topk_ids_), T, k, E, ints(perm_ws_), ints(offsets_), active, ints(row_token_), ints(slot_row_),
+                stream_);
     const bf16* Wgu = l.experts.gate_up.as<bf16>();
     const bf16* Wd = l.experts.down.as<bf16>();
     bf16 *gu = gu_.as<bf16>(), *act = act_.as<bf16>(), *y = y_.as<bf16>();
     if (!allow_sync || N < kGroupedRowsPerExpert * E) {
-        grouped_gemv(x, ints(row_token_), ints(offsets_), E, N, Wgu, 2 * ff, H, false, gu, stream_);
-        grouped_gemv(gu, nullptr, ints(offsets_), E, N, Wd, H, ff, true, y, stream_);
+        grouped_gemv(x, ints(row_token_), ints(offsets_), active, E, N, Wgu, 2 * ff, H, false, gu, stream_);
+        grouped_gemv(gu, nullptr, ints(offsets_), active, E, N, Wd, H, ff, true, y, stream_);
     } else {
         // Many rows per expert (prefill): one grouped tensor-core GEMM per projection over the active experts;
         // cuBLAS takes the group sizes on the host, so the offsets are synced once per layer.

@@ -53,6 +53,7 @@ struct GemvArgs {
     const bf16* W;
     int64_t expert_stride, N, K;
     const int32_t* offsets;        // grouped: [E + 1]
+    const int32_t* active;         // grouped: the experts with rows, ascending, then -1s
     const int32_t* expert_of_row;  // direct: [T]
     int64_t E, T;
     const bf16* x;
@@ -72,27 +73,9 @@ __device__ bool find_group(const GemvArgs& a, int64_t& e_out, int64_t& r0, int64
         e_out = 0, r0 = 0, r1 = a.T;
         return blockIdx.y == 0;
     }
-    __shared__ int64_t found;  // the blockIdx.y-th expert that has rows
-    if (threadIdx.x < 32) {
-        const int lane = threadIdx.x;
-        int64_t want = blockIdx.y;
-        int64_t hit = -1;
-        for (int64_t base = 0; base < a.E && hit < 0; base += 32) {
-            const int64_t e = base + lane;
-            const bool nonempty = e < a.E && a.offsets[e + 1] > a.offsets[e];
-            const unsigned mask = __ballot_sync(0xffffffffu, nonempty);
-            const int64_t n = __popc(mask);
-            if (want < n) {
-                unsigned m = mask;
-                for (int64_t i = 0; i < want; ++i) m &= m - 1;
-                hit = base + __ffs(m) - 1;
-            } else {
-                want -= n;
-            }
-        }
-        if (lane == 0) found = hit;
-    }
-    __syncthreads();
+    // The blockIdx.y-th expert that has rows, from moe_permute's list: one load (a scan of the offsets here was a
+    // chain of dependent loads at the start of every block).
+    const int32_t found = a.active[blockIdx.y];
     if (found < 0) return false;
     e_out = found, r0 = a.offsets[found], r1 = a.offsets[found + 1];
     return true;
@@ -202,6 +185,18 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
     }
 }
 
+// gemv_kernel for K8 < 512 with every thread's K pieces in flight at once and (nearly) none idle: blocks of K8
+// rounded up to 32, 64, 96, 128 or 256 threads with one piece each, or 256 threads with two.
+template <int kXRows, int kWRows, typename OutT>
+void launch_short(const GemvArgs& a, int64_t K8, dim3 grid, OutT* y, cudaStream_t stream) {
+    if (K8 <= 32) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 32>, grid, 32, 0, stream, a, y);
+    else if (K8 <= 64) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 64>, grid, 64, 0, stream, a, y);
+    else if (K8 <= 96) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 96>, grid, 96, 0, stream, a, y);
+    else if (K8 <= 128) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 128>, grid, 128, 0, stream, a, y);
+    else if (K8 <= 256) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 256>, grid, 256, 0, stream, a, y);
+    else launch_pdl(gemv_kernel<kXRows, kWRows, 2, OutT, 256>, grid, 256, 0, stream, a, y);
+}
+
 // rows_per_group: the most rows one group has (known for dense and direct; 8 for grouped, which can be anything).
 template <typename OutT>
 void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, cudaStream_t stream) {
@@ -218,6 +213,13 @@ void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, 
         else if (K8 > 64) launch_pdl(gemv_kernel<1, 16, 1, OutT, 96>, grid(16), 96, 0, stream, a, y);
         else if (K8 > 32) launch_pdl(gemv_kernel<1, 16, 1, OutT, 64>, grid(16), 64, 0, stream, a, y);
         else launch_pdl(gemv_kernel<1, 16, 1, OutT, 32>, grid(16), 32, 0, stream, a, y);
+    } else if (K8 < 2 * kThreads) {
+        // Short K with several x rows (MoE experts at 16-64 decoding sequences): more weight rows per block, in
+        // blocks of K's size, so a block streams 12-32 KB instead of retiring after a few loads with half its
+        // threads idle (every expert is active there and these launches are most of a step).
+        if (rows_per_group <= 2) launch_short<2, 8, OutT>(a, K8, grid(8), y, stream);
+        else if (rows_per_group <= 4) launch_short<4, 8, OutT>(a, K8, grid(8), y, stream);
+        else launch_short<8, 4, OutT>(a, K8, grid(4), y, stream);
     } else if (rows_per_group <= 2) {
         launch_pdl(gemv_kernel<2, 4, 2, OutT>, grid(4), kThreads, 0, stream, a, y);
     } else if (rows_per_group <= 4) {
@@ -229,7 +231,7 @@ void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, 
 }
 
 GemvArgs dense(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bool swiglu) {
-    return GemvArgs{w, 0, out, in, nullptr, nullptr, 1, T, x, nullptr, 1, swiglu};
+    return GemvArgs{w, 0, out, in, nullptr, nullptr, nullptr, 1, T, x, nullptr, 1, swiglu};
 }
 
 }  // namespace
@@ -243,16 +245,16 @@ void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, floa
 void gemv_swiglu(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream) {
     launch(dense(gate_up, T, w, out, in, true), 1, T, y, stream);
 }
-void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
-                  const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {
-    const GemvArgs a{w, out * in, out, in, offsets, nullptr, E, N_rows, x, row_token, 1, swiglu};
+void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, const int32_t* active, int64_t E,
+                  int64_t N_rows, const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {
+    const GemvArgs a{w, out * in, out, in, offsets, active, nullptr, E, N_rows, x, row_token, 1, swiglu};
     // Rows per pass from the average rows per expert (a decode batch spread over many experts has ~1).
     const int64_t avg = (N_rows + E - 1) / E;
     launch(a, std::min(E, N_rows), avg <= 1 ? 1 : avg <= 2 ? 2 : avg <= 4 ? 4 : 8, y, stream);
 }
 void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,
                         int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {
-    const GemvArgs a{w, out * in, out, in, nullptr, expert_of_row, 0, N_rows, x, nullptr, x_row_div, swiglu};
+    const GemvArgs a{w, out * in, out, in, nullptr, nullptr, expert_of_row, 0, N_rows, x, nullptr, x_row_div, swiglu};
     launch(a, N_rows, 1, y, stream);
 }
 

@@ -252,8 +252,10 @@ __global__ void permute_count_kernel(const int32_t* __restrict__ ids, int64_t N,
     for (int64_t i = tile * kTileAssign + threadIdx.x; i < end; i += 32) atomicAdd(&tile_counts[tile * E + ids[i]], 1);
 }
 
-// One block: tile_counts[tile, e] becomes the first row of expert e's rows in that tile; offsets [E + 1].
-__global__ void permute_scan_kernel(int64_t N, int64_t E, int64_t tiles, int32_t* tile_counts, int32_t* offsets) {
+// One block: tile_counts[tile, e] becomes the first row of expert e's rows in that tile; offsets [E + 1]; active:
+// the experts with rows, ascending, then -1s (the grouped products' blocks look their expert up there in one load).
+__global__ void permute_scan_kernel(int64_t N, int64_t E, int64_t tiles, int32_t* tile_counts, int32_t* offsets,
+                                    int32_t* active) {
     __shared__ int32_t base[kMaxExperts + 1];
     for (int64_t e = threadIdx.x; e < E; e += blockDim.x) {
         int32_t running = 0;
@@ -266,14 +268,16 @@ __global__ void permute_scan_kernel(int64_t N, int64_t E, int64_t tiles, int32_t
     }
     __syncthreads();
     if (threadIdx.x == 0) {  // E ≤ a few hundred in practice: a serial exclusive scan costs ~1 µs
-        int32_t acc = 0;
+        int32_t acc = 0, n_active = 0;
         for (int64_t e = 0; e < E; ++e) {
             const int32_t c = base[e];
             base[e] = acc;
             offsets[e] = acc;
             acc += c;
+            if (c > 0) active[n_active++] = int32_t(e);
         }
         offsets[E] = acc;
+        for (int64_t e = n_active; e < E; ++e) active[e] = -1;
     }
     __syncthreads();
     for (int64_t e = threadIdx.x; e < E; e += blockDim.x)
@@ -360,7 +364,7 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
 int64_t moe_permute_workspace_ints(int64_t N, int64_t E) { return ((N + kTileAssign - 1) / kTileAssign) * E; }
 
 void moe_permute(const int32_t* ids, int64_t T, int64_t k, int64_t E, int32_t* workspace, int32_t* offsets,
-                 int32_t* row_token, int32_t* slot_row, cudaStream_t stream) {
+                 int32_t* active, int32_t* row_token, int32_t* slot_row, cudaStream_t stream) {
     if (E > kMaxExperts) throw std::invalid_argument("cuda::moe_permute: more than 4096 experts");
     const int64_t N = T * k, tiles = (N + kTileAssign - 1) / kTileAssign;
     if (tiles > 0) MOEINFER_CUDA_CHECK(cudaMemsetAsync(workspace, 0, sizeof(int32_t) * tiles * E, stream));
@@ -368,7 +372,7 @@ void moe_permute(const int32_t* ids, int64_t T, int64_t k, int64_t E, int32_t* w
         permute_count_kernel<<<dim3(tiles), 32, 0, stream>>>(ids, N, E, workspace);
         MOEINFER_CUDA_LAUNCH_CHECK();
     }
-    permute_scan_kernel<<<1, 1024, 0, stream>>>(N, E, tiles, workspace, offsets);
+    permute_scan_kernel<<<1, 1024, 0, stream>>>(N, E, tiles, workspace, offsets, active);
     MOEINFER_CUDA_LAUNCH_CHECK();
     if (tiles > 0) {
         permute_scatter_kernel<<<dim3(tiles), 32, 0, stream>>>(ids, N, k, E, workspace, row_token, slot_row);

@@ -118,10 +118,11 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
 void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights,
                 cudaStream_t stream);
 // Expert-contiguous order of the N = T·k assignments, stable in token order within an expert (as the CPU's).
-// offsets: [E + 1]; row_token, slot_row: [N]; workspace: moe_permute_workspace_ints(N, E) ints.
+// offsets: [E + 1]; active: [E], the experts that have rows in ascending order, then -1s; row_token, slot_row: [N];
+// workspace: moe_permute_workspace_ints(N, E) ints.
 int64_t moe_permute_workspace_ints(int64_t N, int64_t E);
 void moe_permute(const int32_t* ids, int64_t T, int64_t k, int64_t E, int32_t* workspace, int32_t* offsets,
-                 int32_t* row_token, int32_t* slot_row, cudaStream_t stream);
+                 int32_t* active, int32_t* row_token, int32_t* slot_row, cudaStream_t stream);
 // xp[r, :] = x[row_token[r], :]. x: [T, n]; xp: [N, n].
 void gather_rows(const bf16* x, const int32_t* row_token, int64_t N, int64_t n, bf16* xp, cudaStream_t stream);
 // out[t, :] (+)= Σ_slot weights[t, slot] · y[slot_row[t·k + slot], :]; y: [N, n] bf16, out: [T, n] fp32.
@@ -136,10 +137,10 @@ void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, floa
 // with the SwiGLU activation fused into its input loads (no activation tensor, one launch fewer).
 void gemv_swiglu(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);
 // Grouped over experts: w = E stacked [out, in] matrices; rows [offsets[e], offsets[e+1]) of y [N_rows, out] use
-// expert e and read x row row_token[r] (row_token == nullptr: x row r). offsets live on the device (moe_permute).
-// swiglu: x rows are [gate in | up in] as for gemv_swiglu.
-void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
-                  const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream);
+// expert e and read x row row_token[r] (row_token == nullptr: x row r). offsets and active (the experts with
+// rows, -1 after the last) live on the device (moe_permute). swiglu: x rows are [gate in | up in] as for gemv_swiglu.
+void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, const int32_t* active, int64_t E,
+                  int64_t N_rows, const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream);
 // Direct (no permutation; decode): y row r = x row (r / x_row_div) · w[expert_of_row[r]]ᵀ. With expert_of_row =
 // the [T, k] top-k ids and x_row_div = k, row t·k + j is token t through its j-th expert.
 void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,

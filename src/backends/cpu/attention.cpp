@@ -60,6 +60,16 @@ void attend_group(const float* q, float scale, int64_t pos, int64_t first, const
     for (int64_t j0 = first - first % bs; j0 <= pos; j0 += bs) {
         const int64_t lo = std::max(j0, first), hi = std::min(j0 + bs - 1, pos);
         const int64_t base = int64_t(table[j0 / bs]) * bs;
+        if (j0 + bs <= pos) {
+            // The next block's K and V rows of this kv head start on their way while this block is scored: at
+            // decode they come from DRAM (the weights streamed since evicted them), one short row per key.
+            const int64_t next = int64_t(table[j0 / bs + 1]) * bs;
+            for (int64_t r = 0; r < bs; ++r)
+                for (int64_t d = 0; d < hd; d += 16) {
+                    _mm_prefetch(reinterpret_cast<const char*>(k_cache + (next + r) * width + kvh * hd + d), _MM_HINT_T0);
+                    _mm_prefetch(reinterpret_cast<const char*>(v_cache + (next + r) * width + kvh * hd + d), _MM_HINT_T0);
+                }
+        }
         for (int64_t c0 = lo; c0 <= hi; c0 += 16) {
             const int n = int(std::min<int64_t>(16, hi - c0 + 1));
             const __mmask16 valid = __mmask16((1u << n) - 1);

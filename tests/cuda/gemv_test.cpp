@@ -130,5 +130,34 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GroupedGemvTest,
                                            std::make_tuple(1, 16, 4, 40, 1272), std::make_tuple(16, 16, 4, 200, 2048),
                                            std::make_tuple(64, 32, 8, 96, 768)));
 
+// The grouped product with the SwiGLU input fused (the MoE down projection) equals silu_mul followed by the plain
+// grouped product, bit for bit, on the tensor-core form (experts averaging ≥ 2 rows) and the gemv form (~1 row).
+TEST(GroupedGemv, SwigluEqualsSiluMulThenProduct) {
+    MOEINFER_REQUIRE_GPU();
+    for (const auto& [T, E, k, out, ff] : {std::make_tuple(24, 8, 2, 70, 200), std::make_tuple(3, 16, 2, 40, 96)}) {
+        const int64_t N = T * k;
+        std::mt19937 rng(61);
+        std::vector<int32_t> ids(N);
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t j = 0; j < k; ++j) ids[t * k + j] = int32_t((t + j * 5 + rng() % 3) % E);
+        for (int64_t t = 0; t < T; ++t)  // distinct experts per token
+            if (k == 2 && ids[t * k] == ids[t * k + 1]) ids[t * k + 1] = (ids[t * k + 1] + 1) % E;
+        const std::vector<float> gu = round_bf16(random_vector(N * 2 * ff, 62));
+        const std::vector<uint16_t> w = to_bf16_bits(random_vector(E * out * ff, 63, 0.05f));
+        DeviceBuffer dids = to_device(ids), dgu = to_device_bf16(gu), dw = to_device(w), act(N * ff * 2);
+        DeviceBuffer ws(size_t(std::max<int64_t>(1, moe_permute_workspace_ints(N, E))) * 4);
+        DeviceBuffer offsets((E + 1) * 4), active(E * 4), row_token(N * 4), slot_row(N * 4);
+        moe_permute(dids.as<int32_t>(), T, k, E, ws.as<int32_t>(), offsets.as<int32_t>(), active.as<int32_t>(),
+                    row_token.as<int32_t>(), slot_row.as<int32_t>(), nullptr);
+        DeviceBuffer fused = poisoned(N * out, 2), plain = poisoned(N * out, 2);
+        grouped_gemv(dgu.as<bf16>(), nullptr, offsets.as<int32_t>(), active.as<int32_t>(), E, N, dw.as<bf16>(), out,
+                     ff, true, fused.as<bf16>(), nullptr);
+        silu_mul(dgu.as<bf16>(), dgu.as<bf16>() + ff, 2 * ff, N, ff, act.as<bf16>(), nullptr);
+        grouped_gemv(act.as<bf16>(), nullptr, offsets.as<int32_t>(), active.as<int32_t>(), E, N, dw.as<bf16>(), out,
+                     ff, false, plain.as<bf16>(), nullptr);
+        EXPECT_EQ(to_host<uint16_t>(fused, N * out), to_host<uint16_t>(plain, N * out)) << "T=" << T;
+    }
+}
+
 }  // namespace
 }  // namespace moeinfer::cuda

@@ -8,6 +8,7 @@
 // experts found from the offsets on the device, so no host sync is needed and the launch is graph-capturable.
 // Experts with more than kXRows rows loop over row chunks, re-reading their weights (from L2 when it holds them);
 // the host switches to per-expert cuBLASLt GEMMs when experts average many rows (prefill).
+#include "backends/cuda/mma.cuh"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
@@ -185,6 +186,93 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
     }
 }
 
+// Grouped products with several rows per expert (16-64 decoding sequences: every expert active, a few tokens
+// each) on tensor cores. A block owns 64 weight rows of one expert and streams them through shared memory in
+// 64-wide K steps, kStages deep with cp.async, so the bytes in flight are not bounded by registers as the gemv's
+// are; the expert's rows (up to 16 at a time, zero-padded) are the M side of m16n8k16 MMAs, each warp 16 weight rows.
+// Each expert's weights are read once per 16 of its rows. fp32 accumulation, bf16 output.
+constexpr int kMmaRowsN = 64;  // weight rows per block
+constexpr int kMmaK = 64;      // K step
+constexpr int kMmaStages = 3;
+constexpr int64_t kMmaMinRows = 2;  // grouped products whose experts average this many rows take the MMA kernel
+
+struct MmaSmem {
+    bf16 w[kMmaStages][kMmaRowsN * kMmaK];
+    bf16 x[kMmaStages][16 * kMmaK];
+};
+
+__global__ void __launch_bounds__(128) grouped_mma_kernel(GemvArgs a, bf16* __restrict__ y) {
+    pdl_wait();  // the routing and x come from the kernels before
+    int64_t e, r0, r1;
+    if (!find_group(a, e, r0, r1)) return;
+    extern __shared__ __align__(128) unsigned char mma_smem_raw[];
+    MmaSmem& sm = *reinterpret_cast<MmaSmem*>(mma_smem_raw);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t4 = lane & 3;
+    const int64_t N = a.N, K = a.K, n0 = int64_t(blockIdx.x) * kMmaRowsN;
+    const int64_t x_stride = a.swiglu ? 2 * K : K;
+    const bf16* W = a.W + e * a.expert_stride;
+    const int n_steps = int((K + kMmaK - 1) / kMmaK);
+
+    for (int64_t rb = r0; rb < r1; rb += 16) {
+        const int nr = int(min(int64_t(16), r1 - rb));
+        // This thread's x row (one 16-byte chunk of one row per step: 16 rows × 8 chunks = 128 threads).
+        const int xr = threadIdx.x >> 3, xc = threadIdx.x & 7;
+        const int64_t xrow = rb + min(xr, nr - 1);
+        const bf16* xsrc = a.x + (a.row_token ? int64_t(a.row_token[xrow]) : xrow) * x_stride;
+        auto load_stage = [&](int stage, int step) {
+            const int64_t k0 = int64_t(step) * kMmaK;
+            for (int i = threadIdx.x; i < kMmaRowsN * 8; i += 128) {
+                const int r = i >> 3, c = i & 7;
+                const int64_t k = k0 + 8 * c;
+                const bool ok = k < K;
+                cp_async16_or_zero(chunk_at<kMmaK>(sm.w[stage], r, c), W + min(n0 + r, N - 1) * K + (ok ? k : 0), ok);
+            }
+            const int64_t k = k0 + 8 * xc;
+            uint4 v = make_uint4(0, 0, 0, 0);
+            if (xr < nr && k < K) v = load_x(xsrc, k / 8, K, a.swiglu);
+            *reinterpret_cast<uint4*>(chunk_at<kMmaK>(sm.x[stage], xr, xc)) = v;
+        };
+        float acc[2][4] = {};
+#pragma unroll
+        for (int s = 0; s < kMmaStages - 1; ++s) {
+            if (s < n_steps) load_stage(s, s);
+            cp_async_commit();
+        }
+        for (int step = 0; step < n_steps; ++step) {
+            cp_async_wait<kMmaStages - 2>();
+            __syncthreads();  // this step's tile is in; every warp is done with the stage the next load overwrites
+            const int next = step + kMmaStages - 1;
+            if (next < n_steps) load_stage(next % kMmaStages, next);
+            cp_async_commit();
+            bf16* ws = sm.w[step % kMmaStages];
+            bf16* xs = sm.x[step % kMmaStages];
+#pragma unroll
+            for (int kk = 0; kk < kMmaK / 16; ++kk) {
+                uint32_t af[4], b[4];
+                ldmatrix_x4(af, chunk_at<kMmaK>(xs, lane & 15, 2 * kk + (lane >> 4)));
+                ldmatrix_x4(b, chunk_at<kMmaK>(ws, warp * 16 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1)));
+                mma_bf16(acc[0], af, b[0], b[1]);
+                mma_bf16(acc[1], af, b[2], b[3]);
+            }
+        }
+        pdl_trigger();
+        // acc[j]: rows g / g + 8 of the 16, weight rows n0 + 16·warp + 8j + 2·t4 (+1).
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int row = g + 8 * h;
+                if (row >= nr) continue;
+                const int64_t n = n0 + 16 * warp + 8 * j + 2 * t4;
+                bf16* out = y + (rb + row) * N + n;
+                if (n < N) out[0] = __float2bfloat16(acc[j][2 * h]);
+                if (n + 1 < N) out[1] = __float2bfloat16(acc[j][2 * h + 1]);
+            }
+        __syncthreads();  // the stages are reused by the next 16 rows
+    }
+}
+
 // gemv_kernel for K8 < 512 with every thread's K pieces in flight at once and (nearly) none idle: blocks of K8
 // rounded up to 32, 64, 96, 128 or 256 threads with one piece each, or 256 threads with two.
 template <int kXRows, int kWRows, typename OutT>
@@ -250,6 +338,19 @@ void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offset
     const GemvArgs a{w, out * in, out, in, offsets, active, nullptr, E, N_rows, x, row_token, 1, swiglu};
     // Rows per pass from the average rows per expert (a decode batch spread over many experts has ~1).
     const int64_t avg = (N_rows + E - 1) / E;
+    if (avg >= kMmaMinRows && N_rows > 0) {
+        if (in % 8 != 0) throw std::invalid_argument("cuda::grouped_gemv: K must be a multiple of 8");
+        const dim3 grid(unsigned((out + kMmaRowsN - 1) / kMmaRowsN), unsigned(std::min(E, N_rows)));
+        static const bool opted_in = [] {  // 30 KB of stages: under the 48 KB default, set once for clarity
+            MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(grouped_mma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                     int(sizeof(MmaSmem))));
+            return true;
+        }();
+        (void)opted_in;
+        launch_pdl(grouped_mma_kernel, grid, 128, sizeof(MmaSmem), stream, a, y);
+        MOEINFER_CUDA_LAUNCH_CHECK();
+        return;
+    }
     launch(a, std::min(E, N_rows), avg <= 1 ? 1 : avg <= 2 ? 2 : avg <= 4 ? 4 : 8, y, stream);
 }
 void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,

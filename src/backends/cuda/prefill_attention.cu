@@ -11,6 +11,7 @@
 // group read the same K/V tile from L2 at about the same time) and the longest tiles (latest positions) first.
 #include <cstdint>
 
+#include "backends/cuda/mma.cuh"
 #include "backends/cuda/ops.h"
 
 namespace moeinfer::cuda {
@@ -19,45 +20,6 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kBQ = 16 * kWarps;  // query rows per block
 constexpr int kBK = 64;           // keys per step
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(kPending)); }
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-// d += a · b for one 16×8 tile (a: 16×16 row-major fragment, b: 16×8 column-major fragment).
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-// A [rows, D] bf16 tile in shared memory whose 16-byte chunk c of row r sits at chunk c ^ (r % 8): the 8 rows one
-// ldmatrix phase reads fall in 8 different bank groups (D ≥ 64, so a row has at least 8 chunks).
-template <int D>
-__device__ __forceinline__ bf16* chunk_at(bf16* tile, int row, int chunk) {
-    return tile + row * D + ((chunk ^ (row & 7)) << 3);
-}
 
 template <int D>
 struct Smem {

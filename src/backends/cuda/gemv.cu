@@ -194,7 +194,9 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
 constexpr int kMmaRowsN = 64;  // weight rows per block
 constexpr int kMmaK = 64;      // K step
 constexpr int kMmaStages = 3;
-constexpr int64_t kMmaMinRows = 2;  // grouped products whose experts average this many rows take the MMA kernel
+// Grouped products take the MMA kernel from N_rows ≥ E / kMmaMinRowsDen: from about half the experts holding a row
+// on, the gemv's per-row passes over an expert cost more than reading its weights once for up to 16 rows.
+constexpr int64_t kMmaMinRowsDen = 2;
 
 struct MmaSmem {
     bf16 w[kMmaStages][kMmaRowsN * kMmaK];
@@ -338,7 +340,7 @@ void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offset
     const GemvArgs a{w, out * in, out, in, offsets, active, nullptr, E, N_rows, x, row_token, 1, swiglu};
     // Rows per pass from the average rows per expert (a decode batch spread over many experts has ~1).
     const int64_t avg = (N_rows + E - 1) / E;
-    if (avg >= kMmaMinRows && N_rows > 0) {
+    if (N_rows * kMmaMinRowsDen >= E && N_rows > 0) {
         if (in % 8 != 0) throw std::invalid_argument("cuda::grouped_gemv: K must be a multiple of 8");
         const dim3 grid(unsigned((out + kMmaRowsN - 1) / kMmaRowsN), unsigned(std::min(E, N_rows)));
         static const bool opted_in = [] {  // 30 KB of stages: under the 48 KB default, set once for clarity

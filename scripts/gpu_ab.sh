@@ -6,12 +6,7 @@
 #   AB_BENCH="qwen3-30b-a3b:-p 512 -n 0 -r 3;llama-3.1-8b:-p 4096 -n 0 -r 2" scripts/gpu_ab.sh
 # Carry .deps (GoogleTest sources) where the machine has no GoogleTest installed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-build-cuda/out}
-mkdir -p "$OUT"
-report="$OUT/ab.txt"
-: >"$report"
-say() { echo "$*" | tee -a "$report"; }
+source "$(dirname "$0")/gpu_report.sh" ab.txt
 [ -f ab.patch ] || { say "gpu_ab: no ab.patch in the tree"; exit 1; }
 
 say "gpu_ab $(date -u +%FT%TZ)"

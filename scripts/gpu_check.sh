@@ -3,12 +3,7 @@
 # tests and cuda_roofline, and writes a summary to $OUT/gpu_check.txt (build and test logs beside it).
 # Where the machine has no GoogleTest, carry a source tree at .deps/googletest (cp -r /usr/src/googletest .deps/).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-build-cuda/out}
-mkdir -p "$OUT"
-report="$OUT/gpu_check.txt"
-: >"$report"
-say() { echo "$*" | tee -a "$report"; }
+source "$(dirname "$0")/gpu_report.sh" gpu_check.txt
 
 say "gpu_check $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 say "$(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader 2>&1)"

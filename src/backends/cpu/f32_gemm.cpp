@@ -64,66 +64,61 @@ struct NextPanel {
     const char* line(int64_t j) const { return reinterpret_cast<const char*>(row[j % rows] + (j / rows) * 64); }
 };
 
-// dst[k · ld + i] = fp32(row i)[k0 + k] for k < kc, i < 16 · groups; rows i ≥ nrows read as zero.
-// Row i starts at base + i · row_bytes.
-template <DType D>
-void pack_transposed(const uint8_t* base, size_t row_bytes, int64_t nrows, int64_t groups, int64_t k0, int64_t kc,
-                     float* dst, int64_t ld) {
-    constexpr size_t esz = D == DType::F32 ? 4 : 2;
-    for (int64_t g = 0; g < groups; ++g) {
-        const int64_t rows = std::clamp<int64_t>(nrows - 16 * g, 0, 16);
-        for (int64_t k = 0; k < kc; k += 16) {
-            const __mmask16 m = first_n(kc - k);
-            __m512 v[16];
-            for (int i = 0; i < 16; ++i)
-                v[i] = i < rows ? load16<D>(base + (16 * g + i) * row_bytes + (k0 + k) * esz, m) : _mm512_setzero_ps();
-            transpose16(v);
-            const int64_t n = std::min<int64_t>(16, kc - k);
-            for (int64_t j = 0; j < n; ++j) _mm512_store_ps(dst + (k + j) * ld + 16 * g, v[j]);
-        }
-    }
-}
-
 #if MOEINFER_BF16_GEMM
 // 32 consecutive elements of a row from p (the first n; the rest read as zero), rounded to bf16 (nearest even).
 template <DType D>
 inline __m512 load32_bf16(const void* p, int64_t n) {
-    const __mmask16 lo = first_n(n), hi = first_n(std::max<int64_t>(0, n - 16));
     if constexpr (D == DType::BF16) {
         const __mmask32 m = n >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((1u << n) - 1);
         return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, p));
     } else {
-        const __m512 a = load16<D>(p, lo), b = load16<D>(static_cast<const uint8_t*>(p) + 16 * (D == DType::F32 ? 4 : 2), hi);
+        const __m512 a = load16<D>(p, first_n(n));
+        const __m512 b = load16<D>(static_cast<const uint8_t*>(p) + 16 * (D == DType::F32 ? 4 : 2),
+                                   first_n(std::max<int64_t>(0, n - 16)));
         return (__m512)_mm512_cvtne2ps_pbh(b, a);
-    }
-}
-
-// The bf16 form of pack_transposed: dst[p · ld + i] = the bf16 pair (k0 + 2p, k0 + 2p + 1) of row i as one 32-bit
-// unit, for p < ceil(kc / 2), i < 16 · groups (an odd kc's last pair ends in a zero). Row-major pairs are already
-// 32-bit units, so the 16 × 16 transpose of 32-bit elements is the same one.
-template <DType D>
-void pack_pairs(const uint8_t* base, size_t row_bytes, int64_t nrows, int64_t groups, int64_t k0, int64_t kc,
-                float* dst, int64_t ld) {
-    constexpr size_t esz = D == DType::F32 ? 4 : 2;
-    for (int64_t g = 0; g < groups; ++g) {
-        const int64_t rows = std::clamp<int64_t>(nrows - 16 * g, 0, 16);
-        for (int64_t k = 0; k < kc; k += 32) {
-            __m512 v[16];
-            for (int i = 0; i < 16; ++i)
-                v[i] = i < rows ? load32_bf16<D>(base + (16 * g + i) * row_bytes + (k0 + k) * esz, kc - k)
-                                : _mm512_setzero_ps();
-            transpose16(v);
-            const int64_t n = std::min<int64_t>(16, (kc - k + 1) / 2);
-            for (int64_t j = 0; j < n; ++j) _mm512_store_ps(dst + (k / 2 + j) * ld + 16 * g, v[j]);
-        }
     }
 }
 #endif
 
+// dst[k · ld + i] = fp32(row i)[k0 + k] for k < kc, i < 16 · groups; rows i ≥ nrows read as zero.
+// Row i starts at base + i · row_bytes.
+// kPairs (bf16 arithmetic): dst[p · ld + i] = the bf16 pair (k0 + 2p, k0 + 2p + 1) of row i as one 32-bit unit,
+// for p < ceil(kc / 2) (an odd kc's last pair ends in a zero). Row-major pairs are already 32-bit units, so the
+// same 16 × 16 transpose of 32-bit elements packs them.
+template <DType D, bool kPairs>
+void pack_transposed(const uint8_t* base, size_t row_bytes, int64_t nrows, int64_t groups, int64_t k0, int64_t kc,
+                     float* dst, int64_t ld) {
+    constexpr size_t esz = D == DType::F32 ? 4 : 2;
+    constexpr int64_t kStep = kPairs ? 32 : 16;  // elements of a row per 16-lane vector
+    for (int64_t g = 0; g < groups; ++g) {
+        const int64_t rows = std::clamp<int64_t>(nrows - 16 * g, 0, 16);
+        for (int64_t k = 0; k < kc; k += kStep) {
+            __m512 v[16];
+            for (int i = 0; i < 16; ++i) {
+                const uint8_t* p = base + (16 * g + i) * row_bytes + (k0 + k) * esz;
+                if (i >= rows) {
+                    v[i] = _mm512_setzero_ps();
+                } else if constexpr (kPairs) {
+#if MOEINFER_BF16_GEMM
+                    v[i] = load32_bf16<D>(p, kc - k);
+#else
+                    MOE_CHECK(false, "f32_gemm: bf16 arithmetic needs AVX512-BF16");
+#endif
+                } else {
+                    v[i] = load16<D>(p, first_n(kc - k));
+                }
+            }
+            transpose16(v);
+            const int64_t n = std::min<int64_t>(16, kPairs ? (kc - k + 1) / 2 : kc - k), u0 = kPairs ? k / 2 : k;
+            for (int64_t j = 0; j < n; ++j) _mm512_store_ps(dst + (u0 + j) * ld + 16 * g, v[j]);
+        }
+    }
+}
+
 // y[t · ys + r] (+)= Σ_{k < kc} wp[k · 32 + r] · xp[k · ldx + t] for t < NT, r < 32 with rows masked by m0 / m1.
 // With `accumulate` the accumulators start from y (an earlier K block), else from zero (adding y after the loop
 // instead measured 2-3% slower end to end). Lines [j, j_end) of `next` are prefetched evenly over the k loop.
-// kPairs: wp and xp hold bf16 pairs (pack_pairs) and kc counts pairs; each step is one VDPBF16PS per accumulator,
+// kPairs: wp and xp hold bf16 pairs (pack_transposed<D, true>) and kc counts pairs; each step is one VDPBF16PS per accumulator,
 // two multiply-adds per lane for the issue cost of one FMA.
 template <int NT, bool kPairs>
 void micro_kernel(const float* wp, const float* xp, int64_t ldx, int64_t kc, float* y, int64_t ys, __mmask16 m0,
@@ -176,18 +171,6 @@ constexpr auto kernel_table(std::integer_sequence<int, N...>) {
 constexpr std::array<std::array<Kernel, kNR>, 2> kKernels = {kernel_table<false>(std::make_integer_sequence<int, kNR>{}),
                                                             kernel_table<true>(std::make_integer_sequence<int, kNR>{})};
 
-// pack_pairs where the build has AVX512-BF16 (callers check bf16_gemm_available() first).
-template <DType D>
-void pack_pairs_or_fail(const uint8_t* base, size_t row_bytes, int64_t nrows, int64_t groups, int64_t k0, int64_t kc,
-                        float* dst, int64_t ld) {
-#if MOEINFER_BF16_GEMM
-    pack_pairs<D>(base, row_bytes, nrows, groups, k0, kc, dst, ld);
-#else
-    (void)base, (void)row_bytes, (void)nrows, (void)groups, (void)k0, (void)kc, (void)dst, (void)ld;
-    MOE_CHECK(false, "f32_gemm: bf16 arithmetic needs AVX512-BF16");
-#endif
-}
-
 // 64-byte aligned per-thread scratch, grown on demand: the panels are read with aligned vector loads.
 float* scratch(std::unique_ptr<float[], void (*)(float*)>& buf, size_t& cap, size_t n) {
     if (cap < n) {
@@ -216,8 +199,7 @@ void gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t
             const int64_t kc = std::min(kKC, K - k0);
             const int64_t units = kPairs ? (kc + 1) / 2 : kc;  // k steps of the micro-kernel
             const auto* xb = reinterpret_cast<const uint8_t*>(x + tc0 * K);
-            if constexpr (kPairs) pack_pairs_or_fail<DType::F32>(xb, K * sizeof(float), tc, (tc + 15) / 16, k0, kc, xp, ldx);
-            else pack_transposed<DType::F32>(xb, K * sizeof(float), tc, (tc + 15) / 16, k0, kc, xp, ldx);
+            pack_transposed<DType::F32, kPairs>(xb, K * sizeof(float), tc, (tc + 15) / 16, k0, kc, xp, ldx);
             for (int64_t r0 = row_begin; r0 < row_end; r0 += kMR) {
                 const int64_t mr = std::min(kMR, row_end - r0);
                 // The panel after this one: the next rows of this K block, else the first rows of the next K block.
@@ -229,8 +211,7 @@ void gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t
                     next.lines_per_row = (std::min(kKC, K - nk0) * kEsz + 63) / 64;
                     for (int64_t i = 0; i < next.rows; ++i) next.row[i] = w.row(nr0 + i) + nk0 * kEsz;
                 }
-                if constexpr (kPairs) pack_pairs_or_fail<D>(w.row(r0), w.row_bytes(), mr, 2, k0, kc, wp, kMR);
-                else pack_transposed<D>(w.row(r0), w.row_bytes(), mr, 2, k0, kc, wp, kMR);
+                pack_transposed<D, kPairs>(w.row(r0), w.row_bytes(), mr, 2, k0, kc, wp, kMR);
                 const __mmask16 m0 = first_n(mr), m1 = first_n(std::max<int64_t>(0, mr - 16));
                 // Token blocks of nearly equal size (40 tokens: 10 + 10 + 10 + 10, not 12 + 12 + 12 + 4): a narrow
                 // block does fewer FMAs per load of the panel.

@@ -5,9 +5,11 @@
 // small blocks keep every SM's load queue full even for 4096-row matrices, where one warp per row left most of
 // the machine idle. The few activation rows stay in L1/L2. fp32 accumulation; warp shuffles, then shared memory.
 // The grouped form serves MoE: rows are expert-contiguous (moe_permute's offsets), grid.y walks the non-empty
-// experts found from the offsets on the device, so no host sync is needed and the launch is graph-capturable.
-// Experts with more than kXRows rows loop over row chunks, re-reading their weights (from L2 when it holds them);
-// the host switches to per-expert cuBLASLt GEMMs when experts average many rows (prefill).
+// experts (moe_permute's list of them) on the device, so no host sync is needed and the launch is graph-capturable.
+// Experts with more than kXRows rows loop over row chunks, re-reading their weights (from L2 when it holds them).
+// Once about half the experts hold a row (8-64 decoding sequences of a 128-expert model), grouped products run on
+// tensor cores instead (grouped_mma_kernel: weights streamed through shared memory, read once per 16 rows); the
+// host switches to cuBLAS grouped GEMMs when experts average many rows outside CUDA graphs (prefill).
 #include "backends/cuda/mma.cuh"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/pdl.cuh"
@@ -343,12 +345,7 @@ void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offset
     if (N_rows * kMmaMinRowsDen >= E && N_rows > 0) {
         if (in % 8 != 0) throw std::invalid_argument("cuda::grouped_gemv: K must be a multiple of 8");
         const dim3 grid(unsigned((out + kMmaRowsN - 1) / kMmaRowsN), unsigned(std::min(E, N_rows)));
-        static const bool opted_in = [] {  // 30 KB of stages: under the 48 KB default, set once for clarity
-            MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(grouped_mma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                     int(sizeof(MmaSmem))));
-            return true;
-        }();
-        (void)opted_in;
+        static_assert(sizeof(MmaSmem) <= 48 * 1024, "grouped_mma_kernel's stages must fit the default shared memory");
         launch_pdl(grouped_mma_kernel, grid, 128, sizeof(MmaSmem), stream, a, y);
         MOEINFER_CUDA_LAUNCH_CHECK();
         return;

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
         "        [--stop STRING] [--stop-token-ids 1,2] [--device cpu|cuda|cuda:N [--random-weights]]\n"
         "  info  --model PATH\n"
         "  convert --model PATH --out FILE.gguf [--type F32|F16|BF16|Q8_0|Q4_0]\n"
-        "  bench --model PATH [-p 512] [-n 128] [-t THREADS] [-r 3] [--json] [--device cpu|cuda]\n"
+        "  bench --model PATH [-p 512] [-n 128] [-t THREADS] [-r 3] [-b SEQUENCES] [--json] [--device cpu|cuda]\n"
         "        [--random-weights (PATH is a config.json; GPU only)]\n"
         "  perplexity --model PATH --file TEXT [--ctx 512] [--chunks N] [--threads N] [--device cpu|cuda]\n"
         "  quantize IN OUT [--type Q4_K_M|Q4_K_S|Q5_K_M|Q6_K|Q8_0|Q4_0|F16|BF16]\n"

@@ -50,12 +50,14 @@ TEST_P(GemvTest, MatchesCpuMatmul) {
 INSTANTIATE_TEST_SUITE_P(OddSizes, GemvTest,
                          ::testing::Values(std::make_tuple(1, 17, 8), std::make_tuple(1, 4096, 4096),
                                            std::make_tuple(3, 769, 1032), std::make_tuple(8, 33, 2048),
-                                           std::make_tuple(9, 100, 4104), std::make_tuple(5, 1, 14336)));
+                                           std::make_tuple(9, 100, 4104), std::make_tuple(5, 1, 14336),
+                                           std::make_tuple(1, 100, 14336), std::make_tuple(1, 33, 9000)));
 
 // The fused SwiGLU input equals silu_mul followed by gemv, bit for bit (the same bf16 rounding of the activation).
 TEST(GemvSwiglu, EqualsSiluMulThenGemv) {
     MOEINFER_REQUIRE_GPU();
-    for (const auto& [T, out, ff] : {std::make_tuple(1, 64, 96), std::make_tuple(3, 200, 1024), std::make_tuple(8, 33, 768)}) {
+    for (const auto& [T, out, ff] : {std::make_tuple(1, 64, 96), std::make_tuple(3, 200, 1024), std::make_tuple(8, 33, 768),
+                                     std::make_tuple(1, 40, 9000)}) {
         const std::vector<float> gu = round_bf16(random_vector(T * 2 * ff, 51));
         const std::vector<uint16_t> w = to_bf16_bits(random_vector(out * ff, 52, 0.05f));
         DeviceBuffer dgu = to_device_bf16(gu), dw = to_device(w), act(T * ff * 2);

@@ -297,7 +297,10 @@ void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, 
     const int64_t K8 = a.K / 8;
     auto grid = [&](int w_rows) { return dim3(unsigned((a.N + w_rows - 1) / w_rows), unsigned(groups)); };
     if (rows_per_group <= 1) {
-        if (K8 >= 2 * kThreads) launch_pdl(gemv_kernel<1, 4, 2, OutT>, grid(4), kThreads, 0, stream, a, y);
+        // Batch 1, measured on H100 (8B shape decode 166.1 -> 170.9 tok/s, 30B-A3B 225.7 -> 233.5 against 4 rows ×
+        // 2 pieces): 8 weight rows per block throughout; long K (the 14336-wide down projection) in 128-thread blocks
+        // with 2 pieces per row in flight, K of 2048-8191 one piece per row and thread.
+        if (K8 >= 1024) launch_pdl(gemv_kernel<1, 8, 2, OutT, 128>, grid(8), 128, 0, stream, a, y);
         else if (K8 >= 3 * kThreads / 4) launch_pdl(gemv_kernel<1, 8, 1, OutT>, grid(8), kThreads, 0, stream, a, y);
         else if (K8 > 160) launch_pdl(gemv_kernel<1, 16, 1, OutT, 192>, grid(16), 192, 0, stream, a, y);
         else if (K8 > 128) launch_pdl(gemv_kernel<1, 16, 1, OutT, 160>, grid(16), 160, 0, stream, a, y);

@@ -64,7 +64,7 @@ void qkv_rope_write_kv(const bf16* qkv, int64_t T, int64_t num_heads, const int3
 // Decode attention: one query token per sequence, attending to keys [max(0, len - window), len) of its sequence.
 // With query_seq set, query i reads block-table row query_seq[i] and context_lens[i] = its position + 1, which is
 // causal attention for any mix of prefill and decode tokens whose K/V are already in the cache (each query re-reads
-// its keys: fine for decode and short prompts; long prompts want a tiled prefill kernel).
+// its keys: fine for decode and mixed steps of mostly single tokens; prompts go to paged_prefill_attention).
 struct DecodeAttentionArgs {
     const bf16* q;                // [num_seqs, num_heads, head_dim]
     const int32_t* context_lens;  // [num_seqs] tokens in the cache, the current one included

@@ -15,7 +15,8 @@
 // cache offsets are looked up while the current K arrives.
 // With DecodeAttentionArgs::query_seq the same kernel serves prefill tokens (each query is its own row, causal by its
 // context length; a length of 0 yields zeros, which CUDA-graph padding rows use).
-// Next steps (issue 7): K/V tiles staged through shared memory by TMA, and a tiled tensor-core prefill kernel.
+// Prompts use the tensor-core kernel of prefill_attention.cu. Next step (issue 7): V loads issued before the
+// softmax, K/V tiles staged through shared memory.
 #include <algorithm>
 #include <cmath>
 

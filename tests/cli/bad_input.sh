@@ -88,5 +88,6 @@ expect device_unknown "expected cpu, cuda or cuda:N" -- run --model $G --prompt-
 expect device_cuda_absent "CUDA" -- run --model $G --prompt-tokens 1 --device cuda
 expect random_weights_cpu "GPU only" -- run --model bench/configs/llama-3.1-8b.json --random-weights --prompt-tokens 1
 expect random_weights_no_config "does not exist" -- bench --model "$T/none.json" --random-weights --device cuda
+expect bench_batch_range "-b must be in 1..4096" -- bench --model $G -b 0
 
 [ $fails -eq 0 ] && echo "all bad-input cases behaved" || { echo "$fails case(s) failed"; exit 1; }

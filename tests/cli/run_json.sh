@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `moeinfer run --json` output contract, `--echo` prompt logprobs, streaming mode summary line, and `info`.
+# `moeinfer run --json` output contract, `--echo` prompt logprobs, streaming mode summary line, `info`, and
+# `bench -b` (several sequences decoded together).
 set -euo pipefail
 BIN=$1
 G=tests/data/goldens/llama
@@ -42,3 +43,12 @@ grep -q "architecture: qwen2_moe" "$T/info"
 grep -q "experts:      8, top-4" "$T/info"
 grep -q "KV cache:" "$T/info"
 echo "run/info ok"
+
+# `bench -b 3`: three sequences decode together; the JSON line names the batch and both rates are positive.
+"$BIN" bench --model $G -p 4 -n 3 -r 1 -b 3 -t 2 --json >"$T/bench.json"
+python3 - "$T/bench.json" <<'PY'
+import json, sys
+o = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+assert o["n_batch"] == 3 and o["n_gen"] == 3 and o["pp_tokens_per_s"] > 0 and o["tg_tokens_per_s"] > 0, o
+print("bench -b ok")
+PY

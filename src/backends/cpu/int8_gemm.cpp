@@ -40,8 +40,8 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
         for (int64_t b = 0; b < out.nb; ++b) {
             const float* v = x + t * K + b * 32;
 #if defined(__AVX512F__)
-            // The scalar loop below, 16 lanes at a time (the same IEEE operations, so the same bytes: cvtps rounds
-            // to nearest even as lrintf does under the default rounding mode).
+            // The scalar definition (#else), 16 lanes at a time (the same IEEE operations, so the same bytes: cvtps
+            // rounds to nearest even as lrintf does under the default rounding mode).
             const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
             const float vmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
             out.d[t * out.nb + b] = vmax / 127.0f;
@@ -52,17 +52,8 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
             const __m256i qub = _mm256_xor_si256(qb, _mm256_set1_epi8(char(0x80)));
             _mm256_storeu_si256((__m256i*)(out.q.data() + t * K + b * 32), qb);
             _mm256_storeu_si256((__m256i*)(out.qu.data() + t * K + b * 32), qub);
-            const int32_t vsum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-            out.sum[t * out.nb + b] = vsum;
-            if (tiles) {
-                const int64_t ti = out.tile_index(t, b);
-                _mm256_storeu_si256((__m256i*)(out.q_tiles.data() + ti), qb);
-                _mm256_storeu_si256((__m256i*)(out.qu_tiles.data() + ti), qub);
-                out.d_tiles[ti / 32] = out.d[t * out.nb + b];
-                out.dsum_tiles[ti / 32] = out.d[t * out.nb + b] * float(vsum);
-            }
-            continue;
-#endif
+            out.sum[t * out.nb + b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+#else
             float amax = 0;
             for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
             out.d[t * out.nb + b] = amax / 127.0f;
@@ -75,12 +66,13 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
                 sum += q;
             }
             out.sum[t * out.nb + b] = sum;
-            if (tiles) {
+#endif
+            if (tiles) {  // the same block again in the panels' token-tile order
                 const int64_t at = out.tile_index(t, b);
                 std::memcpy(&out.q_tiles[at], &out.q[t * K + b * 32], 32);
                 std::memcpy(&out.qu_tiles[at], &out.qu[t * K + b * 32], 32);
                 out.d_tiles[at / 32] = out.d[t * out.nb + b];
-                out.dsum_tiles[at / 32] = out.d[t * out.nb + b] * float(sum);
+                out.dsum_tiles[at / 32] = out.d[t * out.nb + b] * float(out.sum[t * out.nb + b]);
             }
         }
     if (K % 128 != 0) {

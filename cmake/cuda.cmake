@@ -33,6 +33,7 @@ target_compile_options(moeinfer_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-r
 set_target_properties(moeinfer_cuda PROPERTIES CUDA_SEPARABLE_COMPILATION OFF POSITION_INDEPENDENT_CODE ON)
 
 file(GLOB MOEINFER_CUDA_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cuda/*_test.cpp)
+list(APPEND MOEINFER_CUDA_TEST_SOURCES ${CMAKE_SOURCE_DIR}/tests/exact_arithmetic.cpp)  # CPU references in fp32
 add_executable(moeinfer_cuda_tests ${MOEINFER_CUDA_TEST_SOURCES})
 target_include_directories(moeinfer_cuda_tests PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 target_compile_definitions(moeinfer_cuda_tests PRIVATE MOEINFER_SOURCE_DIR="${CMAKE_SOURCE_DIR}")

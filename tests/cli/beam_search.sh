@@ -3,6 +3,7 @@
 # first for golden models (tests/data/goldens/beams.json cases without EOS), and rejects bad beam flags.
 set -euo pipefail
 BIN=$1
+export MOEINFER_BF16_GEMM=0  # held to HF's fp32 goldens: the exact fp32 products, not the default bf16 ones
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 for FAMILY in llama qwen3_moe; do

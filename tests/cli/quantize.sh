@@ -4,6 +4,7 @@
 # the HF greedy tokens and Q8_0 follows them until a near tie (golden top1-top2 margin < 0.1).
 set -euo pipefail
 BIN=$1
+export MOEINFER_BF16_GEMM=0  # held to HF's fp32 goldens: the exact fp32 products, not the default bf16 ones
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 

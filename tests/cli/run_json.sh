@@ -3,6 +3,7 @@
 # `bench -b` (several sequences decoded together).
 set -euo pipefail
 BIN=$1
+export MOEINFER_BF16_GEMM=0  # held to HF's fp32 goldens: the exact fp32 products, not the default bf16 ones
 G=tests/data/goldens/llama
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT

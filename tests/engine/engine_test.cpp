@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "../exact_arithmetic.h"
 #include "../models/golden_util.h"
 #include "engine/engine.h"
 #include "engine_test_util.h"
@@ -181,6 +182,31 @@ TEST(Engine, NgramSpeculationKeepsGreedyOutput) {
         EXPECT_LE(m.spec_accepted_tokens, m.spec_draft_tokens);
         EXPECT_EQ(m.kv_blocks_in_use, 0);
         accepted += m.spec_accepted_tokens;
+        engine.stop(true);
+    }
+    EXPECT_GT(accepted, 0);
+}
+
+// The same in the CPU's default bf16 arithmetic (the test binary otherwise runs exact fp32 products): a
+// verification step (k + 1 tokens, the packed GEMM) and a decode step (one token, the fused dot) form the same
+// bf16 products, so speculation still returns the plain greedy tokens.
+TEST(Engine, NgramSpeculationKeepsGreedyOutputWithBf16Products) {
+    if (!cpu::bf16_gemm_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+    GemmArithGuard bf16(cpu::GemmArith::Bf16);
+    int64_t accepted = 0;
+    for (const char* family : {"qwen3_moe", "llama", "mixtral"}) {
+        const Golden g = load_golden(family);
+        EngineConfig cfg;
+        cfg.block_size = 4;
+        Engine engine(Model::load(g.dir), cfg);
+        engine.start();
+        for (size_t i = 0; i < g.prompts.size(); ++i) {
+            const std::vector<int32_t> plain = collect(*engine.submit(greedy(g.prompts[i], 24)));
+            RequestOptions o = greedy(g.prompts[i], 24);
+            o.spec_ngram = 4;
+            EXPECT_EQ(collect(*engine.submit(o)), plain) << family << " prompt " << i;
+        }
+        accepted += idle_metrics(engine).spec_accepted_tokens;
         engine.stop(true);
     }
     EXPECT_GT(accepted, 0);

@@ -1,7 +1,10 @@
 // Loads the HF golden references under tests/data/goldens/<family>/ (see that folder's README).
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -47,6 +50,27 @@ inline Golden load_golden(const std::string& family) {
         g.logprobs.push_back(std::move(rows));
     }
     return g;
+}
+
+// The largest |ours - ref| over the 5 tokens HF ranks highest in one position's log-softmax row of V entries.
+inline double top5_logprob_diff(const float* ours, const float* ref, int64_t V) {
+    std::vector<int32_t> idx(V);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int32_t a, int32_t b) { return ref[a] > ref[b]; });
+    double worst = 0;
+    for (int k = 0; k < 5; ++k) worst = std::max(worst, std::fabs(double(ours[idx[k]]) - ref[idx[k]]));
+    return worst;
+}
+
+// The yardstick for "bf16 tolerance": HF transformers itself in bf16 on the GPU, measured against the same fp32
+// goldens by tools/bf16_reference.py (tests/data/goldens/bf16_reference.json): its worst top-5 logprob difference,
+// or 0.1 if that is smaller. On these small models one bf16 rounding of an activation moves logprobs by a few
+// 1e-2, and a routing decision flipped by it moves a MoE model's by tenths.
+inline double bf16_logprob_tolerance(const std::string& family) {
+    double tol = 0.1;
+    const json::Value ref = json::parse_file(std::string(MOEINFER_SOURCE_DIR) + "/tests/data/goldens/bf16_reference.json");
+    if (ref.contains(family)) tol = std::max(tol, ref.at(family).at("worst_top5_logprob_diff").as_number());
+    return tol;
 }
 
 // One greedy request per golden prompt, as long as the golden's greedy continuation.

@@ -6,11 +6,17 @@
 #include <cstring>
 
 #include "backends/cpu/simd.h"
+#include "core/check.h"
 #include "core/half.h"
 #include "formats/dequant.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+// As in f32_gemm.cpp: GCC 12's unmasked AVX-512 intrinsics pass _mm512_undefined_* operands that are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 namespace moeinfer::cpu {
@@ -24,7 +30,7 @@ static inline __m512 bf16x16_to_f32(const uint16_t* p) {
 namespace {
 
 template <bool BF16, int NR>
-void dot_rows_half(const float* x, const uint16_t* w, int64_t stride, int64_t n, float* out) {
+void dot_rows_exact(const float* x, const uint16_t* w, int64_t stride, int64_t n, float* out) {
     int64_t i = 0;
     float sum[NR] = {};
 #if defined(__AVX512F__)
@@ -46,21 +52,69 @@ void dot_rows_half(const float* x, const uint16_t* w, int64_t stride, int64_t n,
     for (int r = 0; r < NR; ++r) out[r] = sum[r];
 }
 
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+// 32 consecutive weights of a row as bf16 pairs: BF16 as stored; F16 rounded to bf16 (nearest even), exactly as the
+// packed GEMM's panels are, so decode and prefill compute the same products.
 template <bool BF16>
+inline __m512bh load32_pairs(const uint16_t* p) {
+    if constexpr (BF16) {
+        return (__m512bh)_mm512_loadu_si512(p);
+    } else {
+        const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p));
+        const __m512 hi = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(p + 16)));
+        return _mm512_cvtne2ps_pbh(hi, lo);
+    }
+}
+#endif
+
+// The bf16 arithmetic of GemmArith::Bf16 for a few tokens: x and the weights rounded to bf16, each product exact in
+// fp32, sums in fp32 — the products the packed GEMM forms for prefill, so a sequence's logits do not depend on
+// whether its tokens came in one step or many (speculative verification, chunked prefill, overlapped decode).
+template <bool BF16, int NR>
+void dot_rows_bf16_arith(const float* x, const uint16_t* w, int64_t stride, int64_t n, float* out) {
+    int64_t i = 0;
+    float sum[NR] = {};
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+    __m512 acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+    for (; i + 32 <= n; i += 32) {
+        if constexpr (NR > 1) prefetch_next_rows(w + (NR - 1) * stride, stride * 2, NR * 64, i / 32);
+        const __m512bh xv = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+        for (int r = 0; r < NR; ++r) acc[r] = _mm512_dpbf16_ps(acc[r], xv, load32_pairs<BF16>(w + r * stride + i));
+    }
+    for (int r = 0; r < NR; ++r) sum[r] = _mm512_reduce_add_ps(acc[r]);
+#endif
+    for (; i < n; ++i) {
+        const float xb = bf16_to_fp32(fp32_to_bf16(x[i]));
+        for (int r = 0; r < NR; ++r) {
+            const uint16_t v = w[r * stride + i];
+            sum[r] += xb * (BF16 ? bf16_to_fp32(v) : bf16_to_fp32(fp32_to_bf16(fp16_to_fp32(v))));
+        }
+    }
+    for (int r = 0; r < NR; ++r) out[r] = sum[r];
+}
+
+template <bool BF16, bool kBf16Arith>
 void dot_rows(const float* x, const uint16_t* w, int64_t stride, int64_t nrows, int64_t n, float* out) {
     int64_t r = 0;
-    for (; r + 4 <= nrows; r += 4) dot_rows_half<BF16, 4>(x, w + r * stride, stride, n, out + r);
-    for (; r < nrows; ++r) dot_rows_half<BF16, 1>(x, w + r * stride, stride, n, out + r);
+    if constexpr (kBf16Arith) {
+        for (; r + 4 <= nrows; r += 4) dot_rows_bf16_arith<BF16, 4>(x, w + r * stride, stride, n, out + r);
+        for (; r < nrows; ++r) dot_rows_bf16_arith<BF16, 1>(x, w + r * stride, stride, n, out + r);
+    } else {
+        for (; r + 4 <= nrows; r += 4) dot_rows_exact<BF16, 4>(x, w + r * stride, stride, n, out + r);
+        for (; r < nrows; ++r) dot_rows_exact<BF16, 1>(x, w + r * stride, stride, n, out + r);
+    }
 }
 
 }  // namespace
 
-void dot_rows_f16(const float* x, const uint16_t* w, int64_t row_stride, int64_t nrows, int64_t n, float* out) {
-    dot_rows<false>(x, w, row_stride, nrows, n, out);
-}
-
-void dot_rows_bf16(const float* x, const uint16_t* w, int64_t row_stride, int64_t nrows, int64_t n, float* out) {
-    dot_rows<true>(x, w, row_stride, nrows, n, out);
+void dot_rows_half(DType wtype, GemmArith arith, const float* x, const uint16_t* w, int64_t row_stride, int64_t nrows,
+                   int64_t n, float* out) {
+    MOE_CHECK(wtype == DType::F16 || wtype == DType::BF16, "dot_rows_half: weights must be F16 or BF16");
+    const bool bf16 = arith == GemmArith::Bf16 && bf16_gemm_available();
+    if (wtype == DType::F16)
+        return bf16 ? dot_rows<false, true>(x, w, row_stride, nrows, n, out) : dot_rows<false, false>(x, w, row_stride, nrows, n, out);
+    bf16 ? dot_rows<true, true>(x, w, row_stride, nrows, n, out) : dot_rows<true, false>(x, w, row_stride, nrows, n, out);
 }
 
 void row_to_f32(DType t, const void* src, float* dst, int64_t n) {

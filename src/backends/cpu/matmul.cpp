@@ -35,8 +35,8 @@ constexpr int64_t kPackedMinTokensF32 = 8;
 
 std::atomic<GemmArith>& arith_setting() {
     static std::atomic<GemmArith> arith{[] {
-        const char* env = std::getenv("MOEINFER_BF16_GEMM");
-        const bool bf16 = env && std::strcmp(env, "0") != 0;
+        const char* env = std::getenv("MOEINFER_BF16_GEMM");  // "0" keeps the exact fp32 products
+        const bool bf16 = !env || std::strcmp(env, "0") != 0;
         return bf16_gemm_available() && bf16 ? GemmArith::Bf16 : GemmArith::Fp32;
     }()};
     return arith;
@@ -70,9 +70,9 @@ void rows_kernel(const Activations& a, const Tensor& w, int64_t row_begin, int64
         return;
     }
     if ((w.dtype == DType::F16 || w.dtype == DType::BF16) && T <= kFusedMaxTokens) {
-        auto dot = w.dtype == DType::F16 ? dot_rows_f16 : dot_rows_bf16;
         const auto* w0 = reinterpret_cast<const uint16_t*>(w.row(row_begin));
-        for (int64_t t = 0; t < T; ++t) dot(a.x + t * in, w0, in, row_end - row_begin, in, y + t * y_stride + row_begin);
+        for (int64_t t = 0; t < T; ++t)
+            dot_rows_half(w.dtype, float_gemm_arith(), a.x + t * in, w0, in, row_end - row_begin, in, y + t * y_stride + row_begin);
         return;
     }
     const bool plain = w.dtype == DType::F32 || w.dtype == DType::F16 || w.dtype == DType::BF16;

@@ -9,10 +9,12 @@
 
 namespace moeinfer::cpu {
 
-// The arithmetic of products against F16 / BF16 weights from kPackedMinTokens tokens up (prefill; f32_gemm.h
-// GemmArith). Default Fp32: the stored weights exactly, which the HF golden tests hold to 2e-3 in logprob. Opt in to
-// Bf16 (about twice the prefill rate, activations and F16 weights rounded to bf16) with MOEINFER_BF16_GEMM=1 in the
-// environment, where the CPU has AVX512-BF16. Decode-sized products always read the stored weights exactly.
+// The arithmetic of every product against F16 / BF16 weights (f32_gemm.h GemmArith), decode and prefill alike, so
+// a sequence's logits do not depend on how its tokens were batched. Default Bf16 where the CPU has AVX512-BF16:
+// activations (and F16 weights) rounded to bf16, products exact and sums in fp32 — the precision GPU engines run
+// bf16 models at, finer than the int8 activations of every quantized format, and about 1.6× the prefill rate of
+// fp32 FMAs (which is where llama.cpp's F16 path runs). MOEINFER_BF16_GEMM=0 in the environment selects Fp32, the
+// stored weights exactly (the HF golden tests hold that form to 2e-3 in logprob; the bf16 form to HF's own bf16).
 GemmArith float_gemm_arith();
 void set_float_gemm_arith(GemmArith arith);  // Bf16 is honoured only where bf16_gemm_available()
 

@@ -53,6 +53,21 @@ INSTANTIATE_TEST_SUITE_P(OddSizes, GemvTest,
                                            std::make_tuple(9, 100, 4104), std::make_tuple(5, 1, 14336),
                                            std::make_tuple(1, 100, 14336), std::make_tuple(1, 33, 9000)));
 
+// gemv_add adds the product into y: y0 + (the fp32 product gemv writes), at batch-1 and multi-row shapes.
+TEST(GemvAdd, AddsTheProductIntoY) {
+    MOEINFER_REQUIRE_GPU();
+    for (const auto& [T, out, in] : {std::make_tuple(1, 2048, 4096), std::make_tuple(3, 77, 1032), std::make_tuple(1, 33, 768)}) {
+        const std::vector<float> x = round_bf16(random_vector(T * in, 71)), y0 = random_vector(T * out, 72);
+        const std::vector<uint16_t> w = to_bf16_bits(random_vector(out * in, 73, 0.05f));
+        DeviceBuffer dx = to_device_bf16(x), dw = to_device(w), prod = poisoned(T * out, 4), dy = to_device(y0);
+        gemv(dx.as<bf16>(), T, dw.as<bf16>(), out, in, prod.as<float>(), nullptr);
+        gemv_add(dx.as<bf16>(), T, dw.as<bf16>(), out, in, dy.as<float>(), nullptr);
+        std::vector<float> want = to_host<float>(prod, T * out);
+        for (size_t i = 0; i < want.size(); ++i) want[i] += y0[i];
+        EXPECT_EQ(to_host<float>(dy, T * out), want) << "T=" << T << " out=" << out << " in=" << in;
+    }
+}
+
 // The fused SwiGLU input equals silu_mul followed by gemv, bit for bit (the same bf16 rounding of the activation).
 TEST(GemvSwiglu, EqualsSiluMulThenGemv) {
     MOEINFER_REQUIRE_GPU();

@@ -54,6 +54,36 @@ TEST(ModelOps, RouterLogitsNormalizeThenMultiplyInFp32) {
     }
 }
 
+// route_decode == router_logits, then route_topk, then rms_norm for the experts' input: the same logits, ids and
+// weights bit for bit (one launch, the top-k by each token's last block), xn as rms_norm writes it (to a rounding). Three launches
+// on the same tickets: each must leave them at zero for the next.
+TEST(ModelOps, RouteDecodeEqualsRouterLogitsThenTopk) {
+    MOEINFER_REQUIRE_GPU();
+    for (const auto& [T, E, k, H, norm] : {std::make_tuple(1, 128, 8, 2048, true), std::make_tuple(3, 60, 4, 72, false),
+                                           std::make_tuple(8, 256, 8, 1024, true), std::make_tuple(2, 8, 8, 4096, true)}) {
+        SCOPED_TRACE("T " + std::to_string(T) + " E " + std::to_string(E) + " H " + std::to_string(H));
+        const std::vector<float> x = random_vector(T * H, 12), nw = random_vector(H, 13, 0.3f);
+        const std::vector<float> w = round_bf16(random_vector(E * H, 14, 0.1f));
+        DeviceBuffer dx = to_device(x), dn = to_device(nw), dw = to_device_bf16(w);
+        DeviceBuffer logits1 = poisoned(T * E, 4), ids1 = poisoned(T * k, 4), w1 = poisoned(T * k, 4), xn1 = poisoned(T * H, 2);
+        router_logits(dx.as<float>(), dn.as<float>(), 1e-6f, dw.as<bf16>(), T, E, H, logits1.as<float>(), nullptr);
+        route_topk(logits1.as<float>(), T, E, k, norm, ids1.as<int32_t>(), w1.as<float>(), nullptr);
+        rms_norm(dx.as<float>(), dn.as<float>(), 1e-6f, T, H, xn1.as<bf16>(), nullptr);
+        DeviceBuffer tickets = to_device(std::vector<int32_t>(kRouteDecodeMaxTokens, 0));
+        for (int launch = 0; launch < 3; ++launch) {
+            DeviceBuffer logits2 = poisoned(T * E, 4), ids2 = poisoned(T * k, 4), w2 = poisoned(T * k, 4), xn2 = poisoned(T * H, 2);
+            route_decode(dx.as<float>(), dn.as<float>(), 1e-6f, dw.as<bf16>(), T, E, H, k, norm, logits2.as<float>(),
+                         ids2.as<int32_t>(), w2.as<float>(), xn2.as<bf16>(), tickets.as<int32_t>(), nullptr);
+            EXPECT_EQ(to_host<float>(logits2, T * E), to_host<float>(logits1, T * E));
+            EXPECT_EQ(to_host<int32_t>(ids2, T * k), to_host<int32_t>(ids1, T * k));
+            EXPECT_EQ(to_host<float>(w2, T * k), to_host<float>(w1, T * k));
+            // Its own sum of squares (another order than rms_norm's): one bf16 rounding apart at most.
+            expect_close(to_host_bf16(xn2, T * H), to_host_bf16(xn1, T * H), kBf16Rtol, 1e-6, "experts' input");
+        }
+        EXPECT_EQ(to_host<int32_t>(tickets, kRouteDecodeMaxTokens), std::vector<int32_t>(kRouteDecodeMaxTokens, 0));
+    }
+}
+
 TEST(ModelOps, AddGatedAddsSigmoidWeightedRows) {
     MOEINFER_REQUIRE_GPU();
     const int64_t T = 3, H = 40;

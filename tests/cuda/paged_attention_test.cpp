@@ -80,6 +80,8 @@ TEST_P(DecodeAttentionTest, MatchesCpuPagedAttention) {
     const PagedKv kv{dtab.as<int32_t>(), max_blocks, bs, nkv, hd};
     for (bool heads : {false, true}) {  // warps splitting the keys, then the heads
         args.split_heads = heads;
+        // Poisoned before each launch: the second one's output must come from its own run.
+        MOEINFER_CUDA_CHECK(cudaMemset(dout.get(), 0xff, dout.bytes()));
         paged_decode_attention(args, kv, dk.as<bf16>(), dv.as<bf16>(), nullptr);
         expect_close(to_host_bf16(dout, want.size()), want, kBf16Rtol, 1e-2 * rms(want),
                      heads ? "decode attention, warps over heads" : "decode attention, warps over keys");

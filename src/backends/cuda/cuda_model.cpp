@@ -1,7 +1,8 @@
 // CudaForward: the decoder forward on one GPU (see cuda_forward.h). Weights are bf16 on the device, fused where
 // one GEMM can serve several projections (q|k|v, gate|up, and per-layer expert stacks [E, 2·ff, H]); the residual
 // stream is fp32. One step: embed → per layer (norm → qkv → bias/qk-norm/RoPE/paged-KV write in one kernel →
-// paged attention → o → residual-add+norm → MLP or MoE → residual-add+norm of the next layer) → lm_head on the
+// paged attention → o → residual-add+norm → MLP or MoE → residual-add+norm of the next layer; decode-sized MoE steps add
+// o into the residual inside its product and normalize inside the routing launch) → lm_head on the
 // requested rows → logits to the host. Products of ≤ kGemvRows rows use our gemv (the down projection with
 // SwiGLU fused into its input), larger ones cuBLASLt. MoE layers route in fp32 (from the fp32 residual); at ≤ kDirectMoeTokens
 // tokens each (token, expert) row multiplies its expert directly, otherwise rows are permuted by expert and the
@@ -40,7 +41,10 @@ constexpr size_t kMaxGraphs = 256;        // captured graphs kept at once     //
 // non-graphed decode batches) keep the decode kernel, which reads each K/V row once for a whole GQA group.
 constexpr int64_t kPrefillKernelTokens = 16;
 constexpr int64_t kPrefillTileTokens = 4;
-constexpr int64_t kDirectMoeTokens = 4;   // MoE steps this small skip the permutation (direct_expert_gemv)
+// MoE steps this small skip the permutation (direct_expert_gemv), add the output projection straight into the
+// residual (gemv_add) and route in one launch (route_decode).
+constexpr int64_t kDirectMoeTokens = 4;
+static_assert(kDirectMoeTokens <= kGemvRows && kDirectMoeTokens <= kRouteDecodeMaxTokens);
 // MoE steps up to this size combine the experts' rows inside the residual add + norm (one launch fewer); larger
 // ones keep the separate combine, whose grid also splits the columns (the fused form has one block per row).
 constexpr int64_t kFusedCombineTokens = 64;
@@ -241,7 +245,7 @@ private:
     DeviceBuffer meta_;  // ids | positions | token_seq | ctx_lens | logit_rows | tables (int32)
     DeviceBuffer summary_ws_;  // summarize_rows' per-chunk statistics
     DeviceBuffer adjust_;      // the step's logit adjustments, their row offsets and saved raw logits
-    DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, topk_ids_, topk_w_,
+    DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, route_tickets_, topk_ids_, topk_w_,
         offsets_, row_token_, slot_row_, iota_, summary_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
     PinnedBuffer offsets_host_;
     // Launched steps, oldest first (at most two: the host prepares one while the device runs the other). Step k
@@ -403,6 +407,8 @@ void CudaForward::reserve(const Dims& d) {
     gu_ = b16(N * 2 * ff_max_);
     act_ = b16(N * ff_max_);
     router_ = f32(T * E);
+    route_tickets_ = f32(kRouteDecodeMaxTokens);
+    MOEINFER_CUDA_CHECK(cudaMemset(route_tickets_.get(), 0, route_tickets_.bytes()));  // route_decode's tickets
     topk_ids_ = f32(N);
     topk_w_ = f32(N);
     offsets_ = f32(2 * E + 1);
@@ -456,9 +462,16 @@ void CudaForward::mlp(const DevMlp& m, const bf16* x, int64_t T, bf16* out) {
 void CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float* next_norm) {
     const int64_t H = c_.hidden_size, E = c_.num_experts, k = l.top_k, ff = l.experts.ff, N = T * k;
     const float eps = float(c_.rms_eps);
-    add_rms_norm(branch_.as<bf16>(), x_.as<float>(), l.ffn_norm.as<float>(), eps, T, H, xn_.as<bf16>(), stream_);
-    router_logits(x_.as<float>(), l.ffn_norm.as<float>(), eps, l.router.as<bf16>(), T, E, H, router_.as<float>(), stream_);
-    route_topk(router_.as<float>(), T, E, k, l.normalize_topk, ints(topk_ids_), topk_w_.as<float>(), stream_);
+    if (T <= kDirectMoeTokens) {
+        // The attention output is already in x (gemv_add); one launch normalizes, routes, picks the top-k and
+        // writes the experts' bf16 input.
+        route_decode(x_.as<float>(), l.ffn_norm.as<float>(), eps, l.router.as<bf16>(), T, E, H, k, l.normalize_topk,
+                     router_.as<float>(), ints(topk_ids_), topk_w_.as<float>(), xn_.as<bf16>(), ints(route_tickets_), stream_);
+    } else {
+        add_rms_norm(branch_.as<bf16>(), x_.as<float>(), l.ffn_norm.as<float>(), eps, T, H, xn_.as<bf16>(), stream_);
+        router_logits(x_.as<float>(), l.ffn_norm.as<float>(), eps, l.router.as<bf16>(), T, E, H, router_.as<float>(), stream_);
+        route_topk(router_.as<float>(), T, E, k, l.normalize_topk, ints(topk_ids_), topk_w_.as<float>(), stream_);
+    }
     const bf16* x = xn_.as<bf16>();
     const int32_t* slot_rows = ints(iota_);
     if (T <= kDirectMoeTokens) {
@@ -555,7 +568,10 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
         } else {
             paged_decode_attention(a, pk, kv.k(li), kv.v(li), stream_);
         }
-        linear(attn_.as<bf16>(), T, l.o.as<bf16>(), H, qw, branch_.as<bf16>());
+        if (l.is_moe && T <= kDirectMoeTokens)  // into the residual stream directly: moe() routes from x
+            gemv_add(attn_.as<bf16>(), T, l.o.as<bf16>(), H, qw, x, stream_);
+        else
+            linear(attn_.as<bf16>(), T, l.o.as<bf16>(), H, qw, branch_.as<bf16>());
         const float* next_norm = li + 1 < layers_.size() ? layers_[li + 1].attn_norm.as<float>() : final_norm_.as<float>();
         if (l.is_moe) {
             moe(l, T, !d.graphed, next_norm);

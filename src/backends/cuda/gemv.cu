@@ -47,8 +47,8 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
     return s;
 }
 
-__device__ __forceinline__ void store(float* y, float v) { *y = v; }
-__device__ __forceinline__ void store(bf16* y, float v) { *y = __float2bfloat16(v); }
+__device__ __forceinline__ void store(float* y, float v, bool accumulate) { *y = accumulate ? *y + v : v; }
+__device__ __forceinline__ void store(bf16* y, float v, bool) { *y = __float2bfloat16(v); }
 
 // What one launch multiplies. Row groups: dense (one group of T rows), grouped by expert (offsets from
 // moe_permute) or direct (row r alone uses expert expert_of_row[r]: decode MoE without a permutation).
@@ -63,6 +63,7 @@ struct GemvArgs {
     const int32_t* row_token;      // x row of output row r (nullptr: r / x_row_div)
     int64_t x_row_div;
     bool swiglu;                   // x rows are [gate K | up K]; the input is silu(gate) · up, rounded to bf16
+    bool accumulate = false;       // fp32 y: y += x · Wᵀ (a residual add fused into the product)
 };
 
 // The row range and expert of this block's group; false when the block has no group.
@@ -182,7 +183,7 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
             float s = 0.0f;
 #pragma unroll
             for (int wi = 0; wi < kBlock / 32; ++wi) s += partial[wi][c][r];
-            if (n0 + c < N) store(y + (rb + r) * N + n0 + c, s);
+            if (n0 + c < N) store(y + (rb + r) * N + n0 + c, s, a.accumulate);
         }
         __syncthreads();  // partial is reused by the next row pass
     }
@@ -336,6 +337,11 @@ void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bf16
 }
 void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y, cudaStream_t stream) {
     launch(dense(x, T, w, out, in, false), 1, T, y, stream);
+}
+void gemv_add(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y, cudaStream_t stream) {
+    GemvArgs a = dense(x, T, w, out, in, false);
+    a.accumulate = true;
+    launch(a, 1, T, y, stream);
 }
 void gemv_swiglu(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream) {
     launch(dense(gate_up, T, w, out, in, true), 1, T, y, stream);

@@ -122,16 +122,28 @@ __device__ __forceinline__ void load_router_batch(const bf16* w, int64_t H8, int
         raw[u] = i0 + 32 * u < H8 ? __ldg(reinterpret_cast<const uint4*>(w) + i0 + 32 * u) : make_uint4(0, 0, 0, 0);
 }
 
+// The optional top-k (route_decode): TopkArgs::ids set. Each block takes a ticket after writing its logits; the
+// token's last block reads the row back and picks its experts, so routing is one launch where it was two.
+struct TopkArgs {
+    int64_t k = 0;
+    bool normalize = false;
+    int32_t* ids = nullptr;
+    float* weights = nullptr;
+    bf16* xn = nullptr;  // the normed row in bf16, written by each token's first block
+    int32_t* tickets = nullptr;
+};
+
 __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restrict__ x, const float* __restrict__ norm_w,
                                                             float eps, const bf16* __restrict__ Wr, int64_t E, int64_t H,
-                                                            float* __restrict__ out) {
-    extern __shared__ float xs[];  // [H] normed row
+                                                            float* __restrict__ out, TopkArgs topk) {
+    extern __shared__ float xs[];  // [max(H, E)]: the normed row, then (top-k) the token's logits
     const int64_t t = blockIdx.x;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const int64_t e_first = int64_t(blockIdx.y) * warps + warp, H8 = H / 8;
     const bool vec = H % 8 == 0;  // 16-byte pieces: 8 weights per load
     uint4 first[kRouterInFlight];
     if (vec && e_first < E) load_router_batch(Wr + e_first * H, H8, lane, first);
+    pdl_trigger();  // the expert products after route_decode wait for this grid; their blocks may get resident now
     pdl_wait();  // launched with launch_pdl: x is written by the kernel before
 
     const float* row = x + t * H;
@@ -143,7 +155,10 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
     }
     const float inv = rsqrtf(block_sum(ss) / float(H) + eps);  // its barrier also publishes xs
 #pragma unroll 16
-    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) xs[i] = xs[i] * inv * norm_w[i];
+    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
+        xs[i] = xs[i] * inv * norm_w[i];
+        if (topk.xn && blockIdx.y == 0) topk.xn[t * H + i] = __float2bfloat16(xs[i]);
+    }
     __syncthreads();
     for (int64_t e = e_first; e < E; e += int64_t(gridDim.y) * warps) {
         const bf16* w = Wr + e * H;
@@ -175,6 +190,20 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
         s = warp_sum(s);
         if (lane == 0) out[t * E + e] = s;
     }
+    if (!topk.ids) return;
+    __shared__ bool last;
+    __threadfence();  // this block's logits are visible device-wide before its ticket is
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(&topk.tickets[t], 1) == int(gridDim.y) - 1;
+        if (last) topk.tickets[t] = 0;  // every block of this token has taken its ticket
+    }
+    __syncthreads();
+    if (!last || warp != 0) return;
+    __threadfence();
+    for (int64_t e = lane; e < E; e += 32) xs[e] = __ldcg(out + t * E + e);  // from L2: other blocks wrote them
+    __syncwarp();
+    topk_row(xs, E, topk.k, topk.normalize, topk.ids + t * topk.k, topk.weights + t * topk.k);
 }
 
 // Router logits for large steps (prefill): a block takes kRouterTile tokens, each warp normalizes one of their rows
@@ -335,6 +364,19 @@ void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool norma
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 
+static void launch_router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E,
+                          int64_t H, float* out, const TopkArgs& topk, cudaStream_t stream) {
+    const size_t smem = size_t(std::max(H, E)) * sizeof(float);
+    if (smem > 48 * 1024)
+        MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(router_logits_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    // Every block normalizes its row again (H floats from L2: cheap) so the experts spread over the SMs: 4-warp
+    // blocks for decode-sized steps (E / 4 blocks per token), 8-warp ones for large steps (less repeated work).
+    const int warps = T <= 8 ? 4 : 8;
+    const dim3 grid(unsigned(T), unsigned((E + warps - 1) / warps));
+    launch_pdl(router_logits_kernel, grid, 32 * warps, smem, stream, x, norm_w, eps, Wr, E, H, out, topk);
+    MOEINFER_CUDA_LAUNCH_CHECK();
+}
+
 void router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
                    float* out, cudaStream_t stream) {
     if (T == 0) return;
@@ -350,15 +392,16 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
         MOEINFER_CUDA_LAUNCH_CHECK();
         return;
     }
-    const size_t smem = size_t(H) * sizeof(float);
-    if (smem > 48 * 1024)
-        MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(router_logits_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    // Every block normalizes its row again (H floats from L2: cheap) so the experts spread over the SMs: 4-warp
-    // blocks for decode-sized steps (E / 4 blocks per token), 8-warp ones for large steps (less repeated work).
-    const int warps = T <= 8 ? 4 : 8;
-    const dim3 grid(unsigned(T), unsigned((E + warps - 1) / warps));
-    launch_pdl(router_logits_kernel, grid, 32 * warps, smem, stream, x, norm_w, eps, Wr, E, H, out);
-    MOEINFER_CUDA_LAUNCH_CHECK();
+    launch_router_logits(x, norm_w, eps, Wr, T, E, H, out, TopkArgs{}, stream);
+}
+
+void route_decode(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
+                  int64_t k, bool normalize, float* logits, int32_t* ids, float* weights, bf16* xn, int32_t* tickets,
+                  cudaStream_t stream) {
+    if (T == 0) return;
+    if (T > kRouteDecodeMaxTokens) throw std::invalid_argument("cuda::route_decode: more than 8 tokens");
+    if (k < 1 || k > E || E > kMaxRouted) throw std::invalid_argument("cuda::route_decode: need 1 ≤ k ≤ E ≤ 1024");
+    launch_router_logits(x, norm_w, eps, Wr, T, E, H, logits, TopkArgs{k, normalize, ids, weights, xn, tickets}, stream);
 }
 
 int64_t moe_permute_workspace_ints(int64_t N, int64_t E) { return ((N + kTileAssign - 1) / kTileAssign) * E; }

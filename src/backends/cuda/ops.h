@@ -113,6 +113,14 @@ void paged_prefill_attention(const PrefillAttentionArgs& args, const PagedKv& kv
 // out[t, e] = rms_norm(x[t, :]) · norm_w · Wr[e, :] in fp32 (x: the fp32 residual stream; Wr: [E, H] bf16).
 void router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
                    float* out, cudaStream_t stream);
+// Decode-sized routing in one launch (T ≤ kRouteDecodeMaxTokens): router_logits into `logits`, then the top-k
+// as route_topk computes it, by the last of each token's blocks to finish (tickets: [T] ints, zeroed before the
+// first launch and left zeroed); xn, when not null, receives rms_norm(x) · norm_w in bf16 (the experts' input,
+// as add_rms_norm would write it).
+constexpr int64_t kRouteDecodeMaxTokens = 8;
+void route_decode(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
+                  int64_t k, bool normalize, float* logits, int32_t* ids, float* weights, bf16* xn, int32_t* tickets,
+                  cudaStream_t stream);
 // logits: [T, E] fp32. Softmax over E, the k largest (ties → lower id), weights divided by their sum when
 // `normalize`. ids, weights: [T, k], best first. k == E is soft routing. Requires E ≤ 1024 (throws otherwise).
 void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights,
@@ -133,6 +141,8 @@ void combine_rows(const bf16* y, const int32_t* slot_row, const float* weights, 
 // y[T, out] = x[T, in] · w[out, in]ᵀ; in % 8 == 0, rows 16-byte aligned.
 void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);
 void gemv(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y, cudaStream_t stream);
+// y[T, out] += x[T, in] · w[out, in]ᵀ in fp32: an output projection added straight into the residual stream.
+void gemv_add(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y, cudaStream_t stream);
 // y[T, out] = (silu(gate) · up)[T, in] · w[out, in]ᵀ where gate_up rows are [gate in | up in]: a down projection
 // with the SwiGLU activation fused into its input loads (no activation tensor, one launch fewer).
 void gemv_swiglu(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);

@@ -15,8 +15,8 @@
 // cache offsets are looked up while the current K arrives.
 // With DecodeAttentionArgs::query_seq the same kernel serves prefill tokens (each query is its own row, causal by its
 // context length; a length of 0 yields zeros, which CUDA-graph padding rows use).
-// Prompts use the tensor-core kernel of prefill_attention.cu. Next step (issue 7): V loads issued before the
-// softmax, K/V tiles staged through shared memory.
+// At small batches a tile's K and V loads are all issued before its arithmetic (kEarlyLoads).
+// Prompts use the tensor-core kernel of prefill_attention.cu.
 #include <algorithm>
 #include <cmath>
 
@@ -56,6 +56,36 @@ __device__ __forceinline__ void load_cols(const bf16* p, float (&out)[kCols]) {
     }
 }
 
+// kCols consecutive bf16 values of a V row kept raw (half the registers of fp32) from load to use, for the loads
+// issued together with the K row's (kEarlyLoads). kCols 1, 2 or 4.
+template <int kCols>
+struct RawCols;
+template <>
+struct RawCols<4> {
+    uint2 v;
+    __device__ void load(const bf16* p) { v = __ldg(reinterpret_cast<const uint2*>(p)); }
+    __device__ void to_float(float (&out)[4]) const {
+        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+        const float2 x = __bfloat1622float2(h[0]), y = __bfloat1622float2(h[1]);
+        out[0] = x.x, out[1] = x.y, out[2] = y.x, out[3] = y.y;
+    }
+};
+template <>
+struct RawCols<2> {
+    __nv_bfloat162 v;
+    __device__ void load(const bf16* p) { v = __ldg(reinterpret_cast<const __nv_bfloat162*>(p)); }
+    __device__ void to_float(float (&out)[2]) const {
+        const float2 f = __bfloat1622float2(v);
+        out[0] = f.x, out[1] = f.y;
+    }
+};
+template <>
+struct RawCols<1> {
+    bf16 v;
+    __device__ void load(const bf16* p) { v = __ldg(p); }
+    __device__ void to_float(float (&out)[1]) const { out[0] = __bfloat162float(v); }
+};
+
 // Cache offset of position pos's K/V row for kv head kvh; 0 (a valid row) for positions outside [.., end).
 __device__ __forceinline__ int64_t kv_offset(const PagedKv& kv, const int32_t* table, int64_t pos, int64_t end,
                                              int64_t kvh, int D) {
@@ -69,9 +99,13 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
                                                           const bf16* __restrict__ v_cache) {
     constexpr int kCols = (D + 31) / 32;  // output columns per lane (head_dim 16: lanes 16-31 own none)
     constexpr int kPieces = D / 8;        // 16-byte pieces of a K row
-    // Loads in flight together: deep batches where few warps run (small batches), shallower ones (fewer registers,
-    // more resident warps) for large batches and prefill, where occupancy hides the latency.
-    constexpr int kKBatch = kPieces % 8 == 0 ? (kSplitHeads ? 8 : 4) : kPieces % 4 == 0 ? 4 : kPieces;
+    // Small batches (kSplitHeads) are a chain of memory round trips, so a tile's whole K row and its 32 V rows are
+    // loaded at once, before any arithmetic: one round trip per tile where there were four (8 K pieces, 8 more, 16 V
+    // rows, 16 more). Registers: 16 uint4 + 32 uint2 per lane at head_dim 128, affordable where few warps run.
+    // Large batches and prefill load shallower batches (fewer registers, more resident warps hide the latency).
+    constexpr bool kEarlyLoads = kSplitHeads && (kCols == 1 || kCols == 2 || kCols == 4);
+    constexpr int kKBatch =
+        kEarlyLoads ? kPieces : kPieces % 8 == 0 ? (kSplitHeads ? 8 : 4) : kPieces % 4 == 0 ? 4 : kPieces;
     constexpr int kVBatch = kSplitHeads ? 16 : 8;
     // Most heads one warp serves: all G when the warps split the key tiles; with kSplitHeads, G / 4 rounded up
     // (dispatch guarantees G > GMAX / 2 for GMAX > 4).
@@ -103,9 +137,22 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
     const int32_t* table = kv.block_tables + (a.query_seq ? int64_t(a.query_seq[seq]) : seq) * kv.max_blocks_per_seq;
     const bool active = warp < HG * TG;  // warps past the last full group idle (G = 3: 3 of 4 work)
 
-    // The first tile's cache offsets are looked up while the query is staged.
+    // The first tile's cache offsets are looked up (with kEarlyLoads, its K/V loads issued) while the query is staged.
     int64_t t0 = begin + int64_t(tg) * kTile;
     int64_t next_off = kv_offset(kv, table, t0 + lane, end, kvh, D);
+    uint4 kraw[kEarlyLoads ? kPieces : 1];
+    RawCols<kEarlyLoads ? kCols : 1> vraw[kEarlyLoads ? kTile : 1];
+    auto issue_tile = [&](int64_t off) {  // the lane's K row (key t0 + lane), its V columns of the tile's 32 keys
+#pragma unroll
+        for (int c = 0; c < kPieces; ++c) kraw[c] = __ldg(reinterpret_cast<const uint4*>(k_cache + off) + c);
+#pragma unroll
+        for (int u = 0; u < kTile; ++u) {
+            const int64_t vo = __shfl_sync(0xffffffffu, off, u) + lane * kCols;
+            if (owns) vraw[u].load(v_cache + vo);
+        }
+    };
+    if constexpr (kEarlyLoads)
+        if (active && t0 < end) issue_tile(next_off);
     const bf16* q = a.q + (seq * a.num_heads + kvh * G) * D;
 #pragma unroll 4
     for (int i = threadIdx.x; i < G * D; i += kThreads) q_s[i] = __bfloat162float(q[i]) * a.scale;
@@ -134,7 +181,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
         for (int c0 = 0; c0 < kPieces; c0 += kKBatch) {
             uint4 raw[kKBatch];
 #pragma unroll
-            for (int c = 0; c < kKBatch; ++c) raw[c] = __ldg(krow + c0 + c);
+            for (int c = 0; c < kKBatch; ++c) raw[c] = kEarlyLoads ? kraw[c0 + c] : __ldg(krow + c0 + c);
             if (c0 + kKBatch >= kPieces) next_off = kv_offset(kv, table, pos + int64_t(TG) * kTile, end, kvh, D);
 #pragma unroll
             for (int c = 0; c < kKBatch; ++c) {
@@ -171,28 +218,46 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
 #pragma unroll
             for (int c = 0; c < kCols; ++c) acc[j][c] *= corr;
         }
-        // V pass over the tile's 32 keys, kVBatch at a time with their loads issued together (one vector load per
-        // key and lane). Keys past `end` have p = 0 and offset 0 (a valid row), so no guards.
+        if constexpr (kEarlyLoads) {
+            // V from the registers loaded with K; then the next tile's loads (only a warp with several tiles).
 #pragma unroll
-        for (int j0 = 0; j0 < kTile; j0 += kVBatch) {
-            float vf[kVBatch][kCols];
+            for (int u = 0; u < kTile; ++u) {
+                float vf[kCols];
 #pragma unroll
-            for (int u = 0; u < kVBatch; ++u) {
-                const int64_t vo = __shfl_sync(0xffffffffu, off, j0 + u) + lane * kCols;
-                if (owns) {
-                    load_cols<kCols>(v_cache + vo, vf[u]);
-                } else {
-#pragma unroll
-                    for (int c = 0; c < kCols; ++c) vf[u][c] = 0.0f;
-                }
-            }
-#pragma unroll
-            for (int u = 0; u < kVBatch; ++u) {
+                for (int c = 0; c < kCols; ++c) vf[c] = 0.0f;
+                if (owns) vraw[u].to_float(vf);
 #pragma unroll
                 for (int j = 0; j < GW; ++j) {
-                    const float pj = __shfl_sync(0xffffffffu, p[j], j0 + u);
+                    const float pj = __shfl_sync(0xffffffffu, p[j], u);
 #pragma unroll
-                    for (int c = 0; c < kCols; ++c) acc[j][c] += pj * vf[u][c];
+                    for (int c = 0; c < kCols; ++c) acc[j][c] += pj * vf[c];
+                }
+            }
+            if (t0 + int64_t(TG) * kTile < end) issue_tile(next_off);
+        } else {
+            // V pass over the tile's 32 keys, kVBatch at a time with their loads issued together (one vector load per
+            // key and lane). Keys past `end` have p = 0 and offset 0 (a valid row), so no guards.
+#pragma unroll
+            for (int j0 = 0; j0 < kTile; j0 += kVBatch) {
+                float vf[kVBatch][kCols];
+#pragma unroll
+                for (int u = 0; u < kVBatch; ++u) {
+                    const int64_t vo = __shfl_sync(0xffffffffu, off, j0 + u) + lane * kCols;
+                    if (owns) {
+                        load_cols<kCols>(v_cache + vo, vf[u]);
+                    } else {
+#pragma unroll
+                        for (int c = 0; c < kCols; ++c) vf[u][c] = 0.0f;
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < kVBatch; ++u) {
+#pragma unroll
+                    for (int j = 0; j < GW; ++j) {
+                        const float pj = __shfl_sync(0xffffffffu, p[j], j0 + u);
+#pragma unroll
+                        for (int c = 0; c < kCols; ++c) acc[j][c] += pj * vf[u][c];
+                    }
                 }
             }
         }

@@ -32,8 +32,9 @@ inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_c
 // 8 floats); per token they meet the 8 activation scales in one multiply, and each 64-element chunk picks its two
 // sub-block scales with one permute. Q5_K (Q5 = true) is the same layout with 32 more bytes (qh, before the nibbles)
 // giving each element a 5th bit: bit 2c of qh[l] for element l of sub-block 2c, bit 2c+1 for sub-block 2c+1.
-template <bool Q5>
-void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, int64_t nt, float* y, int64_t ys) {
+template <bool Q5, int NT>
+void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    constexpr int nt = NT;
     constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes;
     __m512 acc[kTokens];
     __m256 mins[kTokens];
@@ -83,7 +84,9 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
 
 // As q4k_row; the 16 int8 scales become 16 floats (d·sc) per super-block, each 16-element quarter of a pair uses
 // its own, and the activation scale of its 32-block.
-void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, int64_t nt, float* y, int64_t ys) {
+template <int NT>
+void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    constexpr int nt = NT;
     __m512 acc[kTokens];
     for (int t = 0; t < kTokens; ++t) acc[t] = _mm512_setzero_ps();
     const __m512i offset = _mm512_set1_epi8(32);
@@ -128,7 +131,12 @@ void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Ac
                  float* y, int64_t y_stride) {
     const int64_t nsb = a.K / 256;
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-    auto kernel = w.dtype == DType::Q4_K ? q4k_row<false> : w.dtype == DType::Q5_K ? q4k_row<true> : q6k_row;
+    // Token counts as template parameters: a decode row (one token) runs a loop with no per-token bookkeeping.
+    using Kernel = void (*)(const uint8_t*, int64_t, const Q8Activations&, int64_t, float*, int64_t);
+    static constexpr Kernel kQ4[kTokens] = {q4k_row<false, 1>, q4k_row<false, 2>, q4k_row<false, 3>, q4k_row<false, 4>};
+    static constexpr Kernel kQ5[kTokens] = {q4k_row<true, 1>, q4k_row<true, 2>, q4k_row<true, 3>, q4k_row<true, 4>};
+    static constexpr Kernel kQ6[kTokens] = {q6k_row<1>, q6k_row<2>, q6k_row<3>, q6k_row<4>};
+    const Kernel* kernels = w.dtype == DType::Q4_K ? kQ4 : w.dtype == DType::Q5_K ? kQ5 : kQ6;
     // Rows in blocks of kRowBlock, token chunks inside: a chunk's activations (kTokens rows of K bytes) stay in L1
     // while the block's rows use them, instead of every row streaming all tokens' activations from L2.
     constexpr int64_t kRowBlock = 8;
@@ -138,8 +146,8 @@ void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Ac
         const int64_t r1 = std::min(row_end, r0 + kRowBlock);
         for (int64_t t = 0; t < nt; t += kTokens)
             for (int64_t r = r0; r < r1; ++r)
-                kernel(base + r * row_bytes, nsb, a, t0 + t, std::min<int64_t>(kTokens, nt - t), y + t * y_stride + r,
-                       y_stride);
+                kernels[std::min<int64_t>(kTokens, nt - t) - 1](base + r * row_bytes, nsb, a, t0 + t, y + t * y_stride + r,
+                                                                y_stride);
     }
 #else
     // Portable path: the dequantized row against the dequantized activations (the same products, in fp32).

@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -23,6 +25,22 @@ inline void check_cuda(cudaError_t err, const char* what, const char* file, int 
 #define MOEINFER_CUDA_CHECK(expr) ::moeinfer::cuda::check_cuda((expr), #expr, __FILE__, __LINE__)
 // After a <<<...>>> launch: catches bad launch configurations at once (execution errors surface at the next sync).
 #define MOEINFER_CUDA_LAUNCH_CHECK() ::moeinfer::cuda::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+// Opts `kernel` in to `bytes` of dynamic shared memory where that is above the default 48 KB, once per (device,
+// kernel) and size: the attribute call is host work that every launch of a prefill layer used to repeat.
+template <typename Kernel>
+void allow_dynamic_smem(Kernel* kernel, size_t bytes) {
+    if (bytes <= 48 * 1024) return;
+    static std::mutex mu;
+    static std::map<std::pair<int, const void*>, size_t> granted;
+    int device = 0;
+    MOEINFER_CUDA_CHECK(cudaGetDevice(&device));
+    std::lock_guard<std::mutex> lock(mu);
+    size_t& g = granted[{device, reinterpret_cast<const void*>(kernel)}];
+    if (g >= bytes) return;
+    MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+    g = bytes;
+}
 
 // True when a CUDA device can be used: the runtime loads, a driver answers and at least one device exists.
 inline bool gpu_available() {

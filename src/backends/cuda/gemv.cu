@@ -278,14 +278,17 @@ __global__ void __launch_bounds__(128) grouped_mma_kernel(GemvArgs a, bf16* __re
     }
 }
 
-// gemv_kernel for K8 < 512 with every thread's K pieces in flight at once and (nearly) none idle: blocks of K8
-// rounded up to 32, 64, 96, 128 or 256 threads with one piece each, or 256 threads with two.
+// gemv_kernel for short K (K8 < 512) with every thread's K pieces in flight at once and (nearly) none idle: one
+// piece per thread in blocks of K8 rounded up to 32, 64, 96, 128, 160, 192 or 256 threads, else 256 threads with
+// two. The one block-size ladder of both callers (batch 1 and several rows per group).
 template <int kXRows, int kWRows, typename OutT>
 void launch_short(const GemvArgs& a, int64_t K8, dim3 grid, OutT* y, cudaStream_t stream) {
     if (K8 <= 32) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 32>, grid, 32, 0, stream, a, y);
     else if (K8 <= 64) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 64>, grid, 64, 0, stream, a, y);
     else if (K8 <= 96) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 96>, grid, 96, 0, stream, a, y);
     else if (K8 <= 128) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 128>, grid, 128, 0, stream, a, y);
+    else if (K8 <= 160) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 160>, grid, 160, 0, stream, a, y);
+    else if (K8 <= 192) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 192>, grid, 192, 0, stream, a, y);
     else if (K8 <= 256) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 256>, grid, 256, 0, stream, a, y);
     else launch_pdl(gemv_kernel<kXRows, kWRows, 2, OutT, 256>, grid, 256, 0, stream, a, y);
 }
@@ -303,12 +306,7 @@ void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, 
         // with 2 pieces per row in flight, K of 2048-8191 one piece per row and thread.
         if (K8 >= 1024) launch_pdl(gemv_kernel<1, 8, 2, OutT, 128>, grid(8), 128, 0, stream, a, y);
         else if (K8 >= 3 * kThreads / 4) launch_pdl(gemv_kernel<1, 8, 1, OutT>, grid(8), kThreads, 0, stream, a, y);
-        else if (K8 > 160) launch_pdl(gemv_kernel<1, 16, 1, OutT, 192>, grid(16), 192, 0, stream, a, y);
-        else if (K8 > 128) launch_pdl(gemv_kernel<1, 16, 1, OutT, 160>, grid(16), 160, 0, stream, a, y);
-        else if (K8 > 96) launch_pdl(gemv_kernel<1, 16, 1, OutT, 128>, grid(16), 128, 0, stream, a, y);
-        else if (K8 > 64) launch_pdl(gemv_kernel<1, 16, 1, OutT, 96>, grid(16), 96, 0, stream, a, y);
-        else if (K8 > 32) launch_pdl(gemv_kernel<1, 16, 1, OutT, 64>, grid(16), 64, 0, stream, a, y);
-        else launch_pdl(gemv_kernel<1, 16, 1, OutT, 32>, grid(16), 32, 0, stream, a, y);
+        else launch_short<1, 16, OutT>(a, K8, grid(16), y, stream);  // K8 < 192: 16 rows per block
     } else if (K8 < 2 * kThreads) {
         // Short K with several x rows (MoE experts at 16-64 decoding sequences): more weight rows per block, in
         // blocks of K's size, so a block streams 12-32 KB instead of retiring after a few loads with half its

@@ -367,8 +367,7 @@ void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool norma
 static void launch_router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E,
                           int64_t H, float* out, const TopkArgs& topk, cudaStream_t stream) {
     const size_t smem = size_t(std::max(H, E)) * sizeof(float);
-    if (smem > 48 * 1024)
-        MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(router_logits_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    allow_dynamic_smem(router_logits_kernel, smem);
     // Every block normalizes its row again (H floats from L2: cheap) so the experts spread over the SMs: 4-warp
     // blocks for decode-sized steps (E / 4 blocks per token), 8-warp ones for large steps (less repeated work).
     const int warps = T <= 8 ? 4 : 8;
@@ -382,9 +381,7 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
     if (T == 0) return;
     const size_t tiled_smem = size_t(kRouterTile) * H * sizeof(float);
     if (T >= 2 * kRouterTile && tiled_smem <= 160 * 1024) {
-        if (tiled_smem > 48 * 1024)
-            MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(router_logits_tiled_kernel,
-                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem)));
+        allow_dynamic_smem(router_logits_tiled_kernel, tiled_smem);
         // About 4 experts per warp: enough blocks to fill the SMs at a few hundred tokens, few re-normalizations.
         const int64_t groups = std::max<int64_t>(1, E / (4 * kRouterWarps));
         const dim3 grid(unsigned((T + kRouterTile - 1) / kRouterTile), unsigned(groups));

@@ -314,11 +314,7 @@ void launch_decode(const DecodeAttentionArgs& args, const PagedKv& kv, const bf1
     const int64_t G = args.num_heads / kv.num_kv_heads;
     constexpr int GW = kSplitHeads ? (GMAX + kWarps - 1) / kWarps : GMAX;
     const size_t smem = sizeof(float) * (GMAX * D + kWarps * GW * (D + 2));
-    if (smem > 48 * 1024) {
-        // Above the default 48 KB a kernel must opt in to more dynamic shared memory (Hopper allows 227 KB).
-        MOEINFER_CUDA_CHECK(
-            cudaFuncSetAttribute(decode_kernel<D, GMAX, kSplitHeads>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    }
+    allow_dynamic_smem(decode_kernel<D, GMAX, kSplitHeads>, smem);  // Hopper allows up to 227 KB
     const dim3 grid(kv.num_kv_heads, args.num_seqs, args.num_splits);
     decode_kernel<D, GMAX, kSplitHeads><<<grid, kThreads, smem, stream>>>(args, kv, k_cache, v_cache);
     MOEINFER_CUDA_LAUNCH_CHECK();

@@ -189,7 +189,7 @@ template <int D>
 void launch(const PrefillAttentionArgs& args, const PagedKv& kv, const bf16* k_cache, const bf16* v_cache,
             cudaStream_t stream) {
     const size_t smem = sizeof(Smem<D>);
-    MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    allow_dynamic_smem(prefill_kernel<D>, smem);
     prefill_kernel<D><<<dim3(unsigned(args.num_heads), unsigned(args.num_tiles)), 32 * kWarps, smem, stream>>>(
         args, kv, k_cache, v_cache);
     MOEINFER_CUDA_LAUNCH_CHECK();

@@ -153,8 +153,7 @@ void qkv_rope_write_kv(const bf16* qkv, int64_t T, int64_t num_heads, const int3
         }
     }
     const size_t smem = sizeof(float) * size_t((num_heads + 2 * kv.num_kv_heads) * kv.head_dim);
-    if (smem > 48 * 1024)
-        MOEINFER_CUDA_CHECK(cudaFuncSetAttribute(qkv_rope_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    allow_dynamic_smem(qkv_rope_kernel, smem);
     qkv_rope_kernel<<<dim3(T), kThreads, smem, stream>>>(qkv, num_heads, positions, token_seq, post, kv, q_out, k_cache,
                                                         v_cache);
     MOEINFER_CUDA_LAUNCH_CHECK();

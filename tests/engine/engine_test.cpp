@@ -163,20 +163,22 @@ TEST(Engine, MinTokensAndStopIds) {
 namespace moeinfer::test {
 namespace {
 
-// Prompt-lookup speculation is lossless for greedy decoding: same tokens as plain decoding, and on these
-// repetitive tiny models some drafts are accepted (so the verify path really runs).
-TEST(Engine, NgramSpeculationKeepsGreedyOutput) {
+// Runs every golden prompt of `families` greedily with prompt-lookup speculation (k = 4) and expects the tokens
+// want(engine, golden, prompt) names; returns the drafts accepted over all families.
+template <typename Want>
+int64_t speculate_goldens(std::initializer_list<const char*> families, Want want) {
     int64_t accepted = 0;
-    for (const char* family : {"qwen3_moe", "llama", "mixtral", "qwen2"}) {
+    for (const char* family : families) {
         const Golden g = load_golden(family);
         EngineConfig cfg;
         cfg.block_size = 4;
         Engine engine(Model::load(g.dir), cfg);
         engine.start();
         for (size_t i = 0; i < g.prompts.size(); ++i) {
+            const std::vector<int32_t> expected = want(engine, g, i);
             RequestOptions o = greedy(g.prompts[i], 24);
             o.spec_ngram = 4;
-            EXPECT_EQ(collect(*engine.submit(o)), g.greedy[i]) << family << " prompt " << i;
+            EXPECT_EQ(collect(*engine.submit(o)), expected) << family << " prompt " << i;
         }
         const EngineMetrics m = idle_metrics(engine);
         EXPECT_LE(m.spec_accepted_tokens, m.spec_draft_tokens);
@@ -184,32 +186,28 @@ TEST(Engine, NgramSpeculationKeepsGreedyOutput) {
         accepted += m.spec_accepted_tokens;
         engine.stop(true);
     }
-    EXPECT_GT(accepted, 0);
+    return accepted;
 }
 
-// The same in the CPU's default bf16 arithmetic (the test binary otherwise runs exact fp32 products): a
-// verification step (k + 1 tokens, the packed GEMM) and a decode step (one token, the fused dot) form the same
-// bf16 products, so speculation still returns the plain greedy tokens.
+// Prompt-lookup speculation is lossless for greedy decoding: same tokens as plain decoding, and on these
+// repetitive tiny models some drafts are accepted (so the verify path really runs).
+TEST(Engine, NgramSpeculationKeepsGreedyOutput) {
+    EXPECT_GT(speculate_goldens({"qwen3_moe", "llama", "mixtral", "qwen2"},
+                                [](Engine&, const Golden& g, size_t i) { return g.greedy[i]; }),
+              0);
+}
+
+// The same in the CPU's default bf16 arithmetic (the test binary otherwise runs exact fp32 products), against
+// plain decoding in that arithmetic: a verification step (k + 1 tokens, the packed GEMM) and a decode step (one
+// token, the fused dot) form the same bf16 products (PackedGemm.Bf16ArithmeticMatchesRoundedReference).
 TEST(Engine, NgramSpeculationKeepsGreedyOutputWithBf16Products) {
     if (!cpu::bf16_gemm_available()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
     GemmArithGuard bf16(cpu::GemmArith::Bf16);
-    int64_t accepted = 0;
-    for (const char* family : {"qwen3_moe", "llama", "mixtral"}) {
-        const Golden g = load_golden(family);
-        EngineConfig cfg;
-        cfg.block_size = 4;
-        Engine engine(Model::load(g.dir), cfg);
-        engine.start();
-        for (size_t i = 0; i < g.prompts.size(); ++i) {
-            const std::vector<int32_t> plain = collect(*engine.submit(greedy(g.prompts[i], 24)));
-            RequestOptions o = greedy(g.prompts[i], 24);
-            o.spec_ngram = 4;
-            EXPECT_EQ(collect(*engine.submit(o)), plain) << family << " prompt " << i;
-        }
-        accepted += idle_metrics(engine).spec_accepted_tokens;
-        engine.stop(true);
-    }
-    EXPECT_GT(accepted, 0);
+    EXPECT_GT(speculate_goldens({"qwen3_moe", "llama", "mixtral"},
+                                [](Engine& engine, const Golden& g, size_t i) {
+                                    return collect(*engine.submit(greedy(g.prompts[i], 24)));
+                                }),
+              0);
 }
 
 }  // namespace

@@ -365,7 +365,7 @@ void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool norma
 }
 
 static void launch_router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E,
-                          int64_t H, float* out, const TopkArgs& topk, cudaStream_t stream) {
+                                 int64_t H, float* out, const TopkArgs& topk, cudaStream_t stream) {
     const size_t smem = size_t(std::max(H, E)) * sizeof(float);
     allow_dynamic_smem(router_logits_kernel, smem);
     // Every block normalizes its row again (H floats from L2: cheap) so the experts spread over the SMs: 4-warp

@@ -1,9 +1,11 @@
-// `moeinfer info`: architecture, dimensions, parameter count, weight dtypes and KV-cache bytes per token.
+// `moeinfer info`: architecture, dimensions, parameter count, weight dtypes, KV-cache bytes per token, and the CPU
+// extensions this build's kernels use (core/cpu_isa.h: a CPU lacking one is refused at start-up).
 #include <cstdio>
 #include <map>
 
 #include "args.h"
 #include "commands.h"
+#include "core/cpu_isa.h"
 #include "models/model.h"
 
 namespace moeinfer::cli {
@@ -35,6 +37,9 @@ int cmd_info(int argc, char** argv) {
     std::printf("dtypes:      ");
     for (const auto& [name, n] : dtypes) std::printf(" %s=%lld", name.c_str(), (long long)n);
     std::printf("\nKV cache:     %lld bytes per token (fp32)\n", (long long)c.kv_bytes_per_token());
+    std::printf("build ISA:   ");
+    for (const std::string& isa : compiled_isa()) std::printf(" %s", isa.c_str());
+    std::printf("\n");
     return 0;
 }
 

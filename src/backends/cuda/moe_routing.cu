@@ -115,6 +115,7 @@ __global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, i
 // The weights do not depend on the row, so each warp's first batch of weight loads is issued before the norm and
 // arrives while it is computed (at batch 1 a warp has one expert: its whole row is that batch for H ≤ 2048).
 constexpr int kRouterInFlight = 8;  // 16-byte pieces per lane loaded together
+constexpr int kNormHeld = 16;       // norm weights per thread loaded with them (H = 2048 at 128 threads: all)
 
 __device__ __forceinline__ void load_router_batch(const bf16* w, int64_t H8, int64_t i0, uint4 (&raw)[kRouterInFlight]) {
 #pragma unroll
@@ -143,6 +144,14 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
     const bool vec = H % 8 == 0;  // 16-byte pieces: 8 weights per load
     uint4 first[kRouterInFlight];
     if (vec && e_first < E) load_router_batch(Wr + e_first * H, H8, lane, first);
+    // The norm weights too (the first kNormHeld per thread): otherwise their load is a memory round trip of its own
+    // between the sum of squares and the products.
+    float nw[kNormHeld];
+#pragma unroll
+    for (int u = 0; u < kNormHeld; ++u) {
+        const int64_t i = threadIdx.x + int64_t(u) * blockDim.x;
+        nw[u] = i < H ? norm_w[i] : 0.0f;
+    }
     pdl_trigger();  // the expert products after route_decode wait for this grid; their blocks may get resident now
     pdl_wait();  // launched with launch_pdl: x is written by the kernel before
 
@@ -154,8 +163,15 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
         ss += xs[i] * xs[i];
     }
     const float inv = rsqrtf(block_sum(ss) / float(H) + eps);  // its barrier also publishes xs
-#pragma unroll 16
-    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
+#pragma unroll
+    for (int u = 0; u < kNormHeld; ++u) {
+        const int64_t i = threadIdx.x + int64_t(u) * blockDim.x;
+        if (i < H) {
+            xs[i] = xs[i] * inv * nw[u];
+            if (topk.xn && blockIdx.y == 0) topk.xn[t * H + i] = __float2bfloat16(xs[i]);
+        }
+    }
+    for (int64_t i = threadIdx.x + int64_t(kNormHeld) * blockDim.x; i < H; i += blockDim.x) {
         xs[i] = xs[i] * inv * norm_w[i];
         if (topk.xn && blockIdx.y == 0) topk.xn[t * H + i] = __float2bfloat16(xs[i]);
     }

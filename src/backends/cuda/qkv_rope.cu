@@ -90,35 +90,44 @@ __global__ void qkv_rope_heads_kernel(const bf16* __restrict__ qkv, int64_t num_
     const int64_t h = int64_t(blockIdx.y) * (blockDim.x / 32) + (threadIdx.x >> 5);
     if (h >= num_heads + 2 * hkv) return;  // whole warps leave
     const int64_t width = (num_heads + 2 * hkv) * D;
-    const int32_t pos = positions[t];
-    const int64_t block = kv.block_tables[int64_t(token_seq[t]) * kv.max_blocks_per_seq + pos / kv.block_size];
-    const int64_t slot = ((block * kv.block_size + pos % kv.block_size) * hkv) * D;
-    float x[kPer];
+    // Every load that does not depend on another is issued first — the head's values, its norm weights and RoPE
+    // frequencies (constants) — so the chain is one memory round trip plus the position → block-table lookup, not
+    // one round trip per stage.
+    float x[kPer], nw[kPer], freq[kHalf];
+    const bool v_head = h >= num_heads + hkv;
+    const float* norm_w = p.qk_norm == QkNormKind::PerHead && !v_head ? (h < num_heads ? p.q_norm : p.k_norm) : nullptr;
 #pragma unroll
     for (int u = 0; u < kPer; ++u) {
         const int64_t i = h * D + lane + 32 * u;
-        x[u] = round_bf16(__bfloat162float(qkv[t * width + i]) + (p.bias ? p.bias[i] : 0.0f));
+        x[u] = __bfloat162float(qkv[t * width + i]) + (p.bias ? p.bias[i] : 0.0f);
+        nw[u] = norm_w ? norm_w[lane + 32 * u] : 1.0f;
     }
-    if (h >= num_heads + hkv) {  // a v head: into the cache as it is
+#pragma unroll
+    for (int u = 0; u < kHalf; ++u) freq[u] = v_head ? 0.0f : p.inv_freq[lane + 32 * u];
+    const int32_t pos = positions[t];
+    const int64_t block = kv.block_tables[int64_t(token_seq[t]) * kv.max_blocks_per_seq + pos / kv.block_size];
+    const int64_t slot = ((block * kv.block_size + pos % kv.block_size) * hkv) * D;
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) x[u] = round_bf16(x[u]);
+    if (v_head) {  // a v head: into the cache as it is
 #pragma unroll
         for (int u = 0; u < kPer; ++u) v_cache[slot + (h - num_heads - hkv) * D + lane + 32 * u] = __float2bfloat16(x[u]);
         return;
     }
-    if (p.qk_norm == QkNormKind::PerHead) {
-        const float* w = h < num_heads ? p.q_norm : p.k_norm;
+    if (norm_w) {
         float ss = 0.0f;
 #pragma unroll
         for (int u = 0; u < kPer; ++u) ss += x[u] * x[u];
         const float inv = rsqrtf(warp_sum(ss) / float(D) + p.eps);
 #pragma unroll
-        for (int u = 0; u < kPer; ++u) x[u] = round_bf16(x[u] * inv * w[lane + 32 * u]);
+        for (int u = 0; u < kPer; ++u) x[u] = round_bf16(x[u] * inv * nw[u]);
     }
     bf16* dst = h < num_heads ? q_out + (t * num_heads + h) * D : k_cache + slot + (h - num_heads) * D;
 #pragma unroll
     for (int u = 0; u < kHalf; ++u) {
         const int i = lane + 32 * u;
         float sn, cs;
-        sincosf(float(pos) * p.inv_freq[i], &sn, &cs);
+        sincosf(float(pos) * freq[u], &sn, &cs);
         dst[i] = __float2bfloat16(x[u] * cs - x[u + kHalf] * sn);
         dst[i + D / 2] = __float2bfloat16(x[u + kHalf] * cs + x[u] * sn);
     }

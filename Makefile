@@ -2,12 +2,13 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_CUDA ?= build-cuda
+BUILD_PORTABLE ?= build-portable
 CMAKE_FLAGS ?=
 THREADS ?= 2
 DEMO_MODEL ?= models/demo
 DEMO_ARGS ?= --prompt "The old man looked at the" -n 96 --temperature 0.8 --top-p 0.95 --seed 42
 
-.PHONY: all deps build build-cuda run test test-asan bench clean
+.PHONY: all deps build build-cuda run test test-asan test-portable bench clean
 
 all: build
 
@@ -42,5 +43,13 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j2 --timeout 900
 
+# The portable build (no -march=native: the scalar fallbacks of every SIMD kernel) and its tests.
+test-portable: deps
+	@cmake -S . -B $(BUILD_PORTABLE) -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEINFER_NATIVE=OFF \
+	  $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
+	@cmake --build $(BUILD_PORTABLE)
+	@if [ -f scripts/fetch_tokenizers.sh ]; then bash scripts/fetch_tokenizers.sh; fi
+	ctest --test-dir $(BUILD_PORTABLE) --output-on-failure -j2 --timeout 600
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CUDA)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CUDA) $(BUILD_PORTABLE)

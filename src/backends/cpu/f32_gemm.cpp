@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "backends/cpu/float_rows.h"
 #include "backends/cpu/simd.h"
 #include "core/check.h"
 
@@ -37,20 +38,6 @@ constexpr int kNR = 12;               // tokens per micro-kernel call at most: 2
 constexpr int64_t kKC = 512;          // K block: a 32 × 512 fp32 panel is 64 KiB, read from L1 / L2
 constexpr int64_t kTokenChunk = 256;  // tokens per packed activation block: 512 × 272 × 4 B = 544 KiB, inside L2
 
-inline __mmask16 first_n(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
-
-// 16 consecutive elements of a row starting at p (the first `m` lanes; the rest read as zero), as fp32.
-template <DType D>
-inline __m512 load16(const void* p, __mmask16 m) {
-    if constexpr (D == DType::F32) {
-        return _mm512_maskz_loadu_ps(m, p);
-    } else if constexpr (D == DType::F16) {
-        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
-    } else {  // BF16: the upper half of an fp32
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
-    }
-}
-
 // The cache lines of the weight panel packed after the current one. Weight panels come from DRAM and each of their
 // rows is a separate short stream (kc elements, a few hundred bytes), too short for the hardware prefetcher to ramp
 // up, so packing stalled on memory. The micro-kernel calls of one panel instead prefetch the next panel into L2,
@@ -63,22 +50,6 @@ struct NextPanel {
     // Line j, row-interleaved: consecutive lines go to different rows (DRAM pages) and all rows advance together.
     const char* line(int64_t j) const { return reinterpret_cast<const char*>(row[j % rows] + (j / rows) * 64); }
 };
-
-#if MOEINFER_BF16_GEMM
-// 32 consecutive elements of a row from p (the first n; the rest read as zero), rounded to bf16 (nearest even).
-template <DType D>
-inline __m512 load32_bf16(const void* p, int64_t n) {
-    if constexpr (D == DType::BF16) {
-        const __mmask32 m = n >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((1u << n) - 1);
-        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, p));
-    } else {
-        const __m512 a = load16<D>(p, first_n(n));
-        const __m512 b = load16<D>(static_cast<const uint8_t*>(p) + 16 * (D == DType::F32 ? 4 : 2),
-                                   first_n(std::max<int64_t>(0, n - 16)));
-        return (__m512)_mm512_cvtne2ps_pbh(b, a);
-    }
-}
-#endif
 
 // dst[k · ld + i] = fp32(row i)[k0 + k] for k < kc, i < 16 · groups; rows i ≥ nrows read as zero.
 // Row i starts at base + i · row_bytes.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cpu/float_rows.h"
 #include "backends/cpu/simd.h"
 #include "core/check.h"
 #include "core/half.h"
@@ -52,21 +53,6 @@ void dot_rows_exact(const float* x, const uint16_t* w, int64_t stride, int64_t n
     for (int r = 0; r < NR; ++r) out[r] = sum[r];
 }
 
-#if defined(__AVX512BF16__) && defined(__AVX512BW__)
-// 32 consecutive weights of a row as bf16 pairs: BF16 as stored; F16 rounded to bf16 (nearest even), exactly as the
-// packed GEMM's panels are, so decode and prefill compute the same products.
-template <bool BF16>
-inline __m512bh load32_pairs(const uint16_t* p) {
-    if constexpr (BF16) {
-        return (__m512bh)_mm512_loadu_si512(p);
-    } else {
-        const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p));
-        const __m512 hi = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(p + 16)));
-        return _mm512_cvtne2ps_pbh(hi, lo);
-    }
-}
-#endif
-
 // The bf16 arithmetic of GemmArith::Bf16 for a few tokens: x and the weights rounded to bf16, each product exact in
 // fp32, sums in fp32 — the products the packed GEMM forms for prefill, so a sequence's logits do not depend on
 // whether its tokens came in one step or many (speculative verification, chunked prefill, overlapped decode).
@@ -74,13 +60,16 @@ template <bool BF16, int NR>
 void dot_rows_bf16_arith(const float* x, const uint16_t* w, int64_t stride, int64_t n, float* out) {
     int64_t i = 0;
     float sum[NR] = {};
-#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
     __m512 acc[NR];
     for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
     for (; i + 32 <= n; i += 32) {
         if constexpr (NR > 1) prefetch_next_rows(w + (NR - 1) * stride, stride * 2, NR * 64, i / 32);
-        const __m512bh xv = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
-        for (int r = 0; r < NR; ++r) acc[r] = _mm512_dpbf16_ps(acc[r], xv, load32_pairs<BF16>(w + r * stride + i));
+        // The same rounding as the packed GEMM's panels (float_rows.h), so decode and prefill form the same products.
+        constexpr DType kW = BF16 ? DType::BF16 : DType::F16;
+        const __m512bh xv = (__m512bh)load32_bf16<DType::F32>(x + i, 32);
+        for (int r = 0; r < NR; ++r)
+            acc[r] = _mm512_dpbf16_ps(acc[r], xv, (__m512bh)load32_bf16<kW>(w + r * stride + i, 32));
     }
     for (int r = 0; r < NR; ++r) sum[r] = _mm512_reduce_add_ps(acc[r]);
 #endif

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "core/json.h"
 #include "engine/generator.h"
@@ -71,6 +74,21 @@ inline double bf16_logprob_tolerance(const std::string& family) {
     const json::Value ref = json::parse_file(std::string(MOEINFER_SOURCE_DIR) + "/tests/data/goldens/bf16_reference.json");
     if (ref.contains(family)) tol = std::max(tol, ref.at(family).at("worst_top5_logprob_diff").as_number());
     return tol;
+}
+
+// The bf16-tolerance rule over the worst top-5 difference at each prompt position: most positions (90 %) within
+// tol = bf16_logprob_tolerance(family), none beyond 2·tol — a few may be further off where a router near-tie picks
+// another expert, as HF's own bf16 run shows. Prints the spread under `label`; returns the worst difference.
+inline double expect_within_bf16_tolerance(std::vector<double> per_position, const std::string& family,
+                                           const std::string& label) {
+    std::sort(per_position.begin(), per_position.end());
+    const double p90 = per_position[per_position.size() * 9 / 10], worst = per_position.back();
+    const double tol = bf16_logprob_tolerance(family);
+    std::printf("[ %s ] %s: top-5 logprob difference vs HF fp32 p90 %.4f, worst %.4f (tolerance %.4f)\n",
+                family.c_str(), label.c_str(), p90, worst, tol);
+    EXPECT_LT(p90, tol) << family << " " << label;
+    EXPECT_LT(worst, 2 * tol) << family << " " << label;
+    return worst;
 }
 
 // One greedy request per golden prompt, as long as the golden's greedy continuation.

@@ -55,6 +55,7 @@ int cmd_bench(int argc, char** argv) {
     std::vector<int32_t> prompt(p);
     for (auto& id : prompt) id = static_cast<int32_t>(rng() % c.vocab_size);
     std::vector<float> logits(c.vocab_size * B);
+    std::vector<RowSummary> sums(B);  // device decode: each sequence's next token
     std::vector<double> pp, tg;
     for (int64_t r = 0; r <= reps; ++r) {  // repetition 0 warms caches and pages in the weights
         double t_pp = 0;
@@ -71,9 +72,8 @@ int cmd_bench(int argc, char** argv) {
             Batch d;
             for (int64_t s = 0; s < B; ++s) d.add_sequence(&toks[s], 1, p + i, tables[s].blocks.data(), false);
             if (model->device()) {  // greedy on the device, as the engine does: no vocab-sized copy per token
-                std::vector<RowSummary> sum(B);
-                model->forward(d, kv, nullptr, sum.data());
-                for (int64_t s = 0; s < B; ++s) toks[s] = sum[s].token;
+                model->forward(d, kv, nullptr, sums.data());
+                for (int64_t s = 0; s < B; ++s) toks[s] = sums[s].token;
             } else {
                 model->forward(d, kv, logits.data());
                 for (int64_t s = 0; s < B; ++s) {

@@ -2,13 +2,12 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_CUDA ?= build-cuda
-BUILD_PORTABLE ?= build-portable
 CMAKE_FLAGS ?=
 THREADS ?= 2
 DEMO_MODEL ?= models/demo
 DEMO_ARGS ?= --prompt "The old man looked at the" -n 96 --temperature 0.8 --top-p 0.95 --seed 42
 
-.PHONY: all deps build build-cuda run test test-asan test-portable bench clean
+.PHONY: all deps build build-cuda run test test-asan test-kernel-levels bench clean
 
 all: build
 
@@ -43,13 +42,16 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j2 --timeout 900
 
-# The portable build (no -march=native: the scalar fallbacks of every SIMD kernel) and its tests.
-test-portable: deps
-	@cmake -S . -B $(BUILD_PORTABLE) -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEINFER_NATIVE=OFF \
-	  $$(command -v ccache >/dev/null && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache) >/dev/null
-	@cmake --build $(BUILD_PORTABLE)
+# The whole suite again at each lower CPU kernel level this CPU runs (src/backends/cpu/kernel_isa.h: generic, avx2;
+# `make test` ran the best one), so every level's kernels stay tested without another build.
+test-kernel-levels: build
 	@if [ -f scripts/fetch_tokenizers.sh ]; then bash scripts/fetch_tokenizers.sh; fi
-	ctest --test-dir $(BUILD_PORTABLE) --output-on-failure -j2 --timeout 600
+	@for level in avx2 generic; do \
+	  if ! MOEINFER_CPU_KERNELS=$$level $(BUILD)/moeinfer info --model $(DEMO_MODEL) >/dev/null 2>&1; then \
+	    echo "test-kernel-levels: this CPU does not run the $$level kernels; skipped"; continue; fi; \
+	  echo "test-kernel-levels: MOEINFER_CPU_KERNELS=$$level"; \
+	  MOEINFER_CPU_KERNELS=$$level ctest --test-dir $(BUILD) --output-on-failure -j2 --timeout 600 || exit 1; \
+	done
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CUDA) $(BUILD_PORTABLE)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CUDA)

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "backends/cpu/simd.h"
+#include "backends/cpu/elementwise.h"
 #include "core/thread_pool.h"
 
 int main(int argc, char** argv) {
@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
         auto t0 = std::chrono::steady_clock::now();
         parallel_for(n / 4096, [&](int64_t b, int64_t e) {
             double s = 0;
-            for (int64_t i = b; i < e; ++i) s += cpu::dot_f32(buf.data() + i * 4096, ones.data(), 4096);
+            for (int64_t i = b; i < e; ++i) s += cpu::dot(buf.data() + i * 4096, ones.data(), 4096);
             partial[b % partial.size()] += s;
         });
         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

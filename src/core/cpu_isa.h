@@ -1,4 +1,4 @@
-// The instruction sets a build was compiled for against the CPU it runs on. With MOEINFER_NATIVE (the default) the
+// The instruction sets a build was compiled for against the CPU it runs on. With MOEINFER_NATIVE (not the default) the
 // compiler may use any extension of the build machine anywhere, so a binary copied to a CPU without one would die
 // of SIGILL somewhere inside a kernel. A check compiled for the x86-64 baseline runs before any other static
 // initializer (cpu_isa.cpp) and exits with one line naming what is missing and how to rebuild.

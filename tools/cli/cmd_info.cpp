@@ -1,10 +1,12 @@
-// `moeinfer info`: architecture, dimensions, parameter count, weight dtypes, KV-cache bytes per token, and the CPU
-// extensions this build's kernels use (core/cpu_isa.h: a CPU lacking one is refused at start-up).
+// `moeinfer info`: architecture, dimensions, parameter count, weight dtypes, KV-cache bytes per token, the CPU
+// kernel level in use and those this CPU could run (backends/cpu/kernel_isa.h), and any extensions the rest of the
+// build was compiled for (core/cpu_isa.h: none beyond x86-64 unless built with MOEINFER_NATIVE).
 #include <cstdio>
 #include <map>
 
 #include "args.h"
 #include "commands.h"
+#include "backends/cpu/kernel_isa.h"
 #include "core/cpu_isa.h"
 #include "models/model.h"
 
@@ -37,9 +39,11 @@ int cmd_info(int argc, char** argv) {
     std::printf("dtypes:      ");
     for (const auto& [name, n] : dtypes) std::printf(" %s=%lld", name.c_str(), (long long)n);
     std::printf("\nKV cache:     %lld bytes per token (fp32)\n", (long long)c.kv_bytes_per_token());
-    std::printf("build ISA:   ");
+    std::printf("CPU kernels:  %s (this CPU runs:", cpu::kernel_isa_name(cpu::active_kernel_isa()));
+    for (cpu::KernelIsa isa : cpu::supported_kernel_isas()) std::printf(" %s", cpu::kernel_isa_name(isa));
+    std::printf("; MOEINFER_CPU_KERNELS picks one)\nbuild ISA:   ");
     for (const std::string& isa : compiled_isa()) std::printf(" %s", isa.c_str());
-    std::printf("\n");
+    std::printf("%s\n", compiled_isa().empty() ? " x86-64 baseline" : "");
     return 0;
 }
 

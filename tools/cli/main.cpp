@@ -3,6 +3,7 @@
 #include <exception>
 #include <string>
 
+#include "backends/cpu/kernel_isa.h"
 #include "commands.h"
 
 int main(int argc, char** argv) {
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
     }
     const std::string cmd = argv[1];
     try {
+        moeinfer::cpu::active_kernel_isa();  // a bad MOEINFER_CPU_KERNELS is reported before any work starts
         if (cmd == "run") return cmd_run(argc - 2, argv + 2);
         if (cmd == "info") return cmd_info(argc - 2, argv + 2);
         if (cmd == "convert") return cmd_convert(argc - 2, argv + 2);

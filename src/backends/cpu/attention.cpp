@@ -10,10 +10,12 @@
 #include <limits>
 #include <vector>
 
-#include "backends/cpu/simd.h"
 #include "core/thread_pool.h"
 
-namespace moeinfer::cpu {
+#include "backends/cpu/kernel_variant.h"  // after every other include but the kernel-private headers
+#include "backends/cpu/simd.h"
+
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
 namespace {
 
@@ -36,7 +38,7 @@ void write_kv(const float* k, const float* v, int64_t T, const PagedKvMeta& meta
     }
 }
 
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
 namespace {
 
 constexpr int64_t kTransposeMinTokens = 8;  // batches from this size transpose the keys once (transpose_keys)
@@ -172,7 +174,7 @@ void paged_attention(const float* q, int64_t T, const PagedKvMeta& meta, const A
     // gives each thread a contiguous run of items, so this balances the threads (in token order the last thread did
     // about three times the first's work at T = 512 and the others waited).
     auto token_at = [T](int64_t i) { return i % 2 == 0 ? i / 2 : T - 1 - i / 2; };
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
     if (hd % 16 == 0 && (group == 1 || group == 2 || group == 4 || group == 8)) {
         const int64_t nkv = shape.num_kv_heads;
         thread_local std::vector<float> kt;
@@ -241,4 +243,4 @@ void paged_attention(const float* q, int64_t T, const PagedKvMeta& meta, const A
     });
 }
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

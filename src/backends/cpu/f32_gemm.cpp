@@ -8,27 +8,15 @@
 #include <string>
 #include <utility>
 
-#include "backends/cpu/float_rows.h"
-#include "backends/cpu/simd.h"
 #include "core/check.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-#include <immintrin.h>
-#define MOEINFER_F32_GEMM 1
-#if defined(__AVX512BF16__)
-#define MOEINFER_BF16_GEMM 1
-#endif
-#endif
+#include "backends/cpu/kernel_variant.h"  // after every other include but the kernel-private headers
+#include "backends/cpu/float_rows.h"
+#include "backends/cpu/simd.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12's AVX-512 headers fill the unused pass-through operand of unmasked shuffles with _mm512_undefined_ps(), which
-// -Wmaybe-uninitialized then reports at every inlined call; with an all-ones mask that operand is never read.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
-namespace moeinfer::cpu {
-
-#if MOEINFER_F32_GEMM
+#if MOEINFER_AVX512
 namespace {
 
 // Measured on Zen 5 (F16 weights, T = 40..300, K = 1024..5632): NR 12 / 14 and kc 384..1024 are within noise of
@@ -70,11 +58,7 @@ void pack_transposed(const uint8_t* base, size_t row_bytes, int64_t nrows, int64
                 if (i >= rows) {
                     v[i] = _mm512_setzero_ps();
                 } else if constexpr (kPairs) {
-#if MOEINFER_BF16_GEMM
                     v[i] = load32_bf16<D>(p, kc - k);
-#else
-                    MOE_CHECK(false, "f32_gemm: bf16 arithmetic needs AVX512-BF16");
-#endif
                 } else {
                     v[i] = load16<D>(p, first_n(kc - k));
                 }
@@ -112,13 +96,11 @@ void micro_kernel(const float* wp, const float* xp, int64_t ldx, int64_t kc, flo
 #pragma GCC unroll 16
             for (int t = 0; t < NT; ++t) {
                 const __m512 b = _mm512_set1_ps(xk[t]);
-#if MOEINFER_BF16_GEMM
                 if constexpr (kPairs) {
                     a0[t] = _mm512_dpbf16_ps(a0[t], (__m512bh)w0, (__m512bh)b);
                     a1[t] = _mm512_dpbf16_ps(a1[t], (__m512bh)w1, (__m512bh)b);
                     continue;
                 }
-#endif
                 a0[t] = _mm512_fmadd_ps(w0, b, a0[t]);
                 a1[t] = _mm512_fmadd_ps(w1, b, a1[t]);
             }
@@ -201,11 +183,7 @@ void gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t
 }  // namespace
 
 bool f32_gemm_available() { return true; }
-#if MOEINFER_BF16_GEMM
 bool bf16_gemm_available() { return true; }
-#else
-bool bf16_gemm_available() { return false; }
-#endif
 
 void f32_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
               int64_t y_stride, GemmArith arith) {
@@ -225,15 +203,15 @@ void f32_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int
     }
 }
 
-#else  // no AVX-512: callers use micro_gemm
+#else  // below the AVX-512 level: callers use micro_gemm
 
 bool f32_gemm_available() { return false; }
 bool bf16_gemm_available() { return false; }
 
 void f32_gemm(const float*, int64_t, const Tensor& w, int64_t, int64_t, float*, int64_t, GemmArith) {
-    MOE_CHECK(false, "f32_gemm: not built for this target (needs AVX-512)");
+    MOE_CHECK(false, "f32_gemm: needs the avx512 kernel level");
 }
 
 #endif
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

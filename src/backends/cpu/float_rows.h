@@ -3,15 +3,13 @@
 // sequence's products the same whether its tokens were decoded one by one or verified together — so the rounding
 // lives here once.
 #pragma once
-#include <algorithm>
-#include <cstdint>
+#ifndef MOEINFER_KERNEL_LEVEL
+#error "kernel-private header: include backends/cpu/kernel_variant.h before it"
+#endif
 
-#include "core/dtype.h"
+#if MOEINFER_AVX512
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-#include <immintrin.h>
-
-namespace moeinfer::cpu {
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
 inline __mmask16 first_n(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
 
@@ -27,7 +25,7 @@ inline __m512 load16(const void* p, __mmask16 m) {
     }
 }
 
-#if defined(__AVX512BF16__)
+#if MOEINFER_AVX512
 // 32 consecutive elements of a row from p (the first n; the rest read as zero) as 16 bf16 pairs: BF16 as stored,
 // F16 and F32 rounded to bf16 (nearest even).
 template <DType D>
@@ -44,5 +42,5 @@ inline __m512 load32_bf16(const void* p, int64_t n) {
 }
 #endif
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS
 #endif

@@ -5,24 +5,17 @@
 #include <cmath>
 #include <cstring>
 
-#include "backends/cpu/float_rows.h"
-#include "backends/cpu/simd.h"
 #include "core/check.h"
 #include "core/half.h"
 #include "formats/dequant.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "backends/cpu/kernel_variant.h"  // after every other include but the kernel-private headers
+#include "backends/cpu/float_rows.h"
+#include "backends/cpu/simd.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-// As in f32_gemm.cpp: GCC 12's unmasked AVX-512 intrinsics pass _mm512_undefined_* operands that are never read.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
-namespace moeinfer::cpu {
-
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
 static inline __m512 bf16x16_to_f32(const uint16_t* p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
 }
@@ -34,7 +27,7 @@ template <bool BF16, int NR>
 void dot_rows_exact(const float* x, const uint16_t* w, int64_t stride, int64_t n, float* out) {
     int64_t i = 0;
     float sum[NR] = {};
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
     __m512 acc[NR];
     for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
     for (; i + 16 <= n; i += 16) {
@@ -60,7 +53,7 @@ template <bool BF16, int NR>
 void dot_rows_bf16_arith(const float* x, const uint16_t* w, int64_t stride, int64_t n, float* out) {
     int64_t i = 0;
     float sum[NR] = {};
-#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#if MOEINFER_AVX512
     __m512 acc[NR];
     for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
     for (; i + 32 <= n; i += 32) {
@@ -107,7 +100,7 @@ void dot_rows_half(DType wtype, GemmArith arith, const float* x, const uint16_t*
 }
 
 void row_to_f32(DType t, const void* src, float* dst, int64_t n) {
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
     if (t == DType::F16 || t == DType::BF16) {
         const uint16_t* w = static_cast<const uint16_t*>(src);
         int64_t i = 0;
@@ -121,4 +114,4 @@ void row_to_f32(DType t, const void* src, float* dst, int64_t n) {
     dequantize_row(t, src, dst, n);
 }
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

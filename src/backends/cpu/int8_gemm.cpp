@@ -11,14 +11,12 @@
 #include <cstring>
 
 #include "backends/cpu/panel_gemm.h"
-#include "backends/cpu/simd.h"
 #include "core/half.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "backends/cpu/kernel_variant.h"  // after every other include but the kernel-private headers
+#include "backends/cpu/simd.h"
 
-namespace moeinfer::cpu {
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
 void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& out) {
     out.T = T;
@@ -39,7 +37,7 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
     for (int64_t t = 0; t < T; ++t)
         for (int64_t b = 0; b < out.nb; ++b) {
             const float* v = x + t * K + b * 32;
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
             // The scalar definition (#else), 16 lanes at a time (the same IEEE operations, so the same bytes: cvtps
             // rounds to nearest even as lrintf does under the default rounding mode).
             const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
@@ -104,7 +102,7 @@ __attribute__((noinline, optimize("no-tree-vectorize"))) int32_t block_dot_scala
     return s;
 }
 
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if MOEINFER_AVX512
 template <bool Q4>
 struct Format {
     static constexpr int kBytes = Q4 ? kQ4_0Bytes : kQ8_0Bytes;
@@ -184,7 +182,7 @@ inline int load_u16(const uint8_t* p) {
     return v;
 }
 
-#if defined(__AVX512VBMI__)
+#if MOEINFER_AVX512
 // Where q4_group_kernel's permutes take their bytes from, in the 72 bytes of four Q4_0 blocks: quant byte j of the
 // gathered register is byte 16·(j / 16) + j % 16 of block j / 16 (after its 2-byte scale); scale word j (of 16) is
 // block j / 4's. Built at compile time, not per call.
@@ -213,7 +211,7 @@ void q4_group_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t
         for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
     const __m512i low = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-#if defined(__AVX512VBMI__)
+#if MOEINFER_AVX512
     // The 4 blocks are 72 bytes: one 64-byte load and an 8-byte masked one hold them; one byte permute gathers the
     // 4 × 16 quant bytes and one word permute spreads the 4 fp16 scales over lane quarters (instead of 4 + 4 narrow
     // loads and 6 inserts, which left decode bound on the shuffle ports).
@@ -226,7 +224,7 @@ void q4_group_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t
         __m512 dw[NR];
         for (int r = 0; r < NR; ++r) {
             const uint8_t* blk = wrow[r] + g * 4 * kQ4_0Bytes;
-#if defined(__AVX512VBMI__)
+#if MOEINFER_AVX512
             const __m512i head = _mm512_loadu_si512(blk);
             const __m512i v = _mm512_permutex2var_epi8(head, quant_index, _mm512_maskz_loadu_epi8(0xff, blk + 64));
             lo[r] = _mm512_and_si512(v, low);
@@ -288,7 +286,6 @@ Kernel q4_group_pick(int64_t nr, int64_t nt) {
     }
 }
 
-
 template <bool Q4, int NR>
 Kernel pick_nt(int64_t nt) {
     switch (nt) {
@@ -314,7 +311,7 @@ Kernel pick(int64_t nr, int64_t nt) {
 void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
                float* y, int64_t y_stride) {
     const bool q4 = w.dtype == DType::Q4_0;
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if MOEINFER_AVX512
     constexpr int64_t kRows = 4, kTokens = 3;  // 12 accumulators + operands fit the 32 vector registers
     const auto* base = static_cast<const uint8_t*>(w.data);
     const size_t row_bytes = w.row_bytes();  // once: Tensor::row() recomputes it (a table lookup) per call
@@ -344,4 +341,4 @@ void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Acti
 #endif
 }
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

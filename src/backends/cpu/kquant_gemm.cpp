@@ -11,19 +11,18 @@
 #include <vector>
 
 #include "backends/cpu/int8_gemm.h"
-#include "backends/cpu/kquant_unpack.h"
 #include "core/half.h"
 #include "formats/dequant.h"
 #include "formats/kquants.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "backends/cpu/kernel_variant.h"  // after every other include but the kernel-private headers
+#include "backends/cpu/kquant_unpack.h"
+#include "backends/cpu/simd.h"
 
-namespace moeinfer::cpu {
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 namespace {
 
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if MOEINFER_AVX512
 constexpr int kTokens = 4;
 
 inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
@@ -130,7 +129,7 @@ void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
 void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
                  float* y, int64_t y_stride) {
     const int64_t nsb = a.K / 256;
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if MOEINFER_AVX512
     // Token counts as template parameters: a decode row (one token) runs a loop with no per-token bookkeeping.
     using Kernel = void (*)(const uint8_t*, int64_t, const Q8Activations&, int64_t, float*, int64_t);
     static constexpr Kernel kQ4[kTokens] = {q4k_row<false, 1>, q4k_row<false, 2>, q4k_row<false, 3>, q4k_row<false, 4>};
@@ -165,4 +164,4 @@ void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Ac
 #endif
 }
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

@@ -1,17 +1,15 @@
 // K-quant super-blocks (256 elements) unpacked to one byte per element with AVX-512 VL, shared by the decode row
 // kernels (kquant_gemm.cpp) and the prefill panels (panel_gemm.cpp).
 #pragma once
-#include <cstdint>
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
+#ifndef MOEINFER_KERNEL_LEVEL
+#error "kernel-private header: include backends/cpu/kernel_variant.h before it"
 #endif
 
-namespace moeinfer::cpu {
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
 constexpr int kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;  // bytes per super-block
 
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
 
 // Q4_K / Q5_K chunk c (0..3) of the super-block at blk: lo = the 32 elements of sub-block 2c, hi = those of 2c + 1,
 // each 0..15 (Q4_K) or 0..31 (Q5_K). The quants are 32 bytes of nibbles per chunk (low = 2c, high = 2c + 1) after
@@ -48,4 +46,4 @@ inline void q6k_half(const uint8_t* blk, int h, __m256i (&q)[4]) {
 
 #endif
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

@@ -1,14 +1,15 @@
 // Micro-kernel (see microkernel.h): one template per (rows, tokens) shape up to 4×4, tails of K masked.
 #include "backends/cpu/microkernel.h"
 
+#include "backends/cpu/kernel_variant.h"  // after every other include but the kernel-private headers
 #include "backends/cpu/simd.h"
 
-namespace moeinfer::cpu {
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 namespace {
 
 template <int NR, int NT>
 void kernel(const float* w, const float* x, int64_t xs, int64_t K, float* y, int64_t ys) {
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
     __m512 acc[NR][NT];
     for (int r = 0; r < NR; ++r)
         for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
@@ -64,4 +65,4 @@ void micro_gemm(const float* w, int64_t nr, const float* x, int64_t x_stride, in
     k(w, x, x_stride, K, y, y_stride);
 }
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

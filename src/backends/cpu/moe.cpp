@@ -6,7 +6,6 @@
 #include <numeric>
 
 #include "backends/cpu/elementwise.h"
-#include "backends/cpu/simd.h"
 #include "core/thread_pool.h"
 
 namespace moeinfer::cpu {
@@ -55,7 +54,7 @@ void combine_rows(const float* y, const ExpertPermutation& perm, const float* we
     parallel_for(T, [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t)
             for (int64_t s = 0; s < k; ++s)
-                axpy_f32(weights[t * k + s], y + int64_t(perm.slot_row[t * k + s]) * n, out + t * n, n);
+                axpy(weights[t * k + s], y + int64_t(perm.slot_row[t * k + s]) * n, out + t * n, n);
     });
 }
 

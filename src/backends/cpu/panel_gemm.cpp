@@ -16,17 +16,16 @@
 #include <cstring>
 #include <vector>
 
-#include "backends/cpu/kquant_unpack.h"
 #include "core/half.h"
 #include "formats/kquants.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "backends/cpu/kernel_variant.h"  // after every other include but the kernel-private headers
+#include "backends/cpu/kquant_unpack.h"
+#include "backends/cpu/simd.h"
 
-namespace moeinfer::cpu {
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if MOEINFER_AVX512
 namespace {
 
 constexpr int kRows = 16;
@@ -284,4 +283,4 @@ int64_t panel_gemm(const Tensor&, int64_t row_begin, int64_t, const Q8Activation
 
 #endif
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

@@ -1,14 +1,26 @@
-// Small fp32 vector primitives shared by the CPU kernels. AVX-512 / AVX2 paths are picked at compile time
-// (the build targets the host CPU); the scalar loop is the reference and the fallback.
+// Small vector primitives shared by the CPU kernels, in the AVX-512 / AVX2 form of the level being compiled
+// (kernel_variant.h); the scalar loop is the reference and the generic level's code.
 #pragma once
-#include <cmath>
-#include <cstdint>
-
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
+#ifndef MOEINFER_KERNEL_LEVEL
+#error "kernel-private header: include backends/cpu/kernel_variant.h before it"
 #endif
 
-namespace moeinfer::cpu {
+namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
+
+// core/half.h's conversions were compiled for the baseline (no F16C): inside the kernels these take their place —
+// unqualified calls find them first — so a block's fp16 scale costs one instruction from the AVX2 level up.
+inline float fp16_to_fp32(uint16_t h) {
+#if MOEINFER_AVX2
+    return _cvtsh_ss(h);
+#else
+    return moeinfer::fp16_to_fp32(h);
+#endif
+}
+inline float fp16_at(const void* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return fp16_to_fp32(h);
+}
 
 // Decode kernels read each weight once, NR rows at a time. NR rows of a few KB are NR short streams the hardware
 // prefetcher hardly trains on (perf: the kernels stalled on their loads). A matrix's rows are contiguous, so the
@@ -16,7 +28,7 @@ namespace moeinfer::cpu {
 // (slice_bytes = NR × the bytes a step reads per row), so they arrive a whole block of rows — hundreds of ns —
 // ahead. Prefetches never fault, so the slices past a matrix's end are harmless.
 inline void prefetch_next_rows(const void* last_row, int64_t row_bytes, int64_t slice_bytes, int64_t i) {
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if MOEINFER_AVX2
     const char* p = static_cast<const char*>(last_row) + row_bytes + i * slice_bytes;
     for (int64_t l = 0; l < slice_bytes; l += 64) _mm_prefetch(p + l, _MM_HINT_T0);
 #else
@@ -27,7 +39,7 @@ inline void prefetch_next_rows(const void* last_row, int64_t row_bytes, int64_t 
 inline float dot_f32(const float* a, const float* b, int64_t n) {
     int64_t i = 0;
     float sum = 0.f;
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (; i + 32 <= n; i += 32) {
         acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
@@ -35,7 +47,7 @@ inline float dot_f32(const float* a, const float* b, int64_t n) {
     }
     for (; i + 16 <= n; i += 16) acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
     sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-#elif defined(__AVX2__)
+#elif MOEINFER_AVX2
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     for (; i + 16 <= n; i += 16) {
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
@@ -54,7 +66,7 @@ inline float dot_f32(const float* a, const float* b, int64_t n) {
 // y[i] += a * x[i]
 inline void axpy_f32(float a, const float* x, float* y, int64_t n) {
     int64_t i = 0;
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
     __m512 va = _mm512_set1_ps(a);
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
@@ -62,7 +74,7 @@ inline void axpy_f32(float a, const float* x, float* y, int64_t n) {
     for (; i < n; ++i) y[i] += a * x[i];
 }
 
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
 // In-register transpose of a 16 × 16 block: v[i] lane j ← v[j] lane i. Interleave pairs of rows (32-bit), then
 // pairs of pairs (64-bit), which leaves each 128-bit lane holding a 4 × 4 sub-block; two rounds of 128-bit lane
 // shuffles then transpose the 4 × 4 arrangement of those lanes.
@@ -101,7 +113,7 @@ inline void scale_f32(float* y, float s, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] *= s;
 }
 
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
 // e^x for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so r stays exact), e^r by its Taylor
 // series to degree 7 (relative error below 2e-7, about float rounding), then scaled by 2^n. Inputs below −87 give 0
 // (as the attention softmax wants for −inf), above 88 +inf.
@@ -127,7 +139,7 @@ inline __m512 exp_ps(__m512 x) {
 inline double exp_shifted_f32(float* x, float m, int64_t n) {
     int64_t i = 0;
     double sum = 0;
-#if defined(__AVX512F__)
+#if MOEINFER_AVX512
     const __m512 vm = _mm512_set1_ps(m);
     for (; i < n; i += 16) {
         const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
@@ -140,4 +152,4 @@ inline double exp_shifted_f32(float* x, float m, int64_t n) {
     return sum;
 }
 
-}  // namespace moeinfer::cpu
+}  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

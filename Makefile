@@ -7,7 +7,7 @@ THREADS ?= 2
 DEMO_MODEL ?= models/demo
 DEMO_ARGS ?= --prompt "The old man looked at the" -n 96 --temperature 0.8 --top-p 0.95 --seed 42
 
-.PHONY: all deps build build-cuda run test test-asan test-kernel-levels bench clean
+.PHONY: all deps build build-cuda run test test-asan test-kernel-levels test-emulated bench clean
 
 all: build
 
@@ -52,6 +52,12 @@ test-kernel-levels: build
 	  echo "test-kernel-levels: MOEINFER_CPU_KERNELS=$$level"; \
 	  MOEINFER_CPU_KERNELS=$$level ctest --test-dir $(BUILD) --output-on-failure -j2 --timeout 600 || exit 1; \
 	done
+
+# The unit suite on an emulated CPU without AVX-512 (qemu-x86_64 -cpu Haswell): the avx2 kernels chosen at run time,
+# and proof that no AVX-512 instruction runs outside the avx512 level (the emulator has none: it would be SIGILL).
+test-emulated: build
+	@if [ -f scripts/fetch_tokenizers.sh ]; then bash scripts/fetch_tokenizers.sh; fi
+	qemu-x86_64 -cpu Haswell $(BUILD)/moeinfer_tests --gtest_brief=1
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CUDA)

@@ -10,6 +10,8 @@ command -v npm >/dev/null || need+=(npm)
 command -v python3 >/dev/null || need+=(python3)
 [ -f /usr/include/gtest/gtest.h ] || need+=(libgtest-dev)
 dpkg -s python3-numpy >/dev/null 2>&1 || need+=(python3-numpy)
+# qemu-x86_64 runs the CLI on emulated CPUs without AVX-512 / AVX (tests/cli/kernel_levels_emulated.sh).
+command -v qemu-x86_64 >/dev/null || need+=(qemu-user)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install_deps: installing ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then

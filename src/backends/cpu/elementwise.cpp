@@ -40,6 +40,13 @@ void silu_mul(const float* gate, const float* up, int64_t in_stride, int64_t row
                 const __m512 sig = _mm512_div_ps(gv, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
                 _mm512_storeu_ps(o + i, _mm512_mul_ps(sig, _mm512_loadu_ps(u + i)));
             }
+#elif MOEINFER_AVX2
+            const __m256 one = _mm256_set1_ps(1.0f);
+            for (; i + 8 <= n; i += 8) {
+                const __m256 gv = _mm256_loadu_ps(g + i);
+                const __m256 sig = _mm256_div_ps(gv, _mm256_add_ps(one, exp256_ps(_mm256_sub_ps(_mm256_setzero_ps(), gv))));
+                _mm256_storeu_ps(o + i, _mm256_mul_ps(sig, _mm256_loadu_ps(u + i)));
+            }
 #endif
             for (; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
         }

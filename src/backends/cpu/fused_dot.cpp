@@ -20,6 +20,15 @@ static inline __m512 bf16x16_to_f32(const uint16_t* p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
 }
 #endif
+#if MOEINFER_AVX2
+// 8 F16 or BF16 weights as fp32.
+template <bool BF16>
+inline __m256 half8_to_f32(const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128((const __m128i*)p);
+    if constexpr (BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtph_ps(h);
+}
+#endif
 
 namespace {
 
@@ -40,6 +49,15 @@ void dot_rows_exact(const float* x, const uint16_t* w, int64_t stride, int64_t n
         }
     }
     for (int r = 0; r < NR; ++r) sum[r] = _mm512_reduce_add_ps(acc[r]);
+#elif MOEINFER_AVX2
+    __m256 acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        if constexpr (NR > 1) prefetch_next_rows(w + (NR - 1) * stride, stride * 2, NR * 16, i / 8);
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        for (int r = 0; r < NR; ++r) acc[r] = _mm256_fmadd_ps(xv, half8_to_f32<BF16>(w + r * stride + i), acc[r]);
+    }
+    for (int r = 0; r < NR; ++r) sum[r] = hsum256(acc[r]);
 #endif
     for (; i < n; ++i)
         for (int r = 0; r < NR; ++r) sum[r] += x[i] * (BF16 ? bf16_to_fp32(w[r * stride + i]) : fp16_to_fp32(w[r * stride + i]));
@@ -107,6 +125,16 @@ void row_to_f32(DType t, const void* src, float* dst, int64_t n) {
         for (; i + 16 <= n; i += 16)
             _mm512_storeu_ps(dst + i, t == DType::F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w + i)))
                                                       : bf16x16_to_f32(w + i));
+        for (; i < n; ++i) dst[i] = t == DType::F16 ? fp16_to_fp32(w[i]) : bf16_to_fp32(w[i]);
+        return;
+    }
+#endif
+#if MOEINFER_AVX2 && !MOEINFER_AVX512
+    if (t == DType::F16 || t == DType::BF16) {
+        const uint16_t* w = static_cast<const uint16_t*>(src);
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, t == DType::F16 ? half8_to_f32<false>(w + i) : half8_to_f32<true>(w + i));
         for (; i < n; ++i) dst[i] = t == DType::F16 ? fp16_to_fp32(w[i]) : bf16_to_fp32(w[i]);
         return;
     }

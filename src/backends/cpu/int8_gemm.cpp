@@ -51,6 +51,32 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
             _mm256_storeu_si256((__m256i*)(out.q.data() + t * K + b * 32), qb);
             _mm256_storeu_si256((__m256i*)(out.qu.data() + t * K + b * 32), qub);
             out.sum[t * out.nb + b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+#elif MOEINFER_AVX2
+            // The same operations 8 lanes at a time (same bytes as the scalar definition).
+            __m256 v8[4];
+            __m256 amax8 = _mm256_setzero_ps();
+            const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+            for (int j = 0; j < 4; ++j) {
+                v8[j] = _mm256_loadu_ps(v + 8 * j);
+                amax8 = _mm256_max_ps(amax8, _mm256_and_ps(v8[j], abs_mask));
+            }
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            const float vmax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+            out.d[t * out.nb + b] = vmax / 127.0f;
+            const __m256 vinv = _mm256_set1_ps(vmax > 0 ? 127.0f / vmax : 0.0f);
+            __m256i q32[4];
+            for (int j = 0; j < 4; ++j) q32[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v8[j], vinv));
+            // packs work within 128-bit lanes: bytes come out in dword order 0 2 4 6 1 3 5 7 — put them back.
+            const __m256i q16 = _mm256_packs_epi16(_mm256_packs_epi32(q32[0], q32[1]), _mm256_packs_epi32(q32[2], q32[3]));
+            const __m256i qb = _mm256_permutevar8x32_epi32(q16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            const __m256i qub = _mm256_xor_si256(qb, _mm256_set1_epi8(char(0x80)));
+            _mm256_storeu_si256((__m256i*)(out.q.data() + t * K + b * 32), qb);
+            _mm256_storeu_si256((__m256i*)(out.qu.data() + t * K + b * 32), qub);
+            const __m256i s8 = _mm256_add_epi32(_mm256_add_epi32(q32[0], q32[1]), _mm256_add_epi32(q32[2], q32[3]));
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+            out.sum[t * out.nb + b] = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1)));
 #else
             float amax = 0;
             for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
@@ -174,13 +200,59 @@ void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, floa
         }
 }
 
-using Kernel = void (*)(const uint8_t* const*, const Q8Activations&, int64_t, float*, int64_t);
-
-inline int load_u16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
+#elif MOEINFER_AVX2
+// Without VNNI: VPMADDUBSW multiplies unsigned by signed bytes into int16 pair sums that saturate, so each format
+// keeps them below 2^15 — Q4_0 nibbles n ≤ 15 times q (|q| ≤ 127), with 8·q (the zero point) subtracted in int16;
+// Q8_0 as |w| times q carrying w's sign (VPSIGNB), |w|·|q|·2 ≤ 32512 — and VPMADDWD by ones widens them to int32.
+// One 32-element block per step; NR rows × NT tokens.
+template <bool Q4, int NR, int NT>
+void kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    constexpr int kBytes = Q4 ? kQ4_0Bytes : kQ8_0Bytes;
+    const int64_t nb = a.nb, K = a.K;
+    const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+    __m256 acc[NR][NT];
+    for (int r = 0; r < NR; ++r)
+        for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        if constexpr (NT == 1) prefetch_next_rows(wrow[NR - 1], nb * kBytes, NR * kBytes, b);
+        __m256i w[NR];
+        float dw[NR];
+        for (int r = 0; r < NR; ++r) {
+            const uint8_t* blk = wrow[r] + b * kBytes;
+            dw[r] = fp16_at(blk);
+            if constexpr (Q4) {
+                const __m128i p = _mm_loadu_si128((const __m128i*)(blk + 2));
+                w[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), low);
+            } else {
+                w[r] = _mm256_loadu_si256((const __m256i*)(blk + 2));
+            }
+        }
+        for (int t = 0; t < NT; ++t) {
+            const int64_t row = t0 + t;
+            const __m256i x = _mm256_loadu_si256((const __m256i*)(a.q.data() + row * K + b * 32));
+            const float dx = a.d[row * nb + b];
+            __m256i corr = _mm256_setzero_si256();
+            if constexpr (Q4) corr = _mm256_maddubs_epi16(eight, x);
+            for (int r = 0; r < NR; ++r) {
+                const __m256i p16 = Q4 ? _mm256_sub_epi16(_mm256_maddubs_epi16(w[r], x), corr)
+                                       : _mm256_maddubs_epi16(_mm256_sign_epi8(w[r], w[r]), _mm256_sign_epi8(x, w[r]));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)),
+                                            _mm256_set1_ps(dw[r] * dx), acc[r][t]);
+            }
+        }
+    }
+    for (int t = 0; t < NT; ++t)
+        for (int r = 0; r < NR; ++r) y[t * ys + r] = hsum256(acc[r][t]);
 }
+#endif
+
+#if MOEINFER_AVX2
+constexpr int64_t kRows = 4;
+// Tokens per kernel call: with AVX-512 12 accumulators + operands fit the 32 vector registers, with AVX2 8 in 16.
+constexpr int64_t kTokens = MOEINFER_AVX512 ? 3 : 2;
+
+using Kernel = void (*)(const uint8_t* const*, const Q8Activations&, int64_t, float*, int64_t);
+#endif
 
 #if MOEINFER_AVX512
 // Where q4_group_kernel's permutes take their bytes from, in the 72 bytes of four Q4_0 blocks: quant byte j of the
@@ -197,7 +269,6 @@ constexpr Q4GroupIndex make_q4_group_index() {
     return x;
 }
 constexpr Q4GroupIndex kQ4GroupIndex = make_q4_group_index();
-#endif
 
 // Q4_0 with activations in q4i order: four blocks per step. Their 4 × 16 packed bytes fill one register; the low
 // nibbles are elements 0-15 of each block and the high nibbles 16-31, matching q4i, so lanes 4b..4b+3 of the two
@@ -211,45 +282,22 @@ void q4_group_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t
         for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
     const __m512i low = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-#if MOEINFER_AVX512
     // The 4 blocks are 72 bytes: one 64-byte load and an 8-byte masked one hold them; one byte permute gathers the
     // 4 × 16 quant bytes and one word permute spreads the 4 fp16 scales over lane quarters (instead of 4 + 4 narrow
     // loads and 6 inserts, which left decode bound on the shuffle ports).
     const __m512i quant_index = _mm512_load_si512(kQ4GroupIndex.quant);
     const __m512i scale_index = _mm512_load_si512(kQ4GroupIndex.scale);
-#endif
     for (int64_t g = 0; g < groups; ++g) {
         if constexpr (NT == 1) prefetch_next_rows(wrow[NR - 1], groups * 4 * kQ4_0Bytes, NR * 4 * kQ4_0Bytes, g);
         __m512i lo[NR], hi[NR];
         __m512 dw[NR];
         for (int r = 0; r < NR; ++r) {
             const uint8_t* blk = wrow[r] + g * 4 * kQ4_0Bytes;
-#if MOEINFER_AVX512
             const __m512i head = _mm512_loadu_si512(blk);
             const __m512i v = _mm512_permutex2var_epi8(head, quant_index, _mm512_maskz_loadu_epi8(0xff, blk + 64));
             lo[r] = _mm512_and_si512(v, low);
             hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
             dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_index, head)));
-#else
-            __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i*)(blk + 2)));
-            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + kQ4_0Bytes + 2)), 1);
-            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 2 * kQ4_0Bytes + 2)), 2);
-            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 3 * kQ4_0Bytes + 2)), 3);
-            lo[r] = _mm512_and_si512(v, low);
-            hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-            __m128i h;
-            if constexpr (NT == 1) {  // decode: gathered in a register (narrow stores + a wide load stall forwarding)
-                h = _mm_cvtsi32_si128(load_u16(blk));
-                h = _mm_insert_epi16(h, load_u16(blk + kQ4_0Bytes), 1);
-                h = _mm_insert_epi16(h, load_u16(blk + 2 * kQ4_0Bytes), 2);
-                h = _mm_insert_epi16(h, load_u16(blk + 3 * kQ4_0Bytes), 3);
-            } else {  // measured faster when the scales serve several tokens
-                uint16_t hs[4];
-                for (int b = 0; b < 4; ++b) std::memcpy(&hs[b], blk + b * kQ4_0Bytes, 2);
-                h = _mm_loadl_epi64((const __m128i*)hs);
-            }
-            dw[r] = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
-#endif
         }
         for (int t = 0; t < NT; ++t) {
             const int8_t* xq = a.q4i.data() + (t0 + t) * K + g * 128;
@@ -286,12 +334,15 @@ Kernel q4_group_pick(int64_t nr, int64_t nt) {
     }
 }
 
+#endif
+
+#if MOEINFER_AVX2
 template <bool Q4, int NR>
 Kernel pick_nt(int64_t nt) {
     switch (nt) {
         case 1: return kernel<Q4, NR, 1>;
         case 2: return kernel<Q4, NR, 2>;
-        default: return kernel<Q4, NR, 3>;
+        default: return kernel<Q4, NR, kTokens>;
     }
 }
 
@@ -311,19 +362,20 @@ Kernel pick(int64_t nr, int64_t nt) {
 void int8_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
                float* y, int64_t y_stride) {
     const bool q4 = w.dtype == DType::Q4_0;
-#if MOEINFER_AVX512
-    constexpr int64_t kRows = 4, kTokens = 3;  // 12 accumulators + operands fit the 32 vector registers
+#if MOEINFER_AVX2
     const auto* base = static_cast<const uint8_t*>(w.data);
     const size_t row_bytes = w.row_bytes();  // once: Tensor::row() recomputes it (a table lookup) per call
     for (int64_t r = row_begin; r < row_end; r += kRows) {
         const int64_t nr = std::min(kRows, row_end - r);
         const uint8_t* rows[kRows];
         for (int64_t i = 0; i < nr; ++i) rows[i] = base + (r + i) * row_bytes;
-        const bool groups = q4 && !a.q4i.empty();  // Q4_0 rows with K % 128 == 0: the four-block kernel
         for (int64_t t = 0; t < nt; t += kTokens) {
             const int64_t n = std::min(kTokens, nt - t);
-            (groups ? q4_group_pick(nr, n) : q4 ? pick<true>(nr, n) : pick<false>(nr, n))(rows, a, t0 + t,
-                                                                                          y + t * y_stride + r, y_stride);
+            Kernel k = q4 ? pick<true>(nr, n) : pick<false>(nr, n);
+#if MOEINFER_AVX512
+            if (q4 && !a.q4i.empty()) k = q4_group_pick(nr, n);  // Q4_0 rows with K % 128 == 0: four blocks a step
+#endif
+            k(rows, a, t0 + t, y + t * y_stride + r, y_stride);
         }
     }
 #else

@@ -5,7 +5,8 @@
 //  - Q6_K: a 128-element half is ql[64] + qh[32]; groups of 32 take low/high nibbles of ql and 2-bit fields of qh;
 //    x = d·sc16·(q − 32): the −32 is subtracted lane-wise as 32·Σqa over each lane's 4 elements, and each 4-lane
 //    quarter (16 elements) gets its own int8 scale.
-// Weights are unpacked once per chunk and reused for up to kTokens tokens (prefill goes to panel_gemm.h).
+// Weights are unpacked once per chunk and reused for up to kTokens tokens (prefill goes to panel_gemm.h). The AVX2
+// level has the same rows without VNNI (below).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -122,6 +123,83 @@ void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
     for (int t = 0; t < nt; ++t) y[t * ys] = _mm512_reduce_add_ps(acc[t]);
 }
 
+#elif MOEINFER_AVX2
+// Without VNNI: a 32-element sub-block per 256-bit register, VPMADDUBSW of the unsigned quants (≤ 15, 31 or 63) by
+// the signed activations — pair sums ≤ 63·127·2 stay below 2^15 — widened to int32 by VPMADDWD (by ones, or for
+// Q6_K by each 16-element half's scale). Chunk by chunk, so the unpacked weights need only two registers.
+constexpr int kTokens = 2;
+
+// Lane j of v in every lane.
+inline __m256 lane(__m256 v, int j) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(j)); }
+
+template <bool Q5, int NT>
+void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[NT], mins[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = mins[t] = _mm256_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+        const uint8_t* blk = row + sb * kBytes;
+        uint64_t sc_bytes, m_bytes;
+        unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
+        const __m256 scf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc_bytes)))),
+                                         _mm256_set1_ps(fp16_at(blk)));
+        const __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m_bytes)))),
+                                        _mm256_set1_ps(fp16_at(blk + 2)));
+        __m256 p[NT];  // d·sc_j·dx_j: sub-block j's scale for each token
+        for (int t = 0; t < NT; ++t) {
+            const int64_t ab = (t0 + t) * a.nb + sb * 8;
+            const __m256 dx = _mm256_loadu_ps(a.d.data() + ab);
+            p[t] = _mm256_mul_ps(scf, dx);
+            const __m256 sums = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i*)(a.sum.data() + ab)));
+            mins[t] = _mm256_fmadd_ps(mf, _mm256_mul_ps(dx, sums), mins[t]);
+        }
+        __m256i qh = _mm256_setzero_si256();  // Q5_K: the fifth bits of all 256 elements
+        if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
+        for (int c = 0; c < 4; ++c) {
+            __m256i w[2];
+            q45k_chunk<Q5>(blk, c, qh, w[0], w[1]);
+            for (int t = 0; t < NT; ++t) {
+                const int8_t* xq = a.q.data() + (t0 + t) * a.K + sb * 256 + 64 * c;
+                for (int i = 0; i < 2; ++i) {
+                    const __m256i x = _mm256_loadu_si256((const __m256i*)(xq + 32 * i));
+                    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(w[i], x), ones);
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), lane(p[t], 2 * c + i), acc[t]);
+                }
+            }
+        }
+    }
+    for (int t = 0; t < NT; ++t) y[t * ys] = hsum256(acc[t]) - hsum256(mins[t]);
+}
+
+template <int NT>
+void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0, float* y, int64_t ys) {
+    const __m256i offset = _mm256_set1_epi8(32);
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+        const uint8_t* blk = row + sb * kQ6KBytes;
+        const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+        const __m256 d = _mm256_set1_ps(fp16_at(blk + 208));
+        __m256 p[NT];  // d·dx_g for the 8 activation blocks of the super-block
+        for (int t = 0; t < NT; ++t) p[t] = _mm256_mul_ps(d, _mm256_loadu_ps(a.d.data() + (t0 + t) * a.nb + sb * 8));
+        for (int h = 0; h < 2; ++h) {
+            __m256i q[4];
+            q6k_half(blk, h, q);
+            for (int c = 0; c < 4; ++c) {
+                const int g = 4 * h + c;  // elements 32g .. 32g + 31: scales 2g (first 16) and 2g + 1
+                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
+                for (int t = 0; t < NT; ++t) {
+                    const __m256i x = _mm256_loadu_si256((const __m256i*)(a.q.data() + (t0 + t) * a.K + sb * 256 + 32 * g));
+                    const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[c], x), _mm256_maddubs_epi16(offset, x));
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scales)), lane(p[t], g), acc[t]);
+                }
+            }
+        }
+    }
+    for (int t = 0; t < NT; ++t) y[t * ys] = hsum256(acc[t]);
+}
+
 #endif
 
 }  // namespace
@@ -129,12 +207,18 @@ void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
 void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Activations& a, int64_t t0, int64_t nt,
                  float* y, int64_t y_stride) {
     const int64_t nsb = a.K / 256;
-#if MOEINFER_AVX512
+#if MOEINFER_AVX2
     // Token counts as template parameters: a decode row (one token) runs a loop with no per-token bookkeeping.
     using Kernel = void (*)(const uint8_t*, int64_t, const Q8Activations&, int64_t, float*, int64_t);
+#if MOEINFER_AVX512
     static constexpr Kernel kQ4[kTokens] = {q4k_row<false, 1>, q4k_row<false, 2>, q4k_row<false, 3>, q4k_row<false, 4>};
     static constexpr Kernel kQ5[kTokens] = {q4k_row<true, 1>, q4k_row<true, 2>, q4k_row<true, 3>, q4k_row<true, 4>};
     static constexpr Kernel kQ6[kTokens] = {q6k_row<1>, q6k_row<2>, q6k_row<3>, q6k_row<4>};
+#else
+    static constexpr Kernel kQ4[kTokens] = {q4k_row<false, 1>, q4k_row<false, 2>};
+    static constexpr Kernel kQ5[kTokens] = {q4k_row<true, 1>, q4k_row<true, 2>};
+    static constexpr Kernel kQ6[kTokens] = {q6k_row<1>, q6k_row<2>};
+#endif
     const Kernel* kernels = w.dtype == DType::Q4_K ? kQ4 : w.dtype == DType::Q5_K ? kQ5 : kQ6;
     // Rows in blocks of kRowBlock, token chunks inside: a chunk's activations (kTokens rows of K bytes) stay in L1
     // while the block's rows use them, instead of every row streaming all tokens' activations from L2.

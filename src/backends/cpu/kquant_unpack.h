@@ -1,4 +1,4 @@
-// K-quant super-blocks (256 elements) unpacked to one byte per element with AVX-512 VL, shared by the decode row
+// K-quant super-blocks (256 elements) unpacked to one byte per element in 256-bit registers, shared by the decode row
 // kernels (kquant_gemm.cpp) and the prefill panels (panel_gemm.cpp).
 #pragma once
 #ifndef MOEINFER_KERNEL_LEVEL
@@ -9,7 +9,7 @@ namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
 constexpr int kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;  // bytes per super-block
 
-#if MOEINFER_AVX512
+#if MOEINFER_AVX2
 
 // Q4_K / Q5_K chunk c (0..3) of the super-block at blk: lo = the 32 elements of sub-block 2c, hi = those of 2c + 1,
 // each 0..15 (Q4_K) or 0..31 (Q5_K). The quants are 32 bytes of nibbles per chunk (low = 2c, high = 2c + 1) after

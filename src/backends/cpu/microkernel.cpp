@@ -33,6 +33,25 @@ void kernel(const float* w, const float* x, int64_t xs, int64_t K, float* y, int
     }
     for (int t = 0; t < NT; ++t)
         for (int r = 0; r < NR; ++r) y[t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
+#elif MOEINFER_AVX2
+    __m256 acc[NR][NT];
+    for (int r = 0; r < NR; ++r)
+        for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 xv[NT];
+        for (int t = 0; t < NT; ++t) xv[t] = _mm256_loadu_ps(x + t * xs + k);
+        for (int r = 0; r < NR; ++r) {
+            const __m256 wv = _mm256_loadu_ps(w + r * K + k);
+            for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t)
+        for (int r = 0; r < NR; ++r) {
+            float s = hsum256(acc[r][t]);
+            for (int64_t kk = k; kk < K; ++kk) s += w[r * K + kk] * x[t * xs + kk];
+            y[t * ys + r] = s;
+        }
 #else
     for (int t = 0; t < NT; ++t)
         for (int r = 0; r < NR; ++r) y[t * ys + r] = dot_f32(w + r * K, x + t * xs, K);

@@ -36,6 +36,15 @@ inline void prefetch_next_rows(const void* last_row, int64_t row_bytes, int64_t 
 #endif
 }
 
+#if MOEINFER_AVX2
+// The sum of 8 lanes.
+inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+#endif
+
 inline float dot_f32(const float* a, const float* b, int64_t n) {
     int64_t i = 0;
     float sum = 0.f;
@@ -53,11 +62,7 @@ inline float dot_f32(const float* a, const float* b, int64_t n) {
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
         acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
     }
-    __m256 acc = _mm256_add_ps(acc0, acc1);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s = _mm_hadd_ps(s, s);
-    s = _mm_hadd_ps(s, s);
-    sum = _mm_cvtss_f32(s);
+    sum = hsum256(_mm256_add_ps(acc0, acc1));
 #endif
     for (; i < n; ++i) sum += a[i] * b[i];
     return sum;
@@ -70,6 +75,10 @@ inline void axpy_f32(float a, const float* x, float* y, int64_t n) {
     __m512 va = _mm512_set1_ps(a);
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+#elif MOEINFER_AVX2
+    __m256 va = _mm256_set1_ps(a);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
 #endif
     for (; i < n; ++i) y[i] += a * x[i];
 }
@@ -115,8 +124,8 @@ inline void scale_f32(float* y, float s, int64_t n) {
 
 #if MOEINFER_AVX512
 // e^x for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so r stays exact), e^r by its Taylor
-// series to degree 7 (relative error below 2e-7, about float rounding), then scaled by 2^n. Inputs below −87 give 0
-// (as the attention softmax wants for −inf), above 88 +inf.
+// series to degree 7 (relative error below 2e-7, about float rounding), then scaled by 2^n. Inputs below −88 (−inf
+// included) give e^−88 ≈ 6e−39, nothing beside any softmax term; above 88.7 +inf.
 inline __m512 exp_ps(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -135,6 +144,31 @@ inline __m512 exp_ps(__m512 x) {
 }
 #endif
 
+#if MOEINFER_AVX2 && !MOEINFER_AVX512
+// exp_ps for 8 lanes, the same series; without VSCALEFPS, 2^n is built in the exponent field, which holds normal
+// numbers only: the series runs on x clamped to [−87, 88], and lanes below −87 give 0, above 88.7 +inf.
+inline __m256 exp256_ps(__m256 x_in) {
+    const __m256 x = _mm256_min_ps(_mm256_max_ps(x_in, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256 v = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    const __m256 big = _mm256_cmp_ps(x_in, _mm256_set1_ps(88.72f), _CMP_GT_OQ);
+    return _mm256_blendv_ps(_mm256_and_ps(v, _mm256_cmp_ps(x_in, _mm256_set1_ps(-87.0f), _CMP_GE_OQ)),
+                            _mm256_set1_ps(std::numeric_limits<float>::infinity()), big);
+}
+#endif
+
 // x[i] ← e^(x[i] − m) for i < n; returns their sum.
 inline double exp_shifted_f32(float* x, float m, int64_t n) {
     int64_t i = 0;
@@ -146,6 +180,13 @@ inline double exp_shifted_f32(float* x, float m, int64_t n) {
         const __m512 e = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm));
         _mm512_mask_storeu_ps(x + i, k, e);
         sum += _mm512_mask_reduce_add_ps(k, e);
+    }
+#elif MOEINFER_AVX2
+    const __m256 vm = _mm256_set1_ps(m);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        sum += hsum256(e);
     }
 #endif
     for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - m));

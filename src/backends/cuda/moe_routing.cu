@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "backends/cuda/expert_rows.cuh"
+#include "backends/cuda/norm_weights.cuh"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
@@ -144,14 +145,9 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
     const bool vec = H % 8 == 0;  // 16-byte pieces: 8 weights per load
     uint4 first[kRouterInFlight];
     if (vec && e_first < E) load_router_batch(Wr + e_first * H, H8, lane, first);
-    // The norm weights too (the first kNormHeld per thread): otherwise their load is a memory round trip of its own
-    // between the sum of squares and the products.
-    float nw[kNormHeld];
-#pragma unroll
-    for (int u = 0; u < kNormHeld; ++u) {
-        const int64_t i = threadIdx.x + int64_t(u) * blockDim.x;
-        nw[u] = i < H ? norm_w[i] : 0.0f;
-    }
+    // The norm weights too: otherwise their load is a memory round trip of its own between the sum of squares and
+    // the products.
+    const NormWeights<kNormHeld> nw(norm_w, H, threadIdx.x, blockDim.x);
     pdl_trigger();  // the expert products after route_decode wait for this grid; their blocks may get resident now
     pdl_wait();  // launched with launch_pdl: x is written by the kernel before
 
@@ -163,18 +159,10 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
         ss += xs[i] * xs[i];
     }
     const float inv = rsqrtf(block_sum(ss) / float(H) + eps);  // its barrier also publishes xs
-#pragma unroll
-    for (int u = 0; u < kNormHeld; ++u) {
-        const int64_t i = threadIdx.x + int64_t(u) * blockDim.x;
-        if (i < H) {
-            xs[i] = xs[i] * inv * nw[u];
-            if (topk.xn && blockIdx.y == 0) topk.xn[t * H + i] = __float2bfloat16(xs[i]);
-        }
-    }
-    for (int64_t i = threadIdx.x + int64_t(kNormHeld) * blockDim.x; i < H; i += blockDim.x) {
-        xs[i] = xs[i] * inv * norm_w[i];
+    nw.for_each([&](int64_t i, float w) {
+        xs[i] = xs[i] * inv * w;
         if (topk.xn && blockIdx.y == 0) topk.xn[t * H + i] = __float2bfloat16(xs[i]);
-    }
+    });
     __syncthreads();
     for (int64_t e = e_first; e < E; e += int64_t(gridDim.y) * warps) {
         const bf16* w = Wr + e * H;

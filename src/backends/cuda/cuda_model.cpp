@@ -219,6 +219,9 @@ private:
     void upload(const Model& model);
     void reserve(const Dims& d);
     void run(const Dims& d, CudaKv& kv, int64_t block_size);  // the whole step, device work only (capturable)
+    // launch()'s last part, for an empty step too: the step's done event, where finish() is to copy its results and
+    // what the next step's ids < 0 may name; then the step counts as launched.
+    void end_launch(float* logits, RowSummary* summaries, int64_t R);
     void linear(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y);
     void linear(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y);
     void mlp(const DevMlp& m, const bf16* x, int64_t T, bf16* out);
@@ -600,13 +603,7 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
     const int ev = int(launched_ % 4);
     if (T == 0) {  // nothing to run, but finish() pairs with every launch
         MOEINFER_CUDA_CHECK(cudaEventRecord(started_[ev], stream_));
-        MOEINFER_CUDA_CHECK(cudaEventRecord(done_[ev], stream_));
-        slot.logits = nullptr;
-        slot.summaries = nullptr;
-        slot.R = 0;
-        summary_rows_ = 0;
-        ++launched_;
-        return;
+        return end_launch(nullptr, nullptr, 0);
     }
     std::vector<int64_t> need(S, 0);  // blocks each sequence's table must provide this step
     int64_t max_ctx = 0;
@@ -754,7 +751,12 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
         summarize_rows(sa, stream_);
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(host, summary_.get(), size_t(R) * 8, cudaMemcpyDeviceToHost, stream_));
     }
-    MOEINFER_CUDA_CHECK(cudaEventRecord(done_[ev], stream_));
+    end_launch(logits, summaries, R);
+}
+
+void CudaForward::end_launch(float* logits, RowSummary* summaries, int64_t R) {
+    MOEINFER_CUDA_CHECK(cudaEventRecord(done_[launched_ % 4], stream_));
+    Slot& slot = slots_[launched_ % 2];
     slot.logits = logits;
     slot.summaries = summaries;
     slot.R = R;

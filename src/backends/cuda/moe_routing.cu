@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "backends/cuda/expert_rows.cuh"
+#include "backends/cuda/norm_weights.cuh"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
@@ -109,6 +110,69 @@ __global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, i
     topk_row(logits + t * E, E, k, normalize, ids + t * k, weights + t * k);
 }
 
+// The router's arithmetic, shared by the per-token kernel (decode) and the tiled one (prefill) below.
+
+// Token row `row` RMS-normed into xs by the group of threads nw belongs to: thread nw.tid takes elements nw.tid,
+// nw.tid + nw.step, ...; `sum` reduces over the group (the per-token kernel's group is the block: block_sum, whose
+// barrier also publishes xs; the tiled kernel's is a warp). kLoadUnroll row loads are in flight together;
+// kScaleUnroll: the unroll of the scaling past nw's held weights. f(i) sees each normed element once.
+template <int kLoadUnroll, int kScaleUnroll, int kHeld, typename Sum, typename F>
+__device__ __forceinline__ void norm_row(const float* row, const NormWeights<kHeld>& nw, float eps, float* xs, Sum sum,
+                                         F&& f) {
+    float ss = 0.0f;
+#pragma unroll(kLoadUnroll)
+    for (int64_t i = nw.tid; i < nw.n; i += nw.step) {
+        xs[i] = row[i];
+        ss += xs[i] * xs[i];
+    }
+    const float inv = rsqrtf(sum(ss) / float(nw.n) + eps);
+    nw.template for_each<kScaleUnroll>([&](int64_t i, float w) {
+        xs[i] = xs[i] * inv * w;
+        f(i);
+    });
+}
+
+// s[r] += token r's normed row (xs + r·H, 16-byte aligned) · one 16-byte piece of a router row (8 weights, piece i):
+// the weights are converted once for all kRows tokens and the products added to s in pairs, in one order for both
+// kernels.
+template <int kRows>
+__device__ __forceinline__ void add_piece(float (&s)[kRows], const float* xs, int64_t H, int64_t i, uint4 raw) {
+    const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&raw);
+    float2 f[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) f[j] = __bfloat1622float2(p[j]);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+        const float4 a = *reinterpret_cast<const float4*>(xs + r * H + 8 * i);
+        const float4 b = *reinterpret_cast<const float4*>(xs + r * H + 8 * i + 4);
+        s[r] += a.x * f[0].x + a.y * f[0].y;
+        s[r] += a.z * f[1].x + a.w * f[1].y;
+        s[r] += b.x * f[2].x + b.y * f[2].y;
+        s[r] += b.z * f[3].x + b.w * f[3].y;
+    }
+}
+
+// The same over a whole router row w[H] whose H is not a multiple of 8: weight by weight, lane, lane + 32, ...
+template <int kRows>
+__device__ __forceinline__ void add_row_unaligned(float (&s)[kRows], const float* xs, int64_t H, const bf16* w,
+                                                  int lane) {
+    for (int64_t i = lane; i < H; i += 32) {
+        const float wf = __bfloat162float(w[i]);
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) s[r] += xs[r * H + i] * wf;
+    }
+}
+
+// The warp's sums are one expert's logits for its first nt tokens: out[r·E] for token r.
+template <int kRows>
+__device__ __forceinline__ void store_logits(const float (&s)[kRows], int nt, float* out, int64_t E, int lane) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+        const float v = warp_sum(s[r]);
+        if (lane == 0 && r < nt) out[r * E] = v;
+    }
+}
+
 // Router logits in fp32 from the fp32 residual: the block normalizes its token's row itself (the same RMSNorm the
 // experts' bf16 input went through) and each warp takes experts e = warp, warp + warps, ... of its group. Routing is
 // a discrete choice, so a bf16-rounded input would flip near-tied experts that HF (fp32) keeps. Grid (token, group).
@@ -137,48 +201,27 @@ struct TopkArgs {
 __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restrict__ x, const float* __restrict__ norm_w,
                                                             float eps, const bf16* __restrict__ Wr, int64_t E, int64_t H,
                                                             float* __restrict__ out, TopkArgs topk) {
-    extern __shared__ float xs[];  // [max(H, E)]: the normed row, then (top-k) the token's logits
+    extern __shared__ __align__(16) float xs[];  // [max(H, E)]: the normed row, then (top-k) the token's logits
     const int64_t t = blockIdx.x;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const int64_t e_first = int64_t(blockIdx.y) * warps + warp, H8 = H / 8;
     const bool vec = H % 8 == 0;  // 16-byte pieces: 8 weights per load
     uint4 first[kRouterInFlight];
     if (vec && e_first < E) load_router_batch(Wr + e_first * H, H8, lane, first);
-    // The norm weights too (the first kNormHeld per thread): otherwise their load is a memory round trip of its own
-    // between the sum of squares and the products.
-    float nw[kNormHeld];
-#pragma unroll
-    for (int u = 0; u < kNormHeld; ++u) {
-        const int64_t i = threadIdx.x + int64_t(u) * blockDim.x;
-        nw[u] = i < H ? norm_w[i] : 0.0f;
-    }
+    // The norm weights too: otherwise their load is a memory round trip of its own between the sum of squares and
+    // the products.
+    const NormWeights<kNormHeld> nw(norm_w, H, threadIdx.x, blockDim.x);
     pdl_trigger();  // the expert products after route_decode wait for this grid; their blocks may get resident now
     pdl_wait();  // launched with launch_pdl: x is written by the kernel before
 
-    const float* row = x + t * H;
-    float ss = 0.0f;
-#pragma unroll 16  // loads in flight together: one memory round trip, not one per iteration
-    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) {
-        xs[i] = row[i];
-        ss += xs[i] * xs[i];
-    }
-    const float inv = rsqrtf(block_sum(ss) / float(H) + eps);  // its barrier also publishes xs
-#pragma unroll
-    for (int u = 0; u < kNormHeld; ++u) {
-        const int64_t i = threadIdx.x + int64_t(u) * blockDim.x;
-        if (i < H) {
-            xs[i] = xs[i] * inv * nw[u];
-            if (topk.xn && blockIdx.y == 0) topk.xn[t * H + i] = __float2bfloat16(xs[i]);
-        }
-    }
-    for (int64_t i = threadIdx.x + int64_t(kNormHeld) * blockDim.x; i < H; i += blockDim.x) {
-        xs[i] = xs[i] * inv * norm_w[i];
+    // The whole row's loads in flight together (H = 2048 at 128 threads): one memory round trip, not one per element.
+    norm_row<16, 4>(x + t * H, nw, eps, xs, [](float v) { return block_sum(v); }, [&](int64_t i) {
         if (topk.xn && blockIdx.y == 0) topk.xn[t * H + i] = __float2bfloat16(xs[i]);
-    }
+    });
     __syncthreads();
     for (int64_t e = e_first; e < E; e += int64_t(gridDim.y) * warps) {
         const bf16* w = Wr + e * H;
-        float s = 0.0f;
+        float s[1] = {0.0f};
         if (vec) {
             for (int64_t i0 = lane; i0 < H8; i0 += 32 * kRouterInFlight) {
                 uint4 raw[kRouterInFlight];
@@ -190,21 +233,14 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
                 }
 #pragma unroll
                 for (int u = 0; u < kRouterInFlight; ++u) {
-                    const int64_t i = i0 + 32 * u;
-                    if (i >= H8) break;
-                    const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&raw[u]);
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) {
-                        const float2 f = __bfloat1622float2(p[j]);
-                        s += xs[8 * i + 2 * j] * f.x + xs[8 * i + 2 * j + 1] * f.y;
-                    }
+                    if (i0 + 32 * u >= H8) break;
+                    add_piece(s, xs, H, i0 + 32 * u, raw[u]);
                 }
             }
         } else {
-            for (int64_t i = lane; i < H; i += 32) s += xs[i] * __bfloat162float(w[i]);
+            add_row_unaligned(s, xs, H, w, lane);
         }
-        s = warp_sum(s);
-        if (lane == 0) out[t * E + e] = s;
+        store_logits(s, 1, out + t * E + e, E, lane);
     }
     if (!topk.ids) return;
     __shared__ bool last;
@@ -225,14 +261,15 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
 // Router logits for large steps (prefill): a block takes kRouterTile tokens, each warp normalizes one of their rows
 // into shared memory, then every warp multiplies its experts' rows with all the block's tokens at once, so each
 // weight row is read once per kRouterTile tokens instead of once per token (512-token prompt, 30B-A3B shape: the
-// per-token kernel above re-read the 0.5 MB router 512 times a layer). Same fp32 arithmetic as above.
+// per-token kernel above re-read the 0.5 MB router 512 times a layer). The same norm and products as above, but the
+// sum of squares is a warp's, not a block's, so the two kernels' logits may differ in their last bits.
 constexpr int kRouterTile = 8;
 constexpr int kRouterWarps = 8;
 
 __global__ void __launch_bounds__(32 * kRouterWarps) router_logits_tiled_kernel(
     const float* __restrict__ x, const float* __restrict__ norm_w, float eps, const bf16* __restrict__ Wr, int64_t T,
     int64_t E, int64_t H, float* __restrict__ out) {
-    extern __shared__ float xs[];  // [kRouterTile, H] normed rows (zeros past the last token)
+    extern __shared__ __align__(16) float xs[];  // [kRouterTile, H] normed rows (zeros past the last token)
     const int64_t t0 = int64_t(blockIdx.x) * kRouterTile;
     const int nt = int(min(int64_t(kRouterTile), T - t0));
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -242,53 +279,22 @@ __global__ void __launch_bounds__(32 * kRouterWarps) router_logits_tiled_kernel(
             for (int64_t i = lane; i < H; i += 32) xr[i] = 0.0f;
             continue;
         }
-        const float* row = x + (t0 + r) * H;
-        float ss = 0.0f;
-#pragma unroll 8
-        for (int64_t i = lane; i < H; i += 32) {
-            xr[i] = row[i];
-            ss += xr[i] * xr[i];
-        }
-        const float inv = rsqrtf(warp_sum(ss) / float(H) + eps);
-#pragma unroll 8
-        for (int64_t i = lane; i < H; i += 32) xr[i] = xr[i] * inv * norm_w[i];
+        // No norm weights held: a warp normalizes a whole row alone (H / 32 weights a lane), too many to hold.
+        norm_row<8, 8>(x + (t0 + r) * H, NormWeights<0>(norm_w, H, lane, 32), eps, xr,
+                       [](float v) { return warp_sum(v); }, [](int64_t) {});
     }
     __syncthreads();
     for (int64_t e = int64_t(blockIdx.y) * kRouterWarps + warp; e < E; e += int64_t(gridDim.y) * kRouterWarps) {
         const bf16* w = Wr + e * H;
         float s[kRouterTile] = {};
         if (H % 8 == 0) {
-            const int64_t H8 = H / 8;
 #pragma unroll 2
-            for (int64_t i = lane; i < H8; i += 32) {
-                const uint4 raw = __ldg(reinterpret_cast<const uint4*>(w) + i);
-                const __nv_bfloat162* p = reinterpret_cast<const __nv_bfloat162*>(&raw);
-                float wf[8];
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    const float2 f = __bfloat1622float2(p[j]);
-                    wf[2 * j] = f.x, wf[2 * j + 1] = f.y;
-                }
-#pragma unroll
-                for (int r = 0; r < kRouterTile; ++r) {
-                    const float4 a = *reinterpret_cast<const float4*>(xs + r * H + 8 * i);
-                    const float4 b = *reinterpret_cast<const float4*>(xs + r * H + 8 * i + 4);
-                    s[r] += a.x * wf[0] + a.y * wf[1] + a.z * wf[2] + a.w * wf[3] + b.x * wf[4] + b.y * wf[5] +
-                            b.z * wf[6] + b.w * wf[7];
-                }
-            }
+            for (int64_t i = lane; i < H / 8; i += 32)
+                add_piece(s, xs, H, i, __ldg(reinterpret_cast<const uint4*>(w) + i));
         } else {
-            for (int64_t i = lane; i < H; i += 32) {
-                const float wf = __bfloat162float(w[i]);
-#pragma unroll
-                for (int r = 0; r < kRouterTile; ++r) s[r] += xs[r * H + i] * wf;
-            }
+            add_row_unaligned(s, xs, H, w, lane);
         }
-#pragma unroll
-        for (int r = 0; r < kRouterTile; ++r) {
-            const float v = warp_sum(s[r]);
-            if (lane == 0 && r < nt) out[(t0 + r) * E + e] = v;
-        }
+        store_logits(s, nt, out + t0 * E + e, E, lane);
     }
 }
 

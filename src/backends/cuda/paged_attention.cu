@@ -31,60 +31,49 @@ constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kTile = 32;  // key positions per warp step = one per lane
 
-// kCols consecutive bf16 values of a V row, in one load where the width allows (8 bytes for head_dim 128).
+// kCols consecutive bf16 values of a V row, kept raw (half the registers of fp32) from load to use: one load where
+// the width allows (16 bytes for kCols 8, 8 bytes for 4, 4 for 2), else value by value (kCols 1, 3). Raw, so that
+// with kEarlyLoads a tile's V loads are issued together with its K row's, before any of them is converted.
 template <int kCols>
-__device__ __forceinline__ void load_cols(const bf16* p, float (&out)[kCols]) {
-    if constexpr (kCols == 8) {
-        const uint4 r = __ldg(reinterpret_cast<const uint4*>(p));
-        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r);
+struct RawCols {
+    bf16 v[kCols];
+    __device__ void load(const bf16* p) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
+        for (int c = 0; c < kCols; ++c) v[c] = p[c];
+    }
+    __device__ void to_float(float (&out)[kCols]) const {
+#pragma unroll
+        for (int c = 0; c < kCols; ++c) out[c] = __bfloat162float(v[c]);
+    }
+};
+// kCols bf16 values held as bf16 pairs in the 32-bit words of a vector type W: one load, a pair conversion per word.
+template <int kCols, typename W>
+struct RawPairs {
+    W v;
+    __device__ void load(const bf16* p) { v = __ldg(reinterpret_cast<const W*>(p)); }
+    __device__ void to_float(float (&out)[kCols]) const {
+        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+        for (int i = 0; i < kCols / 2; ++i) {
             const float2 f = __bfloat1622float2(h[i]);
             out[2 * i] = f.x, out[2 * i + 1] = f.y;
         }
-    } else if constexpr (kCols == 4) {
-        const uint2 r = __ldg(reinterpret_cast<const uint2*>(p));
-        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r);
-        const float2 x = __bfloat1622float2(h[0]), y = __bfloat1622float2(h[1]);
-        out[0] = x.x, out[1] = x.y, out[2] = y.x, out[3] = y.y;
-    } else if constexpr (kCols == 2) {
-        const float2 f = __bfloat1622float2(__ldg(reinterpret_cast<const __nv_bfloat162*>(p)));
-        out[0] = f.x, out[1] = f.y;
-    } else {
-#pragma unroll
-        for (int c = 0; c < kCols; ++c) out[c] = __bfloat162float(p[c]);
     }
-}
+};
+template <>
+struct RawCols<8> : RawPairs<8, uint4> {};
+template <>
+struct RawCols<4> : RawPairs<4, uint2> {};
+template <>
+struct RawCols<2> : RawPairs<2, __nv_bfloat162> {};
 
-// kCols consecutive bf16 values of a V row kept raw (half the registers of fp32) from load to use, for the loads
-// issued together with the K row's (kEarlyLoads). kCols 1, 2 or 4.
+// The same columns as fp32, for a V pass that converts right after loading.
 template <int kCols>
-struct RawCols;
-template <>
-struct RawCols<4> {
-    uint2 v;
-    __device__ void load(const bf16* p) { v = __ldg(reinterpret_cast<const uint2*>(p)); }
-    __device__ void to_float(float (&out)[4]) const {
-        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-        const float2 x = __bfloat1622float2(h[0]), y = __bfloat1622float2(h[1]);
-        out[0] = x.x, out[1] = x.y, out[2] = y.x, out[3] = y.y;
-    }
-};
-template <>
-struct RawCols<2> {
-    __nv_bfloat162 v;
-    __device__ void load(const bf16* p) { v = __ldg(reinterpret_cast<const __nv_bfloat162*>(p)); }
-    __device__ void to_float(float (&out)[2]) const {
-        const float2 f = __bfloat1622float2(v);
-        out[0] = f.x, out[1] = f.y;
-    }
-};
-template <>
-struct RawCols<1> {
-    bf16 v;
-    __device__ void load(const bf16* p) { v = __ldg(p); }
-    __device__ void to_float(float (&out)[1]) const { out[0] = __bfloat162float(v); }
-};
+__device__ __forceinline__ void load_cols(const bf16* p, float (&out)[kCols]) {
+    RawCols<kCols> raw;
+    raw.load(p);
+    raw.to_float(out);
+}
 
 // Cache offset of position pos's K/V row for kv head kvh; 0 (a valid row) for positions outside [.., end).
 __device__ __forceinline__ int64_t kv_offset(const PagedKv& kv, const int32_t* table, int64_t pos, int64_t end,

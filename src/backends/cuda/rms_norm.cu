@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "backends/cuda/expert_rows.cuh"
+#include "backends/cuda/norm_weights.cuh"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
@@ -39,15 +40,7 @@ template <typename Delta>
 __global__ void rms_norm_kernel(Delta delta, float* __restrict__ residual, const float* __restrict__ w, float eps,
                                 int64_t n, bf16* __restrict__ y) {
     pdl_trigger();  // a gemv launched after it may start issuing its weight loads (it waits for y itself)
-    // The norm weights are loaded with the row (the first kNormHeld per thread), not after the block's sum of
-    // squares: one memory round trip fewer on a decode step's chain.
-    constexpr int kNormHeld = 8;
-    float wh[kNormHeld];
-#pragma unroll
-    for (int u = 0; u < kNormHeld; ++u) {
-        const int64_t i = threadIdx.x + int64_t(u) * blockDim.x;
-        wh[u] = i < n ? w[i] : 0.0f;
-    }
+    const NormWeights<8> nw(w, n, threadIdx.x, blockDim.x);  // one memory round trip fewer on a decode step's chain
     const int64_t row = blockIdx.x;
     float* r = residual + row * n;
     float ss = 0.0f;
@@ -62,14 +55,7 @@ __global__ void rms_norm_kernel(Delta delta, float* __restrict__ residual, const
     }
     const float inv = rsqrtf(block_sum(ss) / float(n) + eps);
     bf16* out = y + row * n;
-#pragma unroll
-    for (int u = 0; u < kNormHeld; ++u) {
-        const int64_t i = threadIdx.x + int64_t(u) * blockDim.x;
-        if (i < n) out[i] = __float2bfloat16(r[i] * inv * wh[u]);
-    }
-#pragma unroll 4
-    for (int64_t i = threadIdx.x + int64_t(kNormHeld) * blockDim.x; i < n; i += blockDim.x)
-        out[i] = __float2bfloat16(r[i] * inv * w[i]);
+    nw.for_each([&](int64_t i, float wi) { out[i] = __float2bfloat16(r[i] * inv * wi); });
 }
 
 template <typename Delta>

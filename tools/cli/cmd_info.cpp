@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "backends/cpu/f32_gemm.h"
 #include "backends/cpu/kernel_isa.h"
 #include "core/cpu_isa.h"
 #include "models/model.h"
@@ -41,7 +42,8 @@ int cmd_info(int argc, char** argv) {
     std::printf("\nKV cache:     %lld bytes per token (fp32)\n", (long long)c.kv_bytes_per_token());
     std::printf("CPU kernels:  %s (this CPU runs:", cpu::kernel_isa_name(cpu::active_kernel_isa()));
     for (cpu::KernelIsa isa : cpu::supported_kernel_isas()) std::printf(" %s", cpu::kernel_isa_name(isa));
-    std::printf("; MOEINFER_CPU_KERNELS picks one)\nbuild ISA:   ");
+    std::printf("; MOEINFER_CPU_KERNELS picks one), AMX tiles %s\nbuild ISA:   ",
+                cpu::amx_available() ? "for bf16 prefill" : "no");
     for (const std::string& isa : compiled_isa()) std::printf(" %s", isa.c_str());
     std::printf("%s\n", compiled_isa().empty() ? " x86-64 baseline" : "");
     return 0;

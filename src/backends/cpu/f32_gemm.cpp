@@ -185,10 +185,13 @@ void gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t
 bool f32_gemm_available() { return true; }
 bool bf16_gemm_available() { return true; }
 
+bool amx_bf16_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
+                   int64_t y_stride);  // amx_gemm.cpp: false where it does not apply
+
 void f32_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y,
               int64_t y_stride, GemmArith arith) {
     const bool pairs = arith == GemmArith::Bf16;
-    MOE_CHECK(!pairs || bf16_gemm_available(), "f32_gemm: bf16 arithmetic needs AVX512-BF16");
+    if (pairs && amx_bf16_gemm(x, T, w, row_begin, row_end, y, y_stride)) return;
     switch (w.dtype) {
         case DType::F32:
             return pairs ? gemm<DType::F32, true>(x, T, w, row_begin, row_end, y, y_stride)

@@ -31,6 +31,9 @@ namespace moeinfer::cpu {
 bool f32_gemm_available();
 // Whether it also has the bf16-pair arithmetic (AVX512-BF16).
 bool bf16_gemm_available();
+// Whether the bf16 products of 32 tokens and more run on AMX tiles (amx_gemm.cpp): a CPU with AMX-BF16 whose OS
+// grants the tile state, unless MOEINFER_AMX=0.
+bool amx_available();
 
 // How the products are computed. Fp32: weights converted to fp32, one FMA per multiply-add, exact products of the
 // stored weights. Bf16: weights and activations rounded to bf16 (nearest even), products and sums in fp32, two

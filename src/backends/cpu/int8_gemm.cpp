@@ -116,10 +116,10 @@ namespace {
 constexpr int kQ8_0Bytes = 34, kQ4_0Bytes = 18;
 
 // Scalar reference for one block: Σ w·q over 32 elements (exact int32). Not auto-vectorized: g++ 12 with
-// -march=native turns this signed×signed byte sum into VPDPBUSD and drops the unsigned-operand correction
+// VNNI enabled turns this signed×signed byte sum into VPDPBUSD and drops the unsigned-operand correction
 // (the result came out as Σ(q + 128)·w); tests/backends/cpu/matmul_test.cpp catches it.
-__attribute__((noinline, optimize("no-tree-vectorize"))) int32_t block_dot_scalar(bool q4, const uint8_t* wb,
-                                                                                  const int8_t* q) {
+[[maybe_unused]] __attribute__((noinline, optimize("no-tree-vectorize")))  // unused at the avx2 level
+int32_t block_dot_scalar(bool q4, const uint8_t* wb, const int8_t* q) {
     int32_t s = 0;
     for (int j = 0; j < 32; ++j) {
         const int32_t wv = q4 ? int32_t(j < 16 ? wb[2 + j] & 15 : wb[2 + j - 16] >> 4) - 8 : int8_t(wb[2 + j]);

@@ -36,6 +36,7 @@
     /* f32_gemm.h, microkernel.h, fused_dot.h */                                                                     \
     X(bool, f32_gemm_available, (), ())                                                                               \
     X(bool, bf16_gemm_available, (), ())                                                                              \
+    X(bool, amx_available, (), ())                                                                                    \
     X(void, f32_gemm,                                                                                                 \
       (const float* x, int64_t T, const Tensor& w, int64_t row_begin, int64_t row_end, float* y, int64_t y_stride,    \
        GemmArith arith),                                                                                              \

@@ -3,6 +3,7 @@
 # a fraction of read bandwidth. With several folders (comma-separated), each cell is the best pass of each engine
 # (interference from other jobs on a shared machine only slows a pass down), and the pass-to-pass range is listed.
 # Usage: summarize.py OUT_DIR[,OUT_DIR...] BANDWIDTH_GB_S FILE.gguf...   (files: for active bytes per token)
+# A second table checks issue 6's generation bar pass by pass.
 import json, os, subprocess, sys
 
 dirs, bw = sys.argv[1].split(","), float(sys.argv[2])
@@ -25,7 +26,11 @@ def passes(name):
             otg = json.loads(open(f"{d}/{name}.ours-tg.json").read())
         except (OSError, ValueError):
             otg = o128
-        yield {"l128": L[(128, 0)], "l512": L[(512, 0)], "ltg": L[(0, 64)],
+        try:  # membw beside this file's generation runs (folders from 2026-11-27 05:00)
+            bws = [float(l.split(":")[1].split()[0]) for l in open(f"{d}/{name}.membw") if ":" in l]
+        except (OSError, ValueError, IndexError):
+            bws = []
+        yield {"dir": d, "bw": sum(bws) / len(bws) if bws else None, "l128": L[(128, 0)], "l512": L[(512, 0)], "ltg": L[(0, 64)],
                "o128": (o128["pp_tokens_per_s"], o128["pp_sd"]), "o512": (o512["pp_tokens_per_s"], o512["pp_sd"]),
                "otg": (otg["tg_tokens_per_s"], otg["tg_sd"]), "otg512": (o512["tg_tokens_per_s"], o512["tg_sd"])}
 
@@ -47,3 +52,15 @@ for name, a in active.items():
              r("o512", "l512"), cell(ps, "ltg"), cell(ps, "otg"), r("otg", "ltg"), cell(ps, "otg512"), f"{a:.3f}",
              f"{a * lt:.1f} ({100 * a * lt / bw:.0f} %)", f"{a * ot:.1f} ({100 * a * ot / bw:.0f} %)"]
     print(f"| {name} | " + " | ".join(cells) + " |")
+
+# Issue 6's generation bar per pass and file: ours ≥ min(1.25 × llama.cpp, 0.9 × bandwidth / GB a token), with the
+# bandwidth read beside that file where the pass has it (else the BANDWIDTH argument).
+print("\n| pass | file | membw GB/s | ours tg64 | needed | % of membw | × llama.cpp | bar |")
+print("|---|---|---|---|---|---|---|---|")
+for name, a in active.items():
+    for p in passes(name):
+        b = p["bw"] or bw
+        ot, lt = p["otg"][0], p["ltg"][0]
+        need = min(1.25 * lt, 0.9 * b / a)
+        print(f"| {os.path.basename(p['dir'])} | {name} | {b:.1f} | {ot:.1f} | {need:.1f} | {100 * a * ot / b:.0f} % | "
+              f"{ot / lt:.2f} | {'met' if ot >= need else 'short'} |")

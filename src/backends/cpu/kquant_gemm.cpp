@@ -47,12 +47,8 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
         pick[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
     for (int64_t sb = 0; sb < nsb; ++sb) {
         const uint8_t* blk = row + sb * kBytes;
-        uint64_t sc_bytes, m_bytes;
-        unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
-        const __m256 scf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc_bytes)))),
-                                         _mm256_set1_ps(fp16_at(blk)));
-        const __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m_bytes)))),
-                                        _mm256_set1_ps(fp16_at(blk + 2)));
+        __m256 scf, mf;
+        q4k_scales(blk, scf, mf);
         __m512i w[4];
         __m256i qh = _mm256_setzero_si256();  // Q5_K: the fifth bits of all 256 elements
         if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
@@ -140,12 +136,8 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
     for (int t = 0; t < NT; ++t) acc[t] = mins[t] = _mm256_setzero_ps();
     for (int64_t sb = 0; sb < nsb; ++sb) {
         const uint8_t* blk = row + sb * kBytes;
-        uint64_t sc_bytes, m_bytes;
-        unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
-        const __m256 scf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc_bytes)))),
-                                         _mm256_set1_ps(fp16_at(blk)));
-        const __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m_bytes)))),
-                                        _mm256_set1_ps(fp16_at(blk + 2)));
+        __m256 scf, mf;
+        q4k_scales(blk, scf, mf);
         __m256 p[NT];  // d·sc_j·dx_j: sub-block j's scale for each token
         for (int t = 0; t < NT; ++t) {
             const int64_t ab = (t0 + t) * a.nb + sb * 8;

@@ -5,6 +5,8 @@
 #error "kernel-private header: include backends/cpu/kernel_variant.h before it"
 #endif
 
+#include "backends/cpu/simd.h"  // fp16_at with F16C
+
 namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
 constexpr int kQ4KBytes = 144, kQ5KBytes = 176, kQ6KBytes = 210;  // bytes per super-block
@@ -26,6 +28,17 @@ inline void q45k_chunk(const uint8_t* blk, int c, __m256i qh, __m256i& lo, __m25
         lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), bit), 4));
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), bit), 4));
     }
+}
+
+// The 8 bytes of v as 8 floats.
+inline __m256 bytes_to_floats(uint64_t v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(v)))); }
+
+// The 8 sub-block scales d·sc_j and mins dmin·m_j of the Q4_K / Q5_K super-block at blk, as floats.
+inline void q4k_scales(const uint8_t* blk, __m256& scf, __m256& mf) {
+    uint64_t sc_bytes, m_bytes;
+    unpack_scales_mins(blk + 4, sc_bytes, m_bytes);
+    scf = _mm256_mul_ps(bytes_to_floats(sc_bytes), _mm256_set1_ps(fp16_at(blk)));
+    mf = _mm256_mul_ps(bytes_to_floats(m_bytes), _mm256_set1_ps(fp16_at(blk + 2)));
 }
 
 // Q6_K half h (0, 1) of the super-block at blk: q[c] = elements 128h + 32c .. 128h + 32c + 31, each 0..63 (the

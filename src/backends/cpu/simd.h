@@ -122,45 +122,37 @@ inline void scale_f32(float* y, float s, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] *= s;
 }
 
+#if MOEINFER_AVX2
+// e^x = 2^n · e^r with n = round(x · log2 e) and r = x − n·ln2 (ln2 split in two parts so r stays exact); e^r by its
+// Taylor series to degree 7 (relative error below 2e-7, about float rounding), these coefficients in Horner order.
+constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+constexpr float kExpSeries[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+#endif
+
 #if MOEINFER_AVX512
-// e^x for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so r stays exact), e^r by its Taylor
-// series to degree 7 (relative error below 2e-7, about float rounding), then scaled by 2^n. Inputs below −88 (−inf
-// included) give e^−88 ≈ 6e−39, nothing beside any softmax term; above 88.7 +inf.
+// e^x for 16 lanes. Inputs below −88 (−inf included) give e^−88 ≈ 6e−39, nothing beside any softmax term; above
+// 88.7 +inf.
 inline __m512 exp_ps(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x));
+    __m512 p = _mm512_set1_ps(kExpSeries[0]);
+    for (int i = 1; i < 8; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpSeries[i]));
     return _mm512_scalef_ps(p, n);
 }
 #endif
 
 #if MOEINFER_AVX2 && !MOEINFER_AVX512
-// exp_ps for 8 lanes, the same series; without VSCALEFPS, 2^n is built in the exponent field, which holds normal
-// numbers only: the series runs on x clamped to [−87, 88], and lanes below −87 give 0, above 88.7 +inf.
+// exp_ps for 8 lanes; without VSCALEFPS, 2^n is built in the exponent field, which holds normal numbers only: the
+// series runs on x clamped to [−87, 88], and lanes below −87 give 0, above 88.7 +inf.
 inline __m256 exp256_ps(__m256 x_in) {
     const __m256 x = _mm256_min_ps(_mm256_max_ps(x_in, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256 n =
+        _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x));
+    __m256 p = _mm256_set1_ps(kExpSeries[0]);
+    for (int i = 1; i < 8; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpSeries[i]));
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     const __m256 v = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
     const __m256 big = _mm256_cmp_ps(x_in, _mm256_set1_ps(88.72f), _CMP_GT_OQ);

@@ -2,7 +2,8 @@
 # One binary on CPUs it was not built on: the CLI under qemu-x86_64 on an emulated Haswell (AVX2, no AVX-512: any
 # AVX-512 instruction would be SIGILL there) and on qemu64 (x86-64 baseline, no AVX at all) picks the avx2 and the
 # generic kernels, and greedy text equals the native run at the same level; asking for a level the CPU lacks is one
-# clear error. `make test-emulated` runs the whole unit suite on the emulated Haswell.
+# clear error, as is a level name that does not exist. `make test-emulated` runs the whole unit suite on the
+# emulated Haswell.
 set -u
 BIN=$1
 unset MOEINFER_CPU_KERNELS  # each run below sets its own level
@@ -40,5 +41,15 @@ if [ $rc -eq 0 ] || [ $rc -ge 128 ] || ! grep -q "MOEINFER_CPU_KERNELS=avx512: n
   fails=$((fails + 1))
 else
   echo "ok   avx512 on Haswell refused: $(grep -v '^qemu' "$T/err")"
+fi
+# A level name that is no level at all: the same one error line, natively.
+MOEINFER_CPU_KERNELS=sse9 "$BIN" "${ARGS[@]}" >/dev/null 2>"$T/err"
+rc=$?
+if [ $rc -eq 0 ] || [ $rc -ge 128 ] || [ "$(wc -l <"$T/err")" -ne 1 ] ||
+   ! grep -q "MOEINFER_CPU_KERNELS=sse9: not a kernel level this CPU runs (generic" "$T/err"; then
+  echo "FAIL unknown level: rc=$rc $(cat "$T/err")"
+  fails=$((fails + 1))
+else
+  echo "ok   unknown level refused: $(cat "$T/err")"
 fi
 exit $fails

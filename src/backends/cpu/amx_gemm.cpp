@@ -172,8 +172,7 @@ bool amx_bf16_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin
 
 #else
 
-bool amx_available() { return false; }
-bool amx_bf16_gemm(const float*, int64_t, const Tensor&, int64_t, int64_t, float*, int64_t) { return false; }
+bool amx_available() { return false; }  // AMX is used from the avx512 level only
 
 #endif
 

@@ -1,5 +1,6 @@
 // The public kernel functions (kernel_table.h): each calls the same function of the level chosen once per process.
 // Built for the x86-64 baseline like the rest of the program, so this choice runs on any x86-64 CPU.
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -41,15 +42,16 @@ std::vector<KernelIsa> supported_kernel_isas() {
 }
 
 const CpuKernels& kernel_table(KernelIsa isa) {
-    for (KernelIsa s : supported_kernel_isas())
-        if (s == isa) switch (isa) {
+    const std::vector<KernelIsa> supported = supported_kernel_isas();
+    if (std::find(supported.begin(), supported.end(), isa) == supported.end())
+        throw std::runtime_error(std::string("CPU kernels: this CPU cannot run the ") + kernel_isa_name(isa) + " kernels");
+    switch (isa) {
 #if defined(__x86_64__)
-                case KernelIsa::Avx512: return avx512::kKernels;
-                case KernelIsa::Avx2: return avx2::kKernels;
+        case KernelIsa::Avx512: return avx512::kKernels;
+        case KernelIsa::Avx2: return avx2::kKernels;
 #endif
-                default: return generic::kKernels;
-            }
-    throw std::runtime_error(std::string("CPU kernels: this CPU cannot run the ") + kernel_isa_name(isa) + " kernels");
+        default: return generic::kKernels;
+    }
 }
 
 namespace {

@@ -78,6 +78,46 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
     }
 }
 
+// Decode (one token) over NR consecutive rows at once: the token's activation loads and scales serve every row, and
+// the rows' accumulator chains run side by side; the next NR rows are prefetched a super-block slice per step
+// (prefetch_next_rows), as NR short row streams need. The same operations per row as q4k_row<Q5, 1>: the same bytes.
+template <bool Q5, int NR>
+void q4k_rows_decode(const uint8_t* row, size_t row_bytes, int64_t nsb, const Q8Activations& a, int64_t t0, float* y) {
+    constexpr int kBytes = Q5 ? kQ5KBytes : kQ4KBytes;
+    __m512 acc[NR];
+    __m256 mins[NR];
+    for (int r = 0; r < NR; ++r) {
+        acc[r] = _mm512_setzero_ps();
+        mins[r] = _mm256_setzero_ps();
+    }
+    __m512i pick[4];
+    for (int c = 0; c < 4; ++c)
+        pick[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+        prefetch_next_rows(row + (NR - 1) * row_bytes, row_bytes, NR * kBytes, sb);
+        const int64_t ab = t0 * a.nb + sb * 8;
+        const __m256 dx = _mm256_loadu_ps(a.d.data() + ab);
+        const __m256 dsum = _mm256_mul_ps(dx, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i*)(a.sum.data() + ab))));
+        const int8_t* xq = a.q.data() + t0 * a.K + sb * 256;
+        for (int r = 0; r < NR; ++r) {
+            const uint8_t* blk = row + r * row_bytes + sb * kBytes;
+            __m256 scf, mf;
+            q4k_scales(blk, scf, mf);
+            const __m512 p = _mm512_castps256_ps512(_mm256_mul_ps(scf, dx));
+            mins[r] = _mm256_fmadd_ps(mf, dsum, mins[r]);
+            __m256i qh = _mm256_setzero_si256();
+            if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
+            for (int c = 0; c < 4; ++c) {
+                __m256i lo, hi;
+                q45k_chunk<Q5>(blk, c, qh, lo, hi);
+                const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), join(lo, hi), _mm512_loadu_si512(xq + 64 * c));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(pick[c], p), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < NR; ++r) y[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(mins[r]);
+}
+
 // As q4k_row; the 16 int8 scales become 16 floats (d·sc) per super-block, each 16-element quarter of a pair uses
 // its own, and the activation scale of its 32-block.
 template <int NT>
@@ -217,6 +257,17 @@ void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Ac
     constexpr int64_t kRowBlock = 8;
     const auto* base = static_cast<const uint8_t*>(w.data);
     const size_t row_bytes = w.row_bytes();  // once: Tensor::row() recomputes it (a table lookup) per call
+#if MOEINFER_AVX512
+    if (nt == 1 && w.dtype != DType::Q6_K) {  // decode: four rows a call (+5 % MoE, +3 % dense Q4_K_M tok/s)
+        const bool q5 = w.dtype == DType::Q5_K;
+        int64_t r = row_begin;
+        for (; r + 4 <= row_end; r += 4)
+            (q5 ? q4k_rows_decode<true, 4> : q4k_rows_decode<false, 4>)(base + r * row_bytes, row_bytes, nsb, a, t0, y + r);
+        for (; r < row_end; ++r)
+            (q5 ? q4k_rows_decode<true, 1> : q4k_rows_decode<false, 1>)(base + r * row_bytes, row_bytes, nsb, a, t0, y + r);
+        return;
+    }
+#endif
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowBlock) {
         const int64_t r1 = std::min(row_end, r0 + kRowBlock);
         for (int64_t t = 0; t < nt; t += kTokens)

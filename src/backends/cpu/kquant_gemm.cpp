@@ -159,6 +159,46 @@ void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
     for (int t = 0; t < nt; ++t) y[t * ys] = _mm512_reduce_add_ps(acc[t]);
 }
 
+// q6k_row for one token over NR consecutive rows with the next NR prefetched, as q4k_rows_decode; the activations'
+// −32 terms (32·Σq per lane) are formed once for all the rows. The same operations per row as q6k_row<1>.
+template <int NR>
+void q6k_rows_decode(const uint8_t* row, size_t row_bytes, int64_t nsb, const Q8Activations& a, int64_t t0, float* y) {
+    __m512 acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+    const __m512i offset = _mm512_set1_epi8(32);
+    const __m512i spread = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    __m512i pick[4];
+    for (int k = 0; k < 4; ++k)
+        pick[k] = _mm512_set_epi32(4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 2, 4 * k + 2, 4 * k + 2,
+                                   4 * k + 2, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k, 4 * k, 4 * k, 4 * k);
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+        prefetch_next_rows(row + (NR - 1) * row_bytes, row_bytes, NR * kQ6KBytes, sb);
+        const __m512 dx = _mm512_permutexvar_ps(spread, _mm512_castps256_ps512(_mm256_loadu_ps(a.d.data() + t0 * a.nb + sb * 8)));
+        const int8_t* xq = a.q.data() + t0 * a.K + sb * 256;
+        __m512i xv[4], corr[4];
+        for (int k = 0; k < 4; ++k) {
+            xv[k] = _mm512_loadu_si512(xq + 64 * k);
+            corr[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xv[k]);
+        }
+        for (int r = 0; r < NR; ++r) {
+            const uint8_t* blk = row + r * row_bytes + sb * kQ6KBytes;
+            const __m512 scf = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192)))),
+                                             _mm512_set1_ps(fp16_at(blk + 208)));
+            const __m512 p = _mm512_mul_ps(scf, dx);
+            for (int h = 0; h < 2; ++h) {
+                __m256i q[4];
+                q6k_half(blk, h, q);
+                for (int i = 0; i < 2; ++i) {
+                    const int k = 2 * h + i;
+                    const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), join(q[2 * i], q[2 * i + 1]), xv[k]), corr[k]);
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(pick[k], p), acc[r]);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < NR; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 #elif MOEINFER_AVX2
 // Without VNNI: a 32-element sub-block per 256-bit register, VPMADDUBSW of the unsigned quants (≤ 15, 31 or 63) by
 // the signed activations — pair sums ≤ 63·127·2 stay below 2^15 — widened to int32 by VPMADDWD (by ones, or for
@@ -258,13 +298,14 @@ void kquant_gemm(const Tensor& w, int64_t row_begin, int64_t row_end, const Q8Ac
     const auto* base = static_cast<const uint8_t*>(w.data);
     const size_t row_bytes = w.row_bytes();  // once: Tensor::row() recomputes it (a table lookup) per call
 #if MOEINFER_AVX512
-    if (nt == 1 && w.dtype != DType::Q6_K) {  // decode: four rows a call (+5 % MoE, +3 % dense Q4_K_M tok/s)
-        const bool q5 = w.dtype == DType::Q5_K;
+    if (nt == 1) {  // decode: four rows a call (+5 % MoE, +3 % dense Q4_K_M tok/s)
+        using Rows = void (*)(const uint8_t*, size_t, int64_t, const Q8Activations&, int64_t, float*);
+        const bool q5 = w.dtype == DType::Q5_K, q6 = w.dtype == DType::Q6_K;
+        const Rows four = q6 ? q6k_rows_decode<4> : q5 ? q4k_rows_decode<true, 4> : q4k_rows_decode<false, 4>;
+        const Rows one = q6 ? q6k_rows_decode<1> : q5 ? q4k_rows_decode<true, 1> : q4k_rows_decode<false, 1>;
         int64_t r = row_begin;
-        for (; r + 4 <= row_end; r += 4)
-            (q5 ? q4k_rows_decode<true, 4> : q4k_rows_decode<false, 4>)(base + r * row_bytes, row_bytes, nsb, a, t0, y + r);
-        for (; r < row_end; ++r)
-            (q5 ? q4k_rows_decode<true, 1> : q4k_rows_decode<false, 1>)(base + r * row_bytes, row_bytes, nsb, a, t0, y + r);
+        for (; r + 4 <= row_end; r += 4) four(base + r * row_bytes, row_bytes, nsb, a, t0, y + r);
+        for (; r < row_end; ++r) one(base + r * row_bytes, row_bytes, nsb, a, t0, y + r);
         return;
     }
 #endif

@@ -28,6 +28,14 @@ constexpr int kTokens = 4;
 
 inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
 
+// Permute indices into a super-block's 8 Q4_K scales: chunk c's lanes 0-7 take sub-block 2c's, 8-15 2c + 1's.
+inline __m512i q4k_pick(int c) { return _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1); }
+// Into Q6_K's 16 quarter scales: pair k's lanes 0-3, 4-7, 8-11, 12-15 take quarters 4k .. 4k + 3.
+inline __m512i q6k_pick(int k) {
+    return _mm512_set_epi32(4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 2, 4 * k + 2, 4 * k + 2, 4 * k + 2,
+                            4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k, 4 * k, 4 * k, 4 * k);
+}
+
 // One row against nt ≤ kTokens tokens. Per super-block the row's scales are converted once (d·sc, dmin·m as
 // 8 floats); per token they meet the 8 activation scales in one multiply, and each 64-element chunk picks its two
 // sub-block scales with one permute. Q5_K (Q5 = true) is the same layout with 32 more bytes (qh, before the nibbles)
@@ -43,8 +51,7 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
         mins[t] = _mm256_setzero_ps();
     }
     __m512i pick[4];
-    for (int c = 0; c < 4; ++c)
-        pick[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
+    for (int c = 0; c < 4; ++c) pick[c] = q4k_pick(c);
     for (int64_t sb = 0; sb < nsb; ++sb) {
         const uint8_t* blk = row + sb * kBytes;
         __m256 scf, mf;
@@ -91,8 +98,7 @@ void q4k_rows_decode(const uint8_t* row, size_t row_bytes, int64_t nsb, const Q8
         mins[r] = _mm256_setzero_ps();
     }
     __m512i pick[4];
-    for (int c = 0; c < 4; ++c)
-        pick[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
+    for (int c = 0; c < 4; ++c) pick[c] = q4k_pick(c);
     for (int64_t sb = 0; sb < nsb; ++sb) {
         prefetch_next_rows(row + (NR - 1) * row_bytes, row_bytes, NR * kBytes, sb);
         const int64_t ab = t0 * a.nb + sb * 8;
@@ -128,10 +134,8 @@ void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
     const __m512i offset = _mm512_set1_epi8(32);
     // Activation block b covers scale quarters 2b and 2b+1.
     const __m512i spread = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-    __m512i pick[4];  // pair k: lanes 0-3, 4-7, 8-11, 12-15 take quarters 4k .. 4k+3
-    for (int k = 0; k < 4; ++k)
-        pick[k] = _mm512_set_epi32(4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 2, 4 * k + 2, 4 * k + 2,
-                                   4 * k + 2, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k, 4 * k, 4 * k, 4 * k);
+    __m512i pick[4];
+    for (int k = 0; k < 4; ++k) pick[k] = q6k_pick(k);
     for (int64_t sb = 0; sb < nsb; ++sb) {
         const uint8_t* blk = row + sb * kQ6KBytes;
         const __m512 scf = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192)))),
@@ -168,9 +172,7 @@ void q6k_rows_decode(const uint8_t* row, size_t row_bytes, int64_t nsb, const Q8
     const __m512i offset = _mm512_set1_epi8(32);
     const __m512i spread = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     __m512i pick[4];
-    for (int k = 0; k < 4; ++k)
-        pick[k] = _mm512_set_epi32(4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 3, 4 * k + 2, 4 * k + 2, 4 * k + 2,
-                                   4 * k + 2, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k, 4 * k, 4 * k, 4 * k);
+    for (int k = 0; k < 4; ++k) pick[k] = q6k_pick(k);
     for (int64_t sb = 0; sb < nsb; ++sb) {
         prefetch_next_rows(row + (NR - 1) * row_bytes, row_bytes, NR * kQ6KBytes, sb);
         const __m512 dx = _mm512_permutexvar_ps(spread, _mm512_castps256_ps512(_mm256_loadu_ps(a.d.data() + t0 * a.nb + sb * 8)));

@@ -3,9 +3,11 @@
 // compared here with the portable reference on the same inputs (odd sizes, tails, every block type).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -50,6 +52,18 @@ TEST(KernelLevels, ActiveIsTheBestSupportedOrTheOneAskedFor) {
         EXPECT_STREQ(cpu::kernel_isa_name(cpu::active_kernel_isa()), env);
     else
         EXPECT_EQ(cpu::active_kernel_isa(), levels.back());
+}
+
+// A level this CPU lacks is refused with an error, never handed out (natively on an AVX-512 CPU every level is there;
+// `make test-emulated` runs this on a CPU without AVX-512).
+TEST(KernelLevels, UnsupportedLevelsThrow) {
+    const std::vector<KernelIsa> levels = cpu::supported_kernel_isas();
+    for (KernelIsa isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512}) {
+        if (std::find(levels.begin(), levels.end(), isa) != levels.end())
+            EXPECT_NO_THROW(cpu::kernel_table(isa)) << cpu::kernel_isa_name(isa);
+        else
+            EXPECT_THROW(cpu::kernel_table(isa), std::runtime_error) << cpu::kernel_isa_name(isa);
+    }
 }
 
 TEST(KernelLevels, QuantizedActivationsAreTheSameBytes) {

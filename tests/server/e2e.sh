@@ -116,16 +116,28 @@ echo "curl: ok"
 if [ "$HAVE_NODE" = 1 ]; then
     node "$HERE/openai_client.mjs" api "$URL" "$KEY" || fail "openai client: api"
     node "$HERE/openai_client.mjs" load "$URL" "$KEY" "$T/load.jsonl" || fail "openai client: load"
-    # Greedy outputs under load equal `moeinfer run` on the same prompt (a sample, to bound the run time).
+    # Greedy outputs under load equal `moeinfer run` on the same prompt (a sample, to bound the run time) — up to a
+    # near tie: a step's rows are summed in another order when other sequences share it (the bf16 decode dot for a
+    # few rows, the packed GEMM for more), so where the single run's top two are within 1e-2 in logprob (the golden
+    # tests' margin) the served sequence may take the runner-up; the texts are compared up to that point.
     python3 - "$T/load.jsonl" "$BIN" "$G" <<'PY' || fail "greedy under load differs from moeinfer run"
 import json, subprocess, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ties = 0
 for r in rows[:: max(1, len(rows) // 8)]:
     out = subprocess.run([sys.argv[2], "run", "--model", sys.argv[3], "--prompt-tokens", ",".join(map(str, r["prompt"])),
-                          "-n", str(r["max_tokens"]), "--temperature", "0", "--json", "--ignore-eos", "--threads", "1"],
-                         capture_output=True, text=True, check=True).stdout
-    assert json.loads(out)["tokens"] == r["tokens"], (r, out)
-print(f"greedy: {len(rows[:: max(1, len(rows) // 8)])} sampled load outputs equal moeinfer run")
+                          "-n", str(r["max_tokens"]), "--temperature", "0", "--json", "--ignore-eos", "--threads", "1",
+                          "--logprobs", "2"], capture_output=True, text=True, check=True).stdout
+    run = json.loads(out)
+    want, got = run["tokens"], r["tokens"]
+    if want == got:
+        continue
+    assert len(want) == len(got), (r, out)
+    i = next(k for k in range(len(want)) if want[k] != got[k])
+    (first, lp1), (second, lp2) = run["logprobs"][i]["top"][:2]
+    assert got[i] == second and lp1 - lp2 < 1e-2, (i, r, out)
+    ties += 1
+print(f"greedy: {len(rows[:: max(1, len(rows) // 8)])} sampled load outputs equal moeinfer run ({ties} up to a near tie)")
 PY
     # Back to idle: no running/waiting sequences and no KV block held by a request.
     for _ in $(seq 100); do

@@ -23,6 +23,7 @@ std::vector<std::pair<std::string, bool>> cpu_isa() {
             {"avx2", __builtin_cpu_supports("avx2")},
             {"fma", __builtin_cpu_supports("fma")},
             {"f16c", __builtin_cpu_supports("f16c")},
+            {"bmi", __builtin_cpu_supports("bmi")},
             {"bmi2", __builtin_cpu_supports("bmi2")},
             {"avx512f", __builtin_cpu_supports("avx512f")},
             {"avx512bw", __builtin_cpu_supports("avx512bw")},

@@ -18,6 +18,9 @@ const char* const kCompiledIsa[] = {
 #if defined(__F16C__)
     "f16c",
 #endif
+#if defined(__BMI__)
+    "bmi",
+#endif
 #if defined(__BMI2__)
     "bmi2",
 #endif

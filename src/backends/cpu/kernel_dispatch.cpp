@@ -7,6 +7,7 @@
 
 #include "backends/cpu/kernel_isa.h"
 #include "backends/cpu/kernel_table.h"
+#include "core/cpu_isa.h"
 
 namespace moeinfer::cpu {
 
@@ -27,16 +28,15 @@ const char* kernel_isa_name(KernelIsa isa) {
 
 std::vector<KernelIsa> supported_kernel_isas() {
     std::vector<KernelIsa> out = {KernelIsa::Generic};
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();  // __builtin_cpu_supports also checks that the OS saves the wider registers (XCR0)
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
-    if (avx2) out.push_back(KernelIsa::Avx2);
-    if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16") &&
-        __builtin_cpu_supports("avx512vbmi"))
-        out.push_back(KernelIsa::Avx512);
+#if defined(__x86_64__)
+    // The extensions each level's target pragma (kernel_variant.h) lets the compiler use.
+    static const std::vector<std::string> kAvx2 = {"avx2", "fma", "f16c", "bmi", "bmi2"};
+    static const std::vector<std::string> kAvx512 = {"avx512f",    "avx512bw",   "avx512dq",  "avx512vl",
+                                                     "avx512vnni", "avx512bf16", "avx512vbmi"};
+    const auto cpu = cpu_isa();  // as the CPU and the OS report them (the OS must save the wider registers)
+    if (!missing_isa(kAvx2, cpu).empty()) return out;
+    out.push_back(KernelIsa::Avx2);
+    if (missing_isa(kAvx512, cpu).empty()) out.push_back(KernelIsa::Avx512);
 #endif
     return out;
 }

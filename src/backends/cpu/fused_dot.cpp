@@ -16,8 +16,12 @@
 namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
 #if MOEINFER_AVX512
-static inline __m512 bf16x16_to_f32(const uint16_t* p) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+// 16 F16 or BF16 weights as fp32.
+template <bool BF16>
+inline __m512 half16_to_f32(const uint16_t* p) {
+    const __m256i h = _mm256_loadu_si256((const __m256i*)p);
+    if constexpr (BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
 }
 #endif
 #if MOEINFER_AVX2
@@ -43,9 +47,7 @@ void dot_rows_exact(const float* x, const uint16_t* w, int64_t stride, int64_t n
         if constexpr (NR > 1) prefetch_next_rows(w + (NR - 1) * stride, stride * 2, NR * 32, i / 16);
         const __m512 xv = _mm512_loadu_ps(x + i);
         for (int r = 0; r < NR; ++r) {
-            const uint16_t* p = w + r * stride + i;
-            const __m512 wv = BF16 ? bf16x16_to_f32(p) : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p));
-            acc[r] = _mm512_fmadd_ps(xv, wv, acc[r]);
+            acc[r] = _mm512_fmadd_ps(xv, half16_to_f32<BF16>(w + r * stride + i), acc[r]);
         }
     }
     for (int r = 0; r < NR; ++r) sum[r] = _mm512_reduce_add_ps(acc[r]);
@@ -118,28 +120,17 @@ void dot_rows_half(DType wtype, GemmArith arith, const float* x, const uint16_t*
 }
 
 void row_to_f32(DType t, const void* src, float* dst, int64_t n) {
+    if (t != DType::F16 && t != DType::BF16) return dequantize_row(t, src, dst, n);
+    const uint16_t* w = static_cast<const uint16_t*>(src);
+    const bool bf16 = t == DType::BF16;
+    int64_t i = 0;
 #if MOEINFER_AVX512
-    if (t == DType::F16 || t == DType::BF16) {
-        const uint16_t* w = static_cast<const uint16_t*>(src);
-        int64_t i = 0;
-        for (; i + 16 <= n; i += 16)
-            _mm512_storeu_ps(dst + i, t == DType::F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w + i)))
-                                                      : bf16x16_to_f32(w + i));
-        for (; i < n; ++i) dst[i] = t == DType::F16 ? fp16_to_fp32(w[i]) : bf16_to_fp32(w[i]);
-        return;
-    }
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, bf16 ? half16_to_f32<true>(w + i) : half16_to_f32<false>(w + i));
+#elif MOEINFER_AVX2
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, bf16 ? half8_to_f32<true>(w + i) : half8_to_f32<false>(w + i));
 #endif
-#if MOEINFER_AVX2 && !MOEINFER_AVX512
-    if (t == DType::F16 || t == DType::BF16) {
-        const uint16_t* w = static_cast<const uint16_t*>(src);
-        int64_t i = 0;
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(dst + i, t == DType::F16 ? half8_to_f32<false>(w + i) : half8_to_f32<true>(w + i));
-        for (; i < n; ++i) dst[i] = t == DType::F16 ? fp16_to_fp32(w[i]) : bf16_to_fp32(w[i]);
-        return;
-    }
-#endif
-    dequantize_row(t, src, dst, n);
+    for (; i < n; ++i) dst[i] = bf16 ? bf16_to_fp32(w[i]) : fp16_to_fp32(w[i]);
 }
 
 }  // namespace moeinfer::cpu::MOEINFER_KERNEL_NS

@@ -18,6 +18,43 @@
 
 namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
+#if MOEINFER_AVX2
+// One 32-element block by the scalar definition in quantize_activations (#else), in vector form — the same IEEE
+// operations, so the same bytes (cvtps rounds to nearest even as lrintf does under the default rounding mode):
+// max |v| in vmax, the quants returned, their sum in sum.
+inline __m256i quantize_block(const float* v, float& vmax, int32_t& sum) {
+#if MOEINFER_AVX512
+    const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+    vmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const __m512 vinv = _mm512_set1_ps(vmax > 0 ? 127.0f / vmax : 0.0f);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vinv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vinv));
+    sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtsepi32_epi8(q0)), _mm512_cvtsepi32_epi8(q1), 1);
+#else
+    __m256 v8[4];
+    __m256 amax8 = _mm256_setzero_ps();
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int j = 0; j < 4; ++j) {
+        v8[j] = _mm256_loadu_ps(v + 8 * j);
+        amax8 = _mm256_max_ps(amax8, _mm256_and_ps(v8[j], abs_mask));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    vmax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    const __m256 vinv = _mm256_set1_ps(vmax > 0 ? 127.0f / vmax : 0.0f);
+    __m256i q32[4];
+    for (int j = 0; j < 4; ++j) q32[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v8[j], vinv));
+    const __m256i s8 = _mm256_add_epi32(_mm256_add_epi32(q32[0], q32[1]), _mm256_add_epi32(q32[2], q32[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    sum = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1)));
+    // packs work within 128-bit lanes: bytes come out in dword order 0 2 4 6 1 3 5 7 — put them back.
+    const __m256i q16 = _mm256_packs_epi16(_mm256_packs_epi32(q32[0], q32[1]), _mm256_packs_epi32(q32[2], q32[3]));
+    return _mm256_permutevar8x32_epi32(q16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+#endif
+}
+#endif
+
 void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& out) {
     out.T = T;
     out.K = K;
@@ -37,46 +74,15 @@ void quantize_activations(const float* x, int64_t T, int64_t K, Q8Activations& o
     for (int64_t t = 0; t < T; ++t)
         for (int64_t b = 0; b < out.nb; ++b) {
             const float* v = x + t * K + b * 32;
-#if MOEINFER_AVX512
-            // The scalar definition (#else), 16 lanes at a time (the same IEEE operations, so the same bytes: cvtps
-            // rounds to nearest even as lrintf does under the default rounding mode).
-            const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
-            const float vmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+#if MOEINFER_AVX2
+            float vmax;
+            int32_t sum;
+            const __m256i qb = quantize_block(v, vmax, sum);
             out.d[t * out.nb + b] = vmax / 127.0f;
-            const __m512 vinv = _mm512_set1_ps(vmax > 0 ? 127.0f / vmax : 0.0f);
-            const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vinv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vinv));
-            const __m256i qb = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtsepi32_epi8(q0)),
-                                                       _mm512_cvtsepi32_epi8(q1), 1);
-            const __m256i qub = _mm256_xor_si256(qb, _mm256_set1_epi8(char(0x80)));
             _mm256_storeu_si256((__m256i*)(out.q.data() + t * K + b * 32), qb);
+            const __m256i qub = _mm256_xor_si256(qb, _mm256_set1_epi8(char(0x80)));  // q + 128
             _mm256_storeu_si256((__m256i*)(out.qu.data() + t * K + b * 32), qub);
-            out.sum[t * out.nb + b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-#elif MOEINFER_AVX2
-            // The same operations 8 lanes at a time (same bytes as the scalar definition).
-            __m256 v8[4];
-            __m256 amax8 = _mm256_setzero_ps();
-            const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-            for (int j = 0; j < 4; ++j) {
-                v8[j] = _mm256_loadu_ps(v + 8 * j);
-                amax8 = _mm256_max_ps(amax8, _mm256_and_ps(v8[j], abs_mask));
-            }
-            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
-            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-            const float vmax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
-            out.d[t * out.nb + b] = vmax / 127.0f;
-            const __m256 vinv = _mm256_set1_ps(vmax > 0 ? 127.0f / vmax : 0.0f);
-            __m256i q32[4];
-            for (int j = 0; j < 4; ++j) q32[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v8[j], vinv));
-            // packs work within 128-bit lanes: bytes come out in dword order 0 2 4 6 1 3 5 7 — put them back.
-            const __m256i q16 = _mm256_packs_epi16(_mm256_packs_epi32(q32[0], q32[1]), _mm256_packs_epi32(q32[2], q32[3]));
-            const __m256i qb = _mm256_permutevar8x32_epi32(q16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            const __m256i qub = _mm256_xor_si256(qb, _mm256_set1_epi8(char(0x80)));
-            _mm256_storeu_si256((__m256i*)(out.q.data() + t * K + b * 32), qb);
-            _mm256_storeu_si256((__m256i*)(out.qu.data() + t * K + b * 32), qub);
-            const __m256i s8 = _mm256_add_epi32(_mm256_add_epi32(q32[0], q32[1]), _mm256_add_epi32(q32[2], q32[3]));
-            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
-            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-            out.sum[t * out.nb + b] = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1)));
+            out.sum[t * out.nb + b] = sum;
 #else
             float amax = 0;
             for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));

@@ -36,6 +36,33 @@ inline __m512i q6k_pick(int k) {
                             4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k + 1, 4 * k, 4 * k, 4 * k, 4 * k);
 }
 
+// The 256 weights of a Q4_K / Q5_K super-block in element order, 64 a register: chunk c holds sub-blocks 2c, 2c + 1.
+template <bool Q5>
+inline void q4k_weights(const uint8_t* blk, __m512i (&w)[4]) {
+    __m256i qh = _mm256_setzero_si256();  // Q5_K: the fifth bits of all 256 elements
+    if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
+    for (int c = 0; c < 4; ++c) {
+        __m256i lo, hi;
+        q45k_chunk<Q5>(blk, c, qh, lo, hi);
+        w[c] = join(lo, hi);
+    }
+}
+
+// The 256 stored values (0..63) of a Q6_K super-block in element order, 64 a register, and its 16 quarter scales
+// d·sc as floats.
+inline void q6k_weights(const uint8_t* blk, __m512i (&w)[4]) {
+    for (int h = 0; h < 2; ++h) {
+        __m256i q[4];
+        q6k_half(blk, h, q);
+        w[2 * h] = join(q[0], q[1]);
+        w[2 * h + 1] = join(q[2], q[3]);
+    }
+}
+inline __m512 q6k_scales(const uint8_t* blk) {
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192)))),
+                         _mm512_set1_ps(fp16_at(blk + 208)));
+}
+
 // One row against nt ≤ kTokens tokens. Per super-block the row's scales are converted once (d·sc, dmin·m as
 // 8 floats); per token they meet the 8 activation scales in one multiply, and each 64-element chunk picks its two
 // sub-block scales with one permute. Q5_K (Q5 = true) is the same layout with 32 more bytes (qh, before the nibbles)
@@ -57,13 +84,7 @@ void q4k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
         __m256 scf, mf;
         q4k_scales(blk, scf, mf);
         __m512i w[4];
-        __m256i qh = _mm256_setzero_si256();  // Q5_K: the fifth bits of all 256 elements
-        if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
-        for (int c = 0; c < 4; ++c) {
-            __m256i lo, hi;
-            q45k_chunk<Q5>(blk, c, qh, lo, hi);
-            w[c] = join(lo, hi);
-        }
+        q4k_weights<Q5>(blk, w);
         for (int t = 0; t < nt; ++t) {
             const int64_t tr = t0 + t, ab = tr * a.nb + sb * 8;
             const __m256 dx = _mm256_loadu_ps(a.d.data() + ab);
@@ -111,12 +132,10 @@ void q4k_rows_decode(const uint8_t* row, size_t row_bytes, int64_t nsb, const Q8
             q4k_scales(blk, scf, mf);
             const __m512 p = _mm512_castps256_ps512(_mm256_mul_ps(scf, dx));
             mins[r] = _mm256_fmadd_ps(mf, dsum, mins[r]);
-            __m256i qh = _mm256_setzero_si256();
-            if constexpr (Q5) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
+            __m512i w[4];
+            q4k_weights<Q5>(blk, w);
             for (int c = 0; c < 4; ++c) {
-                __m256i lo, hi;
-                q45k_chunk<Q5>(blk, c, qh, lo, hi);
-                const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), join(lo, hi), _mm512_loadu_si512(xq + 64 * c));
+                const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[c], _mm512_loadu_si512(xq + 64 * c));
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(pick[c], p), acc[r]);
             }
         }
@@ -138,15 +157,9 @@ void q6k_row(const uint8_t* row, int64_t nsb, const Q8Activations& a, int64_t t0
     for (int k = 0; k < 4; ++k) pick[k] = q6k_pick(k);
     for (int64_t sb = 0; sb < nsb; ++sb) {
         const uint8_t* blk = row + sb * kQ6KBytes;
-        const __m512 scf = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192)))),
-                                         _mm512_set1_ps(fp16_at(blk + 208)));
+        const __m512 scf = q6k_scales(blk);
         __m512i w[4];
-        for (int h = 0; h < 2; ++h) {
-            __m256i q[4];
-            q6k_half(blk, h, q);
-            w[2 * h] = join(q[0], q[1]);
-            w[2 * h + 1] = join(q[2], q[3]);
-        }
+        q6k_weights(blk, w);
         for (int t = 0; t < nt; ++t) {
             const int64_t tr = t0 + t;
             const __m512 dx = _mm512_permutexvar_ps(spread, _mm512_castps256_ps512(_mm256_loadu_ps(a.d.data() + tr * a.nb + sb * 8)));
@@ -184,17 +197,12 @@ void q6k_rows_decode(const uint8_t* row, size_t row_bytes, int64_t nsb, const Q8
         }
         for (int r = 0; r < NR; ++r) {
             const uint8_t* blk = row + r * row_bytes + sb * kQ6KBytes;
-            const __m512 scf = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(blk + 192)))),
-                                             _mm512_set1_ps(fp16_at(blk + 208)));
-            const __m512 p = _mm512_mul_ps(scf, dx);
-            for (int h = 0; h < 2; ++h) {
-                __m256i q[4];
-                q6k_half(blk, h, q);
-                for (int i = 0; i < 2; ++i) {
-                    const int k = 2 * h + i;
-                    const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), join(q[2 * i], q[2 * i + 1]), xv[k]), corr[k]);
-                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(pick[k], p), acc[r]);
-                }
+            const __m512 p = _mm512_mul_ps(q6k_scales(blk), dx);
+            __m512i w[4];
+            q6k_weights(blk, w);
+            for (int k = 0; k < 4; ++k) {
+                const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w[k], xv[k]), corr[k]);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(pick[k], p), acc[r]);
             }
         }
     }

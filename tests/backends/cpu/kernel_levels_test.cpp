@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "../../ref/reference_ops.h"
 #include "../../ref/test_util.h"
 #include "backends/cpu/kernel_isa.h"
 #include "backends/cpu/kernel_table.h"
-#include "formats/dequant.h"
 
 namespace moeinfer {
 namespace {
@@ -34,13 +34,24 @@ std::vector<KernelIsa> vector_levels() {
     return out;
 }
 
-// |got − want| ≤ rtol · bound[i] for every i: bound is Σ|terms| of each output, which summation order can move by
-// a few ulps of — not |want|, which can cancel to ~0.
+// Σ_k |x[t, k] · w[r, k]| for every output [T, out] (the reference product of the magnitudes): what summation
+// order can move a result by a few ulps of — not |result|, which can cancel to ~0.
+std::vector<float> magnitude_bound(std::vector<float> x, int64_t T, std::vector<float> w, int64_t out, int64_t in) {
+    for (float& v : x) v = std::fabs(v);
+    for (float& v : w) v = std::fabs(v);
+    std::vector<float> bound(T * out);
+    ref::matmul(x.data(), T, w.data(), out, in, bound.data());
+    return bound;
+}
+
+// |got − want| ≤ rtol · bound for each of the T × out outputs, stored `stride` apart per token in got and want.
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& bound,
-                  double rtol, const std::string& what) {
+                  int64_t out, int64_t stride, double rtol, const std::string& what) {
     ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < got.size(); ++i)
-        ASSERT_LE(std::fabs(double(got[i]) - want[i]), rtol * bound[i] + 1e-30) << what << " output " << i;
+    for (size_t t = 0; t < bound.size() / out; ++t)
+        for (int64_t r = 0; r < out; ++r)
+            ASSERT_LE(std::fabs(double(got[t * stride + r]) - want[t * stride + r]), rtol * bound[t * out + r] + 1e-30)
+                << what << " token " << t << " row " << r;
 }
 
 TEST(KernelLevels, ActiveIsTheBestSupportedOrTheOneAskedFor) {
@@ -94,18 +105,14 @@ TEST(KernelLevels, BlockProductsAgreeWithGeneric) {
     for (DType dt : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
         const OwnedTensor w(dt, kOut, kIn, 3);
         const bool kquant = dt == DType::Q4_K || dt == DType::Q5_K || dt == DType::Q6_K;
-        std::vector<float> wf(kIn);
+        const std::vector<float> wf = ref::dequantize(w.tensor);
         for (int64_t T : {1, 2, 3, 5}) {
             const std::vector<float> x = random_vector(T * kIn, 50 + T);
             cpu::Q8Activations a;
             generic().quantize_activations(x.data(), T, kIn, a);
-            std::vector<float> bound(T * kStride, 0.0f);
-            for (int64_t r = 0; r < kOut; ++r) {
-                dequantize_row(dt, w.tensor.row(r), wf.data(), kIn);
-                for (int64_t t = 0; t < T; ++t)
-                    for (int64_t k = 0; k < kIn; ++k)
-                        bound[t * kStride + r] += std::fabs(wf[k] * a.d[t * a.nb + k / 32] * a.q[t * kIn + k]);
-            }
+            std::vector<float> xq(T * kIn);  // the activations the kernels multiply
+            for (int64_t i = 0; i < T * kIn; ++i) xq[i] = a.d[i / 32] * a.q[i];
+            const std::vector<float> bound = magnitude_bound(xq, T, wf, kOut, kIn);
             auto run = [&](const CpuKernels& kt) {
                 std::vector<float> y(T * kStride, 0.0f);
                 (kquant ? kt.kquant_gemm : kt.int8_gemm)(w.tensor, 0, kOut, a, 0, T, y.data(), kStride);
@@ -113,7 +120,7 @@ TEST(KernelLevels, BlockProductsAgreeWithGeneric) {
             };
             const std::vector<float> want = run(generic());
             for (KernelIsa isa : vector_levels())
-                expect_close(run(cpu::kernel_table(isa)), want, bound, 1e-5,
+                expect_close(run(cpu::kernel_table(isa)), want, bound, kOut, kStride, 1e-5,
                              std::string(cpu::kernel_isa_name(isa)) + " " + dtype_name(dt) + " T " + std::to_string(T));
         }
     }
@@ -125,11 +132,7 @@ TEST(KernelLevels, HalfRowDotsAndRowConversionAgreeWithGeneric) {
     for (DType dt : {DType::F16, DType::BF16}) {
         const OwnedTensor w(dt, kRows, kN, 61);
         const auto* wp = static_cast<const uint16_t*>(w.tensor.data);
-        std::vector<float> bound(kRows, 0.0f), wf(kN);
-        for (int64_t r = 0; r < kRows; ++r) {
-            dequantize_row(dt, w.tensor.row(r), wf.data(), kN);
-            for (int64_t k = 0; k < kN; ++k) bound[r] += std::fabs(wf[k] * x[k]);
-        }
+        const std::vector<float> bound = magnitude_bound(x, 1, ref::dequantize(w.tensor), kRows, kN);
         auto run = [&](const CpuKernels& kt) {
             std::vector<float> y(kRows);
             kt.dot_rows_half(dt, cpu::GemmArith::Fp32, x.data(), wp, kN, kRows, kN, y.data());
@@ -140,7 +143,7 @@ TEST(KernelLevels, HalfRowDotsAndRowConversionAgreeWithGeneric) {
         generic().row_to_f32(dt, w.tensor.row(5), row_want.data(), kN);
         for (KernelIsa isa : vector_levels()) {
             const std::string at = std::string(cpu::kernel_isa_name(isa)) + " " + dtype_name(dt);
-            expect_close(run(cpu::kernel_table(isa)), want, bound, 1e-6, at);
+            expect_close(run(cpu::kernel_table(isa)), want, bound, kRows, kRows, 1e-6, at);
             cpu::kernel_table(isa).row_to_f32(dt, w.tensor.row(5), row_got.data(), kN);
             EXPECT_EQ(row_got, row_want) << at;  // a conversion: exact
         }
@@ -152,10 +155,7 @@ TEST(KernelLevels, MicroGemmAgreesWithGeneric) {
     const std::vector<float> w = random_vector(4 * kK, 70), x = random_vector(4 * kK, 71);
     for (int64_t nr = 1; nr <= 4; ++nr)
         for (int64_t nt = 1; nt <= 4; ++nt) {
-            std::vector<float> bound(4 * nr, 0.0f);
-            for (int64_t t = 0; t < nt; ++t)
-                for (int64_t r = 0; r < nr; ++r)
-                    for (int64_t k = 0; k < kK; ++k) bound[t * nr + r] += std::fabs(w[r * kK + k] * x[t * kK + k]);
+            const std::vector<float> bound = magnitude_bound({x.begin(), x.begin() + nt * kK}, nt, w, nr, kK);
             auto run = [&](const CpuKernels& kt) {
                 std::vector<float> y(4 * nr, 0.0f);
                 kt.micro_gemm(w.data(), nr, x.data(), kK, nt, kK, y.data(), nr);
@@ -163,7 +163,7 @@ TEST(KernelLevels, MicroGemmAgreesWithGeneric) {
             };
             const std::vector<float> want = run(generic());
             for (KernelIsa isa : vector_levels())
-                expect_close(run(cpu::kernel_table(isa)), want, bound, 1e-6,
+                expect_close(run(cpu::kernel_table(isa)), want, bound, nr, nr, 1e-6,
                              std::string(cpu::kernel_isa_name(isa)) + " " + std::to_string(nr) + "x" + std::to_string(nt));
         }
 }

@@ -8,9 +8,6 @@ set -uo pipefail
 source "$(dirname "$0")/gpu_report.sh" cpu_check.txt
 say "device_cpu_check $(date -u +%FT%TZ)"
 say "$(lscpu | grep -E 'Model name|^CPU\(s\)' | tr -s ' ' | tr '\n' ';') $(grep -o -w -E 'amx_bf16|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-gtest_arg=()
-ls /usr/include/gtest/gtest.h /usr/local/include/gtest/gtest.h >/dev/null 2>&1 ||
-  gtest_arg=(-DMOEINFER_GTEST_SOURCE="$PWD/.deps/googletest")
 start=$(date +%s)
 if ! cmake -S . -B build-cpu -G Ninja -DCMAKE_BUILD_TYPE=Release "${gtest_arg[@]}" >"$OUT/build.log" 2>&1 ||
    ! cmake --build build-cpu -j16 --target moeinfer moeinfer_tests >>"$OUT/build.log" 2>&1; then

@@ -11,9 +11,6 @@ source "$(dirname "$0")/gpu_report.sh" ab.txt
 
 say "gpu_ab $(date -u +%FT%TZ)"
 say "$(nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader 2>&1)"
-gtest_arg=()
-ls /usr/include/gtest/gtest.h /usr/local/include/gtest/gtest.h >/dev/null 2>&1 ||
-  gtest_arg=(-DMOEINFER_GTEST_SOURCE="$PWD/.deps/googletest")
 
 before=/tmp/ab-before
 rm -rf "$before" && mkdir -p "$before"

@@ -9,13 +9,8 @@ say "gpu_check $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/nul
 say "$(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader 2>&1)"
 say "nvcc: $(/usr/local/cuda/bin/nvcc --version | tail -1); cmake: $(cmake --version | head -1); $(g++ --version | head -1)"
 
-gtest_arg=()
-if ! ls /usr/include/gtest/gtest.h /usr/local/include/gtest/gtest.h >/dev/null 2>&1; then
-  if [ -d .deps/googletest ]; then
-    gtest_arg=(-DMOEINFER_GTEST_SOURCE="$PWD/.deps/googletest")
-  else
-    say "gpu_check: no GoogleTest here and no .deps/googletest carried"; exit 1
-  fi
+if [ ${#gtest_arg[@]} -gt 0 ] && [ ! -d .deps/googletest ]; then
+  say "gpu_check: no GoogleTest here and no .deps/googletest carried"; exit 1
 fi
 
 start=$(date +%s)

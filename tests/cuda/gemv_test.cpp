@@ -3,6 +3,9 @@
 // rows 1..9 (crossing the 8-row pass), out not a multiple of the warp tile.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <random>
+
 #include "backends/cpu/matmul.h"
 #include "backends/cpu/moe.h"
 #include "backends/cuda/gemm.h"
@@ -81,7 +84,50 @@ TEST(GemvSwiglu, EqualsSiluMulThenGemv) {
         silu_mul(dgu.as<bf16>(), dgu.as<bf16>() + ff, 2 * ff, T, ff, act.as<bf16>(), nullptr);
         gemv(act.as<bf16>(), T, dw.as<bf16>(), out, ff, plain.as<bf16>(), nullptr);
         EXPECT_EQ(to_host<uint16_t>(fused, T * out), to_host<uint16_t>(plain, T * out)) << "T=" << T;
+        // Added into fp32: y0 + the fp32 product of the same activation.
+        const std::vector<float> y0 = random_vector(T * out, 53);
+        DeviceBuffer prod = poisoned(T * out, 4), dy = to_device(y0);
+        gemv(act.as<bf16>(), T, dw.as<bf16>(), out, ff, prod.as<float>(), nullptr);
+        gemv_swiglu_add(dgu.as<bf16>(), T, dw.as<bf16>(), out, ff, dy.as<float>(), nullptr);
+        std::vector<float> want = to_host<float>(prod, T * out);
+        for (size_t i = 0; i < want.size(); ++i) want[i] += y0[i];
+        EXPECT_EQ(to_host<float>(dy, T * out), want) << "T=" << T;
     }
+}
+
+// gemv_rms (the norm folded into the product) against rms_norm then gemv: the normalized rows may differ in the
+// last bf16 bit where the sum of squares is added in another order, so the products agree to bf16 tolerance; and
+// against an fp32 reference of the normalized rows.
+TEST(GemvRms, MatchesRmsNormThenGemv) {
+    MOEINFER_REQUIRE_GPU();
+    for (const auto& [T, out, in] : {std::make_tuple(1, 5120, 2048), std::make_tuple(3, 77, 1024), std::make_tuple(4, 33, 4096),
+                                     std::make_tuple(2, 40, 256), std::make_tuple(1, 9, 12288)}) {
+        const std::vector<float> x = random_vector(T * in, 81), nw = random_vector(in, 82);
+        const std::vector<uint16_t> w = to_bf16_bits(random_vector(out * in, 83, 0.05f));
+        const float eps = 1e-6f;
+        std::vector<float> xn(T * in);
+        for (int64_t t = 0; t < T; ++t) {
+            double ss = 0;
+            for (int64_t i = 0; i < in; ++i) ss += double(x[t * in + i]) * x[t * in + i];
+            const float inv = float(1.0 / std::sqrt(ss / double(in) + eps));
+            for (int64_t i = 0; i < in; ++i) xn[t * in + i] = bf16_to_fp32(fp32_to_bf16(x[t * in + i] * inv * nw[i]));
+        }
+        std::vector<float> want(T * out);
+        cpu::matmul(xn.data(), T, bf16_tensor(w.data(), out, in), want.data());
+        DeviceBuffer dx = to_device(x), dnw = to_device(nw), dw = to_device(w), dxn(T * in * 2);
+        DeviceBuffer fused = poisoned(T * out, 2), plain = poisoned(T * out, 2);
+        ASSERT_TRUE(gemv_rms_supported(T, in));
+        gemv_rms(dx.as<float>(), dnw.as<float>(), eps, T, dw.as<bf16>(), out, in, fused.as<bf16>(), nullptr);
+        rms_norm(dx.as<float>(), dnw.as<float>(), eps, T, in, dxn.as<bf16>(), nullptr);
+        gemv(dxn.as<bf16>(), T, dw.as<bf16>(), out, in, plain.as<bf16>(), nullptr);
+        const std::string at = "T=" + std::to_string(T) + " out=" + std::to_string(out) + " in=" + std::to_string(in);
+        expect_close(to_host_bf16(fused, T * out), want, kBf16Rtol, 1e-2 * rms(want) + 1e-6, "vs reference, " + at);
+        expect_close(to_host_bf16(fused, T * out), to_host_bf16(plain, T * out), kBf16Rtol, 1e-2 * rms(want) + 1e-6,
+                     "vs rms_norm + gemv, " + at);
+    }
+    EXPECT_FALSE(gemv_rms_supported(5, 2048));
+    EXPECT_FALSE(gemv_rms_supported(1, 2040));
+    EXPECT_THROW(gemv_rms(nullptr, nullptr, 1e-6f, 1, nullptr, 8, 2040, nullptr, nullptr), std::invalid_argument);
 }
 
 // T tokens pick k of E experts; rows are permuted by expert on the device (moe_permute) and the grouped product

@@ -1,5 +1,5 @@
 // MoE routing on the GPU against the CPU: route_topk (ids exact, weights to fp32 tolerance), the stable permutation
-// (exact), gather_rows, combine_rows and combine_add_rms_norm.
+// (exact), gather_rows, combine_rows, combine_add_rms_norm and add_combined_rows.
 #include <gtest/gtest.h>
 
 #include "backends/cpu/moe.h"
@@ -85,6 +85,10 @@ TEST(MoeCombine, AddNormEqualsCombineThenAddNorm) {
                          1e-5f, T, n, dxn2.as<bf16>(), nullptr);
     EXPECT_EQ(to_host<float>(dres2, T * n), to_host<float>(dres1, T * n));
     EXPECT_EQ(to_host_bf16(dxn2, T * n), to_host_bf16(dxn1, T * n));
+    // add_combined_rows (decode steps, the norm left to the next product) leaves the same residual, bit for bit.
+    DeviceBuffer dres3 = to_device(res);
+    add_combined_rows(dy.as<bf16>(), dsr.as<int32_t>(), dwt.as<float>(), T, k, n, dres3.as<float>(), nullptr);
+    EXPECT_EQ(to_host<float>(dres3, T * n), to_host<float>(dres1, T * n));
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -1,9 +1,10 @@
 // CudaForward: the decoder forward on one GPU (see cuda_forward.h). Weights are bf16 on the device, fused where
 // one GEMM can serve several projections (q|k|v, gate|up, and per-layer expert stacks [E, 2·ff, H]); the residual
 // stream is fp32. One step: embed → per layer (norm → qkv → bias/qk-norm/RoPE/paged-KV write in one kernel →
-// paged attention → o → residual-add+norm → MLP or MoE → residual-add+norm of the next layer; decode-sized MoE steps add
-// o into the residual inside its product and normalize inside the routing launch) → lm_head on the
-// requested rows → logits to the host. Products of ≤ kGemvRows rows use our gemv (the down projection with
+// paged attention → o → residual-add+norm → MLP or MoE → residual-add+norm of the next layer) → lm_head on the
+// requested rows → logits to the host. Decode-sized steps (≤ 4 tokens) launch fewer kernels: o and the MLP's down
+// projection add into the residual inside their products, the products after a norm normalize the residual
+// themselves (gemv_rms), MoE layers normalize inside the routing launch and add the combined experts in one launch. Products of ≤ kGemvRows rows use our gemv (the down projection with
 // SwiGLU fused into its input), larger ones cuBLASLt. MoE layers route in fp32 (from the fp32 residual); at ≤ kDirectMoeTokens
 // tokens each (token, expert) row multiplies its expert directly, otherwise rows are permuted by expert and the
 // grouped gemv runs over the active experts (device-only, graph-capturable) unless the experts average more rows,
@@ -225,9 +226,10 @@ private:
     void linear(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y);
     void linear(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y);
     void mlp(const DevMlp& m, const bf16* x, int64_t T, bf16* out);
-    // An MoE layer from the attention output (branch_) to the next layer's normed input: residual add and norm,
-    // routing, experts, combine, residual add and the next norm (x_ and xn_ updated).
-    void moe(const DevLayer& l, int64_t T, bool allow_sync, const float* next_norm);
+    // An MoE layer from the attention output (branch_, or already in x_ at decode sizes) to the next layer's input:
+    // residual add and norm, routing, experts, combine, residual add, and the next norm into xn_ unless the step is
+    // small enough for the next product to normalize x_ itself (returns whether xn_ holds the next norm).
+    bool moe(const DevLayer& l, int64_t T, bool allow_sync, const float* next_norm);
     // Expert products over expert-contiguous rows (moe_permute): y_[N, H] in permuted order.
     void grouped_experts(const DevLayer& l, const bf16* x, int64_t T, bool allow_sync);
 
@@ -462,7 +464,7 @@ void CudaForward::mlp(const DevMlp& m, const bf16* x, int64_t T, bf16* out) {
     linear(act_.as<bf16>(), T, m.down.as<bf16>(), H, m.ff, out);
 }
 
-void CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float* next_norm) {
+bool CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float* next_norm) {
     const int64_t H = c_.hidden_size, E = c_.num_experts, k = l.top_k, ff = l.experts.ff, N = T * k;
     const float eps = float(c_.rms_eps);
     if (T <= kDirectMoeTokens) {
@@ -481,6 +483,12 @@ void CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float
         // Each (token, slot) row multiplies its expert directly, in assignment order: no permutation kernels.
         direct_expert_gemv(x, k, ints(topk_ids_), N, l.experts.gate_up.as<bf16>(), 2 * ff, H, false, gu_.as<bf16>(), stream_);
         direct_expert_gemv(gu_.as<bf16>(), 1, ints(topk_ids_), N, l.experts.down.as<bf16>(), H, ff, true, y_.as<bf16>(), stream_);
+        if (!l.has_shared && gemv_rms_supported(T, H)) {
+            // The combine and residual add over many blocks; the next layer's q|k|v product (or the final norm)
+            // normalizes x. (One block per token doing the norm as well was a 5.6 µs chain of its own.)
+            add_combined_rows(y_.as<bf16>(), slot_rows, topk_w_.as<float>(), T, k, H, x_.as<float>(), stream_);
+            return false;
+        }
     } else {
         grouped_experts(l, x, T, allow_sync);
         slot_rows = ints(slot_row_);
@@ -488,7 +496,7 @@ void CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float
     if (!l.has_shared && T <= kFusedCombineTokens) {  // combine + residual add + the next norm in one launch
         combine_add_rms_norm(y_.as<bf16>(), slot_rows, topk_w_.as<float>(), k, x_.as<float>(), next_norm, eps, T, H,
                              xn_.as<bf16>(), stream_);
-        return;
+        return true;
     }
     float* out = moe_out_.as<float>();
     combine_rows(y_.as<bf16>(), slot_rows, topk_w_.as<float>(), T, k, H, false, out, stream_);
@@ -502,6 +510,7 @@ void CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float
         add_gated(out, shared_.as<bf16>(), gate, T, H, stream_);
     }
     add_rms_norm(out, x_.as<float>(), next_norm, eps, T, H, xn_.as<bf16>(), stream_);
+    return true;
 }
 
 void CudaForward::grouped_experts(const DevLayer& l, const bf16* x, int64_t T, bool allow_sync) {
@@ -544,10 +553,17 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
     const PagedKv pk{tables, d.max_blocks, block_size, nkv, hd};
 
     embed_rows(embed_.as<bf16>(), ids, ints(summary_), T, H, x, stream_);
-    rms_norm(x, layers_[0].attn_norm.as<float>(), eps, T, H, xn, stream_);
+    // normed: xn holds this layer's attention norm of x. Otherwise decode-sized steps fold the norm into the q|k|v
+    // product (gemv_rms), larger ones run it first.
+    bool normed = false;
     for (size_t li = 0; li < layers_.size(); ++li) {
         const DevLayer& l = layers_[li];
-        linear(xn, T, l.qkv.as<bf16>(), qw + 2 * kvw, H, qkv_.as<bf16>());
+        const bool fold = gemv_rms_supported(T, H);
+        if (!normed && !fold) rms_norm(x, l.attn_norm.as<float>(), eps, T, H, xn, stream_);
+        if (!normed && fold)
+            gemv_rms(x, l.attn_norm.as<float>(), eps, T, l.qkv.as<bf16>(), qw + 2 * kvw, H, qkv_.as<bf16>(), stream_);
+        else
+            linear(xn, T, l.qkv.as<bf16>(), qw + 2 * kvw, H, qkv_.as<bf16>());
         QkvPost post;
         post.bias = l.qkv_bias.get() ? l.qkv_bias.as<float>() : nullptr;
         post.qk_norm = l.qk_norm == QkNorm::PerHead ? QkNormKind::PerHead
@@ -571,19 +587,28 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
         } else {
             paged_decode_attention(a, pk, kv.k(li), kv.v(li), stream_);
         }
-        if (l.is_moe && T <= kDirectMoeTokens)  // into the residual stream directly: moe() routes from x
+        // Decode sizes add the output projection into the residual stream directly: moe() routes from x, and a
+        // dense MLP normalizes x inside its gate|up product.
+        if ((l.is_moe && T <= kDirectMoeTokens) || (!l.is_moe && fold))
             gemv_add(attn_.as<bf16>(), T, l.o.as<bf16>(), H, qw, x, stream_);
         else
             linear(attn_.as<bf16>(), T, l.o.as<bf16>(), H, qw, branch_.as<bf16>());
         const float* next_norm = li + 1 < layers_.size() ? layers_[li + 1].attn_norm.as<float>() : final_norm_.as<float>();
         if (l.is_moe) {
-            moe(l, T, !d.graphed, next_norm);
+            normed = moe(l, T, !d.graphed, next_norm);
+        } else if (fold) {  // norm → gate|up → SwiGLU → down, added into x; the next product normalizes x
+            const DevMlp& m = l.mlp;
+            gemv_rms(x, l.ffn_norm.as<float>(), eps, T, m.gate_up.as<bf16>(), 2 * m.ff, H, gu_.as<bf16>(), stream_);
+            gemv_swiglu_add(gu_.as<bf16>(), T, m.down.as<bf16>(), H, m.ff, x, stream_);
+            normed = false;
         } else {
             add_rms_norm(branch_.as<bf16>(), x, l.ffn_norm.as<float>(), eps, T, H, xn, stream_);
             mlp(l.mlp, xn, T, branch_.as<bf16>());
             add_rms_norm(branch_.as<bf16>(), x, next_norm, eps, T, H, xn, stream_);
+            normed = true;
         }
     }
+    if (!normed) rms_norm(x, final_norm_.as<float>(), eps, T, H, xn, stream_);
     // xn now holds every row after the final norm; the lm_head reads only the requested ones.
     gather_rows(xn, logit_rows, d.R, H, rows_.as<bf16>(), stream_);
     linear(rows_.as<bf16>(), d.R, (tied_ ? embed_ : lm_head_).as<bf16>(), c_.vocab_size, H, logits_.as<float>());

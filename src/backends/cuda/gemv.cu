@@ -4,6 +4,9 @@
 // 4 rows (2 pieces per row in flight before any arithmetic, bypassing L1: the weights are touched once). Many
 // small blocks keep every SM's load queue full even for 4096-row matrices, where one warp per row left most of
 // the machine idle. The few activation rows stay in L1/L2. fp32 accumulation; warp shuffles, then shared memory.
+// gemv_rms folds the RMSNorm before a decode product into it: each block sums the squares of the few fp32 residual
+// rows itself (one pass over 8-16 KB from L2, after its first weight loads are in flight) and rounds the normalized
+// values to bf16 as it loads them, so the norm costs no launch of its own on a decode step's chain.
 // The grouped form serves MoE: rows are expert-contiguous (moe_permute's offsets), grid.y walks the non-empty
 // experts (moe_permute's list of them) on the device, so no host sync is needed and the launch is graph-capturable.
 // Experts with more than kXRows rows loop over row chunks, re-reading their weights (from L2 when it holds them).
@@ -64,7 +67,57 @@ struct GemvArgs {
     int64_t x_row_div;
     bool swiglu;                   // x rows are [gate K | up K]; the input is silu(gate) · up, rounded to bf16
     bool accumulate = false;       // fp32 y: y += x · Wᵀ (a residual add fused into the product)
+    // The RMSNorm before the product folded into it (gemv_rms): x rows are bf16(xf[r] · inv_rms(xf[r]) · norm_w),
+    // as rms_norm writes them, from the fp32 residual rows xf [T, K].
+    const float* xf = nullptr;
+    const float* norm_w = nullptr;
+    float eps = 0.0f;
 };
+
+// 1 / rms of rows xf[r, K] for r < nr, computed by the block's first `users` threads (whole warps; the threads that
+// call it), each summing the squares of pieces threadIdx.x, + users, ..., then warps, then the warps' sums in order
+// through shared memory and named barrier 1 (barrier 0 stays with the whole block). Every caller gets every row's.
+template <int kXRows, int kWarps>
+__device__ __forceinline__ void block_inv_rms(const float* xf, int nr, int64_t K, float eps, int users,
+                                              float (&part)[kXRows][kWarps], float (&inv)[kXRows]) {
+    float ss[kXRows];
+#pragma unroll
+    for (int r = 0; r < kXRows; ++r) ss[r] = 0.0f;
+    for (int64_t i = threadIdx.x; i < K / 8; i += users)
+#pragma unroll
+        for (int r = 0; r < kXRows; ++r)
+            if (r < nr) {
+                const float4* p = reinterpret_cast<const float4*>(xf + r * K) + 2 * i;
+                const float4 a = __ldg(p), b = __ldg(p + 1);
+                ss[r] += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;
+            }
+#pragma unroll
+    for (int r = 0; r < kXRows; ++r) {
+        const float v = warp_sum(ss[r]);
+        if ((threadIdx.x & 31) == 0) part[r][threadIdx.x >> 5] = v;
+    }
+    asm volatile("bar.sync 1, %0;" ::"r"(users) : "memory");
+#pragma unroll
+    for (int r = 0; r < kXRows; ++r) {
+        float t = 0.0f;
+        for (int w = 0; w < users / 32; ++w) t += part[r][w];
+        inv[r] = rsqrtf(t / float(K) + eps);
+    }
+}
+
+// Piece i (8 values) of a normalized activation row, rounded to bf16 as rms_norm rounds it.
+__device__ __forceinline__ uint4 load_x_normed(const float* row, const float* w, int64_t i, float inv) {
+    const float4* r = reinterpret_cast<const float4*>(row) + 2 * i;
+    const float4* g = reinterpret_cast<const float4*>(w) + 2 * i;
+    const float4 a = __ldg(r), b = __ldg(r + 1), wa = __ldg(g), wb = __ldg(g + 1);
+    uint4 out;
+    __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(&out);
+    o[0] = __floats2bfloat162_rn(a.x * inv * wa.x, a.y * inv * wa.y);
+    o[1] = __floats2bfloat162_rn(a.z * inv * wa.z, a.w * inv * wa.w);
+    o[2] = __floats2bfloat162_rn(b.x * inv * wb.x, b.y * inv * wb.y);
+    o[3] = __floats2bfloat162_rn(b.z * inv * wb.z, b.w * inv * wb.w);
+    return out;
+}
 
 // The row range and expert of this block's group; false when the block has no group.
 __device__ bool find_group(const GemvArgs& a, int64_t& e_out, int64_t& r0, int64_t& r1) {
@@ -112,6 +165,7 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
     int64_t e, r0, r1;
     if (!find_group(a, e, r0, r1)) return;
     __shared__ float partial[kBlock / 32][kWRows][kXRows];
+    __shared__ float norm_part[kXRows][kBlock / 32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t N = a.N, K = a.K, K8 = K / 8;  // 16-byte pieces per row
     const int64_t n0 = int64_t(blockIdx.x) * kWRows;
@@ -134,6 +188,7 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
         for (int c = 0; c < kWRows; ++c)
 #pragma unroll
             for (int r = 0; r < kXRows; ++r) acc[c][r] = 0.0f;
+        float inv[kXRows];  // gemv_rms: each row's 1 / rms, computed once x may be read
 
         // The block's threads split K: every weight piece is loaded by exactly one thread, all loads of an
         // iteration issued before the first FMA.
@@ -148,6 +203,9 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
             if (!waited) {
                 pdl_wait();
                 waited = true;
+                // gemv_rms: one row pass (T ≤ kXRows), and K8 % 32 == 0, so the threads of this first iteration
+                // are the first min(kBlock, K8) threads, whole warps.
+                if (a.xf) block_inv_rms(a.xf + rb * K, nr, K, a.eps, int(min(int64_t(kBlock), K8)), norm_part, inv);
             }
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) {
@@ -156,7 +214,8 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
 #pragma unroll
                 for (int r = 0; r < kXRows; ++r) {
                     if (r < nr) {
-                        const uint4 xv = load_x(xr[r], i, K, a.swiglu);
+                        const uint4 xv = a.xf ? load_x_normed(a.xf + (rb + r) * K, a.norm_w, i, inv[r])
+                                              : load_x(xr[r], i, K, a.swiglu);
 #pragma unroll
                         for (int c = 0; c < kWRows; ++c) acc[c][r] += dot8(wv[u][c], xv);
                     }
@@ -344,6 +403,12 @@ void gemv_add(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, 
 void gemv_swiglu(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream) {
     launch(dense(gate_up, T, w, out, in, true), 1, T, y, stream);
 }
+void gemv_swiglu_add(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, float* y,
+                     cudaStream_t stream) {
+    GemvArgs a = dense(gate_up, T, w, out, in, true);
+    a.accumulate = true;
+    launch(a, 1, T, y, stream);
+}
 void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, const int32_t* active, int64_t E,
                   int64_t N_rows, const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {
     const GemvArgs a{w, out * in, out, in, offsets, active, nullptr, E, N_rows, x, row_token, 1, swiglu};
@@ -359,6 +424,16 @@ void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offset
     }
     launch(a, std::min(E, N_rows), avg <= 1 ? 1 : avg <= 2 ? 2 : avg <= 4 ? 4 : 8, y, stream);
 }
+void gemv_rms(const float* x, const float* norm_w, float eps, int64_t T, const bf16* w, int64_t out, int64_t in,
+              bf16* y, cudaStream_t stream) {
+    if (!gemv_rms_supported(T, in)) throw std::invalid_argument("cuda::gemv_rms: needs T ≤ 4 and in % 256 == 0");
+    GemvArgs a = dense(nullptr, T, w, out, in, false);
+    a.xf = x, a.norm_w = norm_w, a.eps = eps;
+    launch(a, 1, T, y, stream);
+}
+
+bool gemv_rms_supported(int64_t T, int64_t in) { return T >= 1 && T <= 4 && in % 256 == 0; }
+
 void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,
                         int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {
     const GemvArgs a{w, out * in, out, in, nullptr, nullptr, expert_of_row, 0, N_rows, x, nullptr, x_row_div, swiglu};

@@ -365,13 +365,30 @@ __global__ void gather_rows_kernel(const bf16* __restrict__ x, const int32_t* __
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) xp[r * n + i] = src[i];
 }
 
+// kMode: kWrite out = Σ; kAccumulate out += each slot in turn (the CPU's order); kAddSum out += Σ (the residual add
+// after the sum, as combine_add_rms_norm adds it).
+enum CombineMode { kWrite, kAccumulate, kAddSum };
+
+template <int kMode>
 __global__ void combine_rows_kernel(const bf16* __restrict__ y, const int32_t* __restrict__ slot_row,
-                                    const float* __restrict__ weights, int64_t k, int64_t n, bool accumulate,
-                                    float* __restrict__ out) {
+                                    const float* __restrict__ weights, int64_t k, int64_t n, float* __restrict__ out) {
+    pdl_trigger();  // a gemv launched after it may issue its weight loads (it waits for out itself)
     const int64_t t = blockIdx.x;
     for (int64_t i = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.y) * blockDim.x) {
-        out[t * n + i] = add_expert_rows(accumulate ? out[t * n + i] : 0.0f, y, slot_row, weights, k, n, t, i);
+        float* o = out + t * n + i;
+        if constexpr (kMode == kAddSum) *o += add_expert_rows(0.0f, y, slot_row, weights, k, n, t, i);
+        else *o = add_expert_rows(kMode == kAccumulate ? *o : 0.0f, y, slot_row, weights, k, n, t, i);
     }
+}
+
+template <int kMode>
+void launch_combine(const bf16* y, const int32_t* slot_row, const float* weights, int64_t T, int64_t k, int64_t n,
+                    float* out, cudaStream_t stream) {
+    if (T == 0) return;
+    // Column chunks as a second grid dimension: at batch 1 one block per token would walk all n·k values alone.
+    const dim3 grid(unsigned(T), unsigned(std::min<int64_t>((n + 255) / 256, 64)));
+    combine_rows_kernel<kMode><<<grid, 256, 0, stream>>>(y, slot_row, weights, k, n, out);
+    MOEINFER_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace
@@ -450,11 +467,13 @@ void gather_rows(const bf16* x, const int32_t* row_token, int64_t N, int64_t n, 
 
 void combine_rows(const bf16* y, const int32_t* slot_row, const float* weights, int64_t T, int64_t k, int64_t n,
                   bool accumulate, float* out, cudaStream_t stream) {
-    if (T == 0) return;
-    // Column chunks as a second grid dimension: at batch 1 one block per token would walk all n·k values alone.
-    const dim3 grid(unsigned(T), unsigned(std::min<int64_t>((n + 255) / 256, 64)));
-    combine_rows_kernel<<<grid, 256, 0, stream>>>(y, slot_row, weights, k, n, accumulate, out);
-    MOEINFER_CUDA_LAUNCH_CHECK();
+    if (accumulate) launch_combine<kAccumulate>(y, slot_row, weights, T, k, n, out, stream);
+    else launch_combine<kWrite>(y, slot_row, weights, T, k, n, out, stream);
+}
+
+void add_combined_rows(const bf16* y, const int32_t* slot_row, const float* weights, int64_t T, int64_t k, int64_t n,
+                       float* residual, cudaStream_t stream) {
+    launch_combine<kAddSum>(y, slot_row, weights, T, k, n, residual, stream);
 }
 
 }  // namespace moeinfer::cuda

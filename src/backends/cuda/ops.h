@@ -136,6 +136,11 @@ void gather_rows(const bf16* x, const int32_t* row_token, int64_t N, int64_t n, 
 // out[t, :] (+)= Σ_slot weights[t, slot] · y[slot_row[t·k + slot], :]; y: [N, n] bf16, out: [T, n] fp32.
 void combine_rows(const bf16* y, const int32_t* slot_row, const float* weights, int64_t T, int64_t k, int64_t n,
                   bool accumulate, float* out, cudaStream_t stream);
+// residual[t, :] += Σ_slot weights[t, slot] · y[slot_row[t·k + slot], :]: the sum first, then the add, as
+// combine_add_rms_norm does it (bit for bit the residual that kernel leaves), without the norm: a decode step's next
+// product normalizes the residual itself (gemv_rms), and this launch spreads over the columns.
+void add_combined_rows(const bf16* y, const int32_t* slot_row, const float* weights, int64_t T, int64_t k, int64_t n,
+                       float* residual, cudaStream_t stream);
 
 // ---- gemv.cu: skinny products for decode (T ≤ ~16 rows), bandwidth-bound on W.
 // y[T, out] = x[T, in] · w[out, in]ᵀ; in % 8 == 0, rows 16-byte aligned.
@@ -146,6 +151,15 @@ void gemv_add(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, 
 // y[T, out] = (silu(gate) · up)[T, in] · w[out, in]ᵀ where gate_up rows are [gate in | up in]: a down projection
 // with the SwiGLU activation fused into its input loads (no activation tensor, one launch fewer).
 void gemv_swiglu(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);
+// The same added into fp32 y (y += ...): a decode MLP's down projection straight into the residual stream.
+void gemv_swiglu_add(const bf16* gate_up, int64_t T, const bf16* w, int64_t out, int64_t in, float* y,
+                     cudaStream_t stream);
+// y[T, out] = rms_norm(x, norm_w, eps)[T, in] · w[out, in]ᵀ with the norm folded into the product (x: fp32
+// residual rows; the normalized rows are rounded to bf16 as rms_norm writes them). gemv_rms_supported says which
+// shapes it takes (decode steps: T ≤ 4, in % 256 == 0).
+void gemv_rms(const float* x, const float* norm_w, float eps, int64_t T, const bf16* w, int64_t out, int64_t in,
+              bf16* y, cudaStream_t stream);
+bool gemv_rms_supported(int64_t T, int64_t in);
 // Grouped over experts: w = E stacked [out, in] matrices; rows [offsets[e], offsets[e+1]) of y [N_rows, out] use
 // expert e and read x row row_token[r] (row_token == nullptr: x row r). offsets and active (the experts with
 // rows, -1 after the last) live on the device (moe_permute). swiglu: x rows are [gate in | up in] as for gemv_swiglu.

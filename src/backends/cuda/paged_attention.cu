@@ -300,7 +300,6 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
 template <int D, int GMAX, bool kSplitHeads>
 void launch_decode(const DecodeAttentionArgs& args, const PagedKv& kv, const bf16* k_cache, const bf16* v_cache,
                    cudaStream_t stream) {
-    const int64_t G = args.num_heads / kv.num_kv_heads;
     constexpr int GW = kSplitHeads ? (GMAX + kWarps - 1) / kWarps : GMAX;
     const size_t smem = sizeof(float) * (GMAX * D + kWarps * GW * (D + 2));
     allow_dynamic_smem(decode_kernel<D, GMAX, kSplitHeads>, smem);  // Hopper allows up to 227 KB

@@ -4,8 +4,9 @@
 // paged attention → o → residual-add+norm → MLP or MoE → residual-add+norm of the next layer) → lm_head on the
 // requested rows → logits to the host. Decode-sized steps (≤ 4 tokens) launch fewer kernels: o and the MLP's down
 // projection add into the residual inside their products, the products after a norm normalize the residual
-// themselves (gemv_rms), MoE layers normalize inside the routing launch and add the combined experts in one launch. Products of ≤ kGemvRows rows use our gemv (the down projection with
-// SwiGLU fused into its input), larger ones cuBLASLt. MoE layers route in fp32 (from the fp32 residual); at ≤ kDirectMoeTokens
+// themselves (gemv_rms), MoE layers normalize inside the routing launch and add the combined experts in one launch.
+// Products of ≤ kGemvRows rows use our gemv (the down projection with SwiGLU fused into its input), larger ones
+// cuBLASLt. MoE layers route in fp32 (from the fp32 residual); at ≤ kDirectMoeTokens
 // tokens each (token, expert) row multiplies its expert directly, otherwise rows are permuted by expert and the
 // grouped gemv runs over the active experts (device-only, graph-capturable) unless the experts average more rows,
 // where one grouped cuBLAS GEMM per projection wins and one host sync for the offsets is cheap.

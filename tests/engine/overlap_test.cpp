@@ -35,12 +35,14 @@ EngineConfig small_config(EngineConfig::Overlap overlap) {
     return cfg;
 }
 
-// Submits every request at once, returns each one's tokens and finish reason, and the engine's final metrics.
+// Submits every request, then starts the loop (so its first step sees them all, however slowly this thread runs:
+// a loaded machine must not turn the preemption test into one without contention), returns each one's tokens and
+// finish reason, and the engine's final metrics.
 std::vector<Outcome> run_all(Model& model, EngineConfig cfg, const std::vector<RequestOptions>& reqs, EngineMetrics* m) {
     Engine engine(model, cfg);
-    engine.start();
     std::vector<std::shared_ptr<RequestHandle>> hs;
     for (const auto& r : reqs) hs.push_back(engine.submit(r));
+    engine.start();
     std::vector<Outcome> out;
     for (auto& h : hs) {
         out.push_back({collect(*h), FinishReason::None});
@@ -182,7 +184,9 @@ TEST(Overlap, CancelWhileAStepIsInFlight) {
         while (!victim->wait(evs, std::chrono::milliseconds(100))) {
         }
         cancelled = victim->finish_reason() == FinishReason::Cancelled;
-        if (!cancelled) EXPECT_EQ(victim->finish_reason(), FinishReason::Length);
+        if (!cancelled) {
+            EXPECT_EQ(victim->finish_reason(), FinishReason::Length);
+        }
         engine.stop(true);
         EXPECT_EQ(engine.metrics().kv_blocks_in_use, 0);
     }

@@ -42,11 +42,11 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j2 --timeout 900
 
-# The whole suite again at each lower CPU kernel level this CPU runs (src/backends/cpu/kernel_isa.h: generic, avx2;
-# `make test` ran the best one), so every level's kernels stay tested without another build.
+# The whole suite again at each lower CPU kernel level this CPU runs (src/backends/cpu/kernel_isa.h: generic, avx2,
+# avx512vnni; `make test` ran the best one), so every level's kernels stay tested without another build.
 test-kernel-levels: build
 	@if [ -f scripts/fetch_tokenizers.sh ]; then bash scripts/fetch_tokenizers.sh; fi
-	@for level in avx2 generic; do \
+	@for level in avx512vnni avx2 generic; do \
 	  if ! MOEINFER_CPU_KERNELS=$$level $(BUILD)/moeinfer info --model $(DEMO_MODEL) >/dev/null 2>&1; then \
 	    echo "test-kernel-levels: this CPU does not run the $$level kernels; skipped"; continue; fi; \
 	  echo "test-kernel-levels: MOEINFER_CPU_KERNELS=$$level"; \

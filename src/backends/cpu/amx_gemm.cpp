@@ -25,7 +25,7 @@
 
 namespace moeinfer::cpu::MOEINFER_KERNEL_NS {
 
-#if MOEINFER_AVX512
+#if MOEINFER_AVX512BF16
 // The tile instructions in this region only: a function declared with the level's target and defined with another
 // would be a second version of it, not its definition.
 #pragma GCC push_options
@@ -169,6 +169,12 @@ bool amx_bf16_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin
     else return false;
     return true;
 }
+
+#elif MOEINFER_AVX512
+
+// AMX is used from the avx512 level only (every AMX CPU has AVX-512 BF16); the avx512vnni panels do the products.
+bool amx_available() { return false; }
+bool amx_bf16_gemm(const float*, int64_t, const Tensor&, int64_t, int64_t, float*, int64_t) { return false; }
 
 #else
 

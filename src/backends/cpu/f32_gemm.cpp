@@ -97,8 +97,8 @@ void micro_kernel(const float* wp, const float* xp, int64_t ldx, int64_t kc, flo
             for (int t = 0; t < NT; ++t) {
                 const __m512 b = _mm512_set1_ps(xk[t]);
                 if constexpr (kPairs) {
-                    a0[t] = _mm512_dpbf16_ps(a0[t], (__m512bh)w0, (__m512bh)b);
-                    a1[t] = _mm512_dpbf16_ps(a1[t], (__m512bh)w1, (__m512bh)b);
+                    a0[t] = dot_bf16_pairs(a0[t], w0, b);
+                    a1[t] = dot_bf16_pairs(a1[t], w1, b);
                     continue;
                 }
                 a0[t] = _mm512_fmadd_ps(w0, b, a0[t]);

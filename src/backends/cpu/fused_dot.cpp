@@ -80,9 +80,8 @@ void dot_rows_bf16_arith(const float* x, const uint16_t* w, int64_t stride, int6
         if constexpr (NR > 1) prefetch_next_rows(w + (NR - 1) * stride, stride * 2, NR * 64, i / 32);
         // The same rounding as the packed GEMM's panels (float_rows.h), so decode and prefill form the same products.
         constexpr DType kW = BF16 ? DType::BF16 : DType::F16;
-        const __m512bh xv = (__m512bh)load32_bf16<DType::F32>(x + i, 32);
-        for (int r = 0; r < NR; ++r)
-            acc[r] = _mm512_dpbf16_ps(acc[r], xv, (__m512bh)load32_bf16<kW>(w + r * stride + i, 32));
+        const __m512 xv = load32_bf16<DType::F32>(x + i, 32);
+        for (int r = 0; r < NR; ++r) acc[r] = dot_bf16_pairs(acc[r], xv, load32_bf16<kW>(w + r * stride + i, 32));
     }
     for (int r = 0; r < NR; ++r) sum[r] = _mm512_reduce_add_ps(acc[r]);
 #endif

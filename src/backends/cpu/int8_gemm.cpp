@@ -291,7 +291,9 @@ void q4_group_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t
     // The 4 blocks are 72 bytes: one 64-byte load and an 8-byte masked one hold them; one byte permute gathers the
     // 4 × 16 quant bytes and one word permute spreads the 4 fp16 scales over lane quarters (instead of 4 + 4 narrow
     // loads and 6 inserts, which left decode bound on the shuffle ports).
+#if MOEINFER_VBMI
     const __m512i quant_index = _mm512_load_si512(kQ4GroupIndex.quant);
+#endif
     const __m512i scale_index = _mm512_load_si512(kQ4GroupIndex.scale);
     for (int64_t g = 0; g < groups; ++g) {
         if constexpr (NT == 1) prefetch_next_rows(wrow[NR - 1], groups * 4 * kQ4_0Bytes, NR * 4 * kQ4_0Bytes, g);
@@ -300,7 +302,14 @@ void q4_group_kernel(const uint8_t* const* wrow, const Q8Activations& a, int64_t
         for (int r = 0; r < NR; ++r) {
             const uint8_t* blk = wrow[r] + g * 4 * kQ4_0Bytes;
             const __m512i head = _mm512_loadu_si512(blk);
+#if MOEINFER_VBMI
             const __m512i v = _mm512_permutex2var_epi8(head, quant_index, _mm512_maskz_loadu_epi8(0xff, blk + 64));
+#else  // the 4 blocks' 16 quant bytes by 4 loads (byte permutes need VBMI)
+            __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i*)(blk + 2)));
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 2 + kQ4_0Bytes)), 1);
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 2 + 2 * kQ4_0Bytes)), 2);
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(blk + 2 + 3 * kQ4_0Bytes)), 3);
+#endif
             lo[r] = _mm512_and_si512(v, low);
             hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
             dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_index, head)));

@@ -14,6 +14,7 @@ namespace moeinfer::cpu {
 namespace generic { extern const CpuKernels kKernels; }
 #if defined(__x86_64__)  // CMakeLists.txt builds the AVX levels for x86-64 only
 namespace avx2 { extern const CpuKernels kKernels; }
+namespace avx512vnni { extern const CpuKernels kKernels; }
 namespace avx512 { extern const CpuKernels kKernels; }
 #endif
 
@@ -21,6 +22,7 @@ const char* kernel_isa_name(KernelIsa isa) {
     switch (isa) {
         case KernelIsa::Generic: return "generic";
         case KernelIsa::Avx2: return "avx2";
+        case KernelIsa::Avx512Vnni: return "avx512vnni";
         case KernelIsa::Avx512: return "avx512";
     }
     return "?";
@@ -31,11 +33,13 @@ std::vector<KernelIsa> supported_kernel_isas() {
 #if defined(__x86_64__)
     // The extensions each level's target pragma (kernel_variant.h) lets the compiler use.
     static const std::vector<std::string> kAvx2 = {"avx2", "fma", "f16c", "bmi", "bmi2"};
-    static const std::vector<std::string> kAvx512 = {"avx512f",    "avx512bw",   "avx512dq",  "avx512vl",
-                                                     "avx512vnni", "avx512bf16", "avx512vbmi"};
+    static const std::vector<std::string> kAvx512Vnni = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512vnni"};
+    static const std::vector<std::string> kAvx512 = {"avx512bf16", "avx512vbmi"};  // beyond avx512vnni
     const auto cpu = cpu_isa();  // as the CPU and the OS report them (the OS must save the wider registers)
     if (!missing_isa(kAvx2, cpu).empty()) return out;
     out.push_back(KernelIsa::Avx2);
+    if (!missing_isa(kAvx512Vnni, cpu).empty()) return out;
+    out.push_back(KernelIsa::Avx512Vnni);
     if (missing_isa(kAvx512, cpu).empty()) out.push_back(KernelIsa::Avx512);
 #endif
     return out;
@@ -48,6 +52,7 @@ const CpuKernels& kernel_table(KernelIsa isa) {
     switch (isa) {
 #if defined(__x86_64__)
         case KernelIsa::Avx512: return avx512::kKernels;
+        case KernelIsa::Avx512Vnni: return avx512vnni::kKernels;
         case KernelIsa::Avx2: return avx2::kKernels;
 #endif
         default: return generic::kKernels;

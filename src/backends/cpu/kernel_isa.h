@@ -6,10 +6,11 @@
 
 namespace moeinfer::cpu {
 
-// Generic: portable C++ (the reference). Avx2: AVX2 + FMA + F16C (Haswell / Zen 1 and later). Avx512: AVX-512 F, BW,
-// DQ, VL with VNNI, BF16 and VBMI (Sapphire Rapids, Zen 4 and later) — the level the fastest kernels need; CPUs
-// with older AVX-512 (Skylake-X to Ice Lake) take the Avx2 kernels.
-enum class KernelIsa { Generic, Avx2, Avx512 };
+// Generic: portable C++ (the reference). Avx2: AVX2 + FMA + F16C (Haswell / Zen 1 and later). Avx512Vnni: AVX-512 F,
+// BW, DQ, VL and VNNI (Cascade Lake, Ice Lake): the AVX-512 kernels, with the bf16 products and the byte permutes
+// done in AVX-512F instructions. Avx512: the same plus BF16 and VBMI (Sapphire Rapids, Zen 4 and later), and AMX
+// where the CPU has it. Skylake-X (no VNNI) takes the Avx2 kernels.
+enum class KernelIsa { Generic, Avx2, Avx512Vnni, Avx512 };
 
 const char* kernel_isa_name(KernelIsa isa);
 
@@ -17,7 +18,7 @@ const char* kernel_isa_name(KernelIsa isa);
 std::vector<KernelIsa> supported_kernel_isas();
 
 // The level in use, chosen at first use: the best supported one, or the one named by MOEINFER_CPU_KERNELS
-// (generic | avx2 | avx512) — naming an unknown or unsupported level throws, saying which levels this CPU has.
+// (generic | avx2 | avx512vnni | avx512) — naming an unknown or unsupported level throws, saying which levels this CPU has.
 KernelIsa active_kernel_isa();
 
 }  // namespace moeinfer::cpu

@@ -19,15 +19,21 @@
 #include "backends/cpu/kernel_table.h"
 #include "core/half.h"
 
-// What this copy may use: AVX2 + FMA + F16C from level 1, AVX-512 (F, BW, DQ, VL, VNNI, BF16, VBMI) from level 2.
+// What this copy may use: AVX2 + FMA + F16C from level 1 (avx2), AVX-512 F, BW, DQ, VL and VNNI from level 2
+// (avx512vnni), AVX-512 BF16 and VBMI too from level 3 (avx512). Code that needs the last two says so with
+// MOEINFER_AVX512BF16 / MOEINFER_VBMI and keeps an AVX-512F form for level 2.
 #define MOEINFER_AVX2 (MOEINFER_KERNEL_LEVEL >= 1)
 #define MOEINFER_AVX512 (MOEINFER_KERNEL_LEVEL >= 2)
+#define MOEINFER_AVX512BF16 (MOEINFER_KERNEL_LEVEL >= 3)
+#define MOEINFER_VBMI (MOEINFER_KERNEL_LEVEL >= 3)
 
 #if MOEINFER_AVX2
 #include <immintrin.h>
 #endif
-#if MOEINFER_AVX512
+#if MOEINFER_AVX512BF16
 #pragma GCC target("avx,avx2,fma,f16c,bmi,bmi2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512bf16,avx512vbmi")
+#elif MOEINFER_AVX512
+#pragma GCC target("avx,avx2,fma,f16c,bmi,bmi2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
 #elif MOEINFER_AVX2
 #pragma GCC target("avx,avx2,fma,f16c,bmi,bmi2")
 #endif

@@ -69,7 +69,7 @@ TEST(KernelLevels, ActiveIsTheBestSupportedOrTheOneAskedFor) {
 // `make test-emulated` runs this on a CPU without AVX-512).
 TEST(KernelLevels, UnsupportedLevelsThrow) {
     const std::vector<KernelIsa> levels = cpu::supported_kernel_isas();
-    for (KernelIsa isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512}) {
+    for (KernelIsa isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Vnni, KernelIsa::Avx512}) {
         if (std::find(levels.begin(), levels.end(), isa) != levels.end())
             EXPECT_NO_THROW(cpu::kernel_table(isa)) << cpu::kernel_isa_name(isa);
         else

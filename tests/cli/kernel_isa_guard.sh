@@ -19,7 +19,11 @@ awk -v dir="$T" '
 fails=0
 check() {  # level, forbidden regex, what
   local level=$1 re=$2 what=$3
-  if ! [ -s "$T/$level" ]; then echo "FAIL: no functions of the $level level found in $BIN"; fails=$((fails + 1)); return; fi
+  if ! [ -s "$T/$level" ]; then
+    echo "FAIL: no functions of the $level level found in $BIN"
+    fails=$((fails + 1))
+    return
+  fi
   local hits
   hits=$(grep -cE "$re" "$T/$level")
   if [ "$hits" -ne 0 ]; then
@@ -30,8 +34,9 @@ check() {  # level, forbidden regex, what
 }
 check generic '%[yz]mm' "AVX"
 check avx2 '%zmm|%k[0-7]|%[xy]mm(1[6-9]|2[0-9]|3[01])' "AVX-512"
-check avx512vnni '\b(vdpbf16ps|vcvtne2ps2bf16|vcvtneps2bf16|vpermb|vpermi2b|vpermt2b|vpmultishiftqb|tdpbf16ps|ldtilecfg|tileloadd|tileloaddt1|tilestored)\b' \
-  "AVX-512 BF16 / VBMI / AMX"
+bf16='vdpbf16ps|vcvtne2ps2bf16|vcvtneps2bf16' vbmi='vpermb|vpermi2b|vpermt2b|vpmultishiftqb'
+amx='tdpbf16ps|ldtilecfg|tileloadd|tileloaddt1|tilestored'
+check avx512vnni "\b($bf16|$vbmi|$amx)\b" "AVX-512 BF16 / VBMI / AMX"
 if ! grep -qw vdpbf16ps "$T/avx512" 2>/dev/null; then
   echo "FAIL: the avx512 kernels show no vdpbf16ps: the patterns above may no longer match this objdump's output"
   fails=$((fails + 1))

@@ -31,7 +31,8 @@ inline __m512 load16(const void* p, __mmask16 m) {
 inline __m512i bf16_bits(__m512 v) {
     const __m512i x = _mm512_castps_si512(v);
     const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
-    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __m512i bias = _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff));
+    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(x, bias), 16);
     const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40));
     return _mm512_mask_mov_epi32(rounded, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), quiet);
 }
@@ -46,8 +47,11 @@ inline __m512 dot_bf16_pairs(__m512 acc, __m512 a, __m512 b) {
 #else
     const __m512i high = _mm512_set1_epi32(int(0xffff0000u));
     const __m512i ai = _mm512_castps_si512(a), bi = _mm512_castps_si512(b);
-    acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(ai, high)), _mm512_castsi512_ps(_mm512_and_si512(bi, high)), acc);
-    return _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(ai, 16)), _mm512_castsi512_ps(_mm512_slli_epi32(bi, 16)), acc);
+    const __m512 a_odd = _mm512_castsi512_ps(_mm512_and_si512(ai, high));
+    const __m512 b_odd = _mm512_castsi512_ps(_mm512_and_si512(bi, high));
+    const __m512 a_even = _mm512_castsi512_ps(_mm512_slli_epi32(ai, 16));
+    const __m512 b_even = _mm512_castsi512_ps(_mm512_slli_epi32(bi, 16));
+    return _mm512_fmadd_ps(a_even, b_even, _mm512_fmadd_ps(a_odd, b_odd, acc));
 #endif
 }
 

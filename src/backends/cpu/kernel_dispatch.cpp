@@ -33,7 +33,8 @@ std::vector<KernelIsa> supported_kernel_isas() {
 #if defined(__x86_64__)
     // The extensions each level's target pragma (kernel_variant.h) lets the compiler use.
     static const std::vector<std::string> kAvx2 = {"avx2", "fma", "f16c", "bmi", "bmi2"};
-    static const std::vector<std::string> kAvx512Vnni = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512vnni"};
+    static const std::vector<std::string> kAvx512Vnni = {"avx512f", "avx512bw", "avx512dq", "avx512vl",
+                                                         "avx512vnni"};
     static const std::vector<std::string> kAvx512 = {"avx512bf16", "avx512vbmi"};  // beyond avx512vnni
     const auto cpu = cpu_isa();  // as the CPU and the OS report them (the OS must save the wider registers)
     if (!missing_isa(kAvx2, cpu).empty()) return out;

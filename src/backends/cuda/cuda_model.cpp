@@ -556,15 +556,16 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
     embed_rows(embed_.as<bf16>(), ids, ints(summary_), T, H, x, stream_);
     // normed: xn holds this layer's attention norm of x. Otherwise decode-sized steps fold the norm into the q|k|v
     // product (gemv_rms), larger ones run it first.
+    const bool fold = gemv_rms_supported(T, H);
     bool normed = false;
     for (size_t li = 0; li < layers_.size(); ++li) {
         const DevLayer& l = layers_[li];
-        const bool fold = gemv_rms_supported(T, H);
-        if (!normed && !fold) rms_norm(x, l.attn_norm.as<float>(), eps, T, H, xn, stream_);
-        if (!normed && fold)
+        if (!normed && fold) {
             gemv_rms(x, l.attn_norm.as<float>(), eps, T, l.qkv.as<bf16>(), qw + 2 * kvw, H, qkv_.as<bf16>(), stream_);
-        else
+        } else {
+            if (!normed) rms_norm(x, l.attn_norm.as<float>(), eps, T, H, xn, stream_);
             linear(xn, T, l.qkv.as<bf16>(), qw + 2 * kvw, H, qkv_.as<bf16>());
+        }
         QkvPost post;
         post.bias = l.qkv_bias.get() ? l.qkv_bias.as<float>() : nullptr;
         post.qk_norm = l.qk_norm == QkNorm::PerHead ? QkNormKind::PerHead

@@ -17,17 +17,12 @@ rm -rf "$before" && mkdir -p "$before"
 tar --exclude=./build --exclude=./build-cuda --exclude=./.git -cf - . | tar -xf - -C "$before"
 (cd "$before" && git apply -R ab.patch) || { say "gpu_ab: ab.patch does not reverse cleanly"; exit 1; }
 
-build() {  # dir targets...
-  local dir=$1; shift
-  cmake -S "$dir" -B "$dir/build-cuda" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEINFER_CUDA=ON "${gtest_arg[@]}" &&
-    cmake --build "$dir/build-cuda" -j8 --target "$@"
-}
 start=$(date +%s)
 tests=(moeinfer_cuda_tests)
 [ "${AB_TESTS:-1}" = 0 ] && tests=()
-build "$before" moeinfer >"$OUT/build-before.log" 2>&1 &
+build_cuda "$before" 8 moeinfer >"$OUT/build-before.log" 2>&1 &
 pid=$!
-build "$PWD" moeinfer "${tests[@]}" >"$OUT/build-after.log" 2>&1
+build_cuda "$PWD" 8 moeinfer "${tests[@]}" >"$OUT/build-after.log" 2>&1
 after_rc=$?
 wait $pid
 before_rc=$?
@@ -37,11 +32,7 @@ if [ $before_rc -ne 0 ] || [ $after_rc -ne 0 ]; then
   exit 1
 fi
 
-if [ "${AB_TESTS:-1}" != 0 ]; then
-  build-cuda/moeinfer_cuda_tests --gtest_brief=1 >"$OUT/tests.log" 2>&1
-  say "moeinfer_cuda_tests: exit $?; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/tests.log" | tr '\n' ' ')"
-  grep -E '^\[  FAILED|Failure' "$OUT/tests.log" | head -30 | tee -a "$report"
-fi
+[ "${AB_TESTS:-1}" != 0 ] && run_gpu_tests
 
 IFS=';' read -ra benches <<<"${AB_BENCH:-qwen3-30b-a3b:-p 512 -n 128 -r 3;llama-3.1-8b:-p 512 -n 128 -r 3}"
 for round in $(seq "${AB_ROUNDS:-2}"); do
@@ -50,10 +41,7 @@ for round in $(seq "${AB_ROUNDS:-2}"); do
     for side in before after; do
       bin=build-cuda/moeinfer
       [ $side = before ] && bin=$before/build-cuda/moeinfer
-      # shellcheck disable=SC2086
-      line=$(timeout 300 "$bin" bench --model "bench/configs/$cfg.json" --random-weights --device cuda $args --json \
-             2>>"$OUT/bench.log" | tail -1)
-      say "round $round $cfg [$args] $side: $line"
+      say "round $round $cfg [$args] $side: $(bench_line "$bin" "$cfg" "$args")"
     done
   done
 done

@@ -22,6 +22,14 @@ namespace moeinfer::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+// Most rows gemv_rms takes: one row pass of the ≤ 4-row kernels, so a block sums each row's squares once.
+constexpr int64_t kGemvNormRows = 4;
+// What a kernel reads besides weights and bf16 activation rows, as compile-time flags (kMode): a kernel's register
+// count, whatever path a launch takes, sets how many of its blocks stay resident, so a path only some launches take
+// gets its own instantiations (a runtime switch to a MoE combine folded into gemv_rms took the batch-1 kernel from 74
+// to 128 registers and the 8B decode from 228 to 175 tok/s on H200; the folded norm as its own instantiation, 64
+// registers where the shared kernel had 74, took the 8B decode from 228.9 to 231.4).
+constexpr int kNormedIn = 1;  // x rows are the normalized fp32 residual rows (gemv_rms)
 // Template parameters of the kernel: kXRows activation rows per pass (1, 2, 4, 8: registers hold kXRows·kWRows
 // accumulators, so batch 1 runs with room for more resident blocks), kWRows weight rows per block (4; 8 or 16 at
 // batch 1 when K is short, so a block still streams ~16-32 KB instead of retiring after a few loads), kUnroll
@@ -155,8 +163,9 @@ __device__ __forceinline__ uint4 load_x(const bf16* row, int64_t i, int64_t K, b
     return out;
 }
 
-template <int kXRows, int kWRows, int kUnroll, typename OutT, int kBlock = kThreads>
+template <int kXRows, int kWRows, int kUnroll, typename OutT, int kBlock, int kMode>
 __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restrict__ y) {
+    constexpr bool kNormed = kMode & kNormedIn;
     // Dense products (launched with launch_pdl) issue their first weight loads before waiting for the kernel that
     // writes x; grouped and direct ones first need the expert routing that kernel may still be writing.
     const bool dense = !a.offsets && !a.expert_of_row;
@@ -205,7 +214,8 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
                 waited = true;
                 // gemv_rms: one row pass (T ≤ kXRows), and K8 % 32 == 0, so the threads of this first iteration
                 // are the first min(kBlock, K8) threads, whole warps.
-                if (a.xf) block_inv_rms(a.xf + rb * K, nr, K, a.eps, int(min(int64_t(kBlock), K8)), norm_part, inv);
+                if constexpr (kNormed)
+                    block_inv_rms(a.xf + rb * K, nr, K, a.eps, int(min(int64_t(kBlock), K8)), norm_part, inv);
             }
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) {
@@ -214,8 +224,9 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
 #pragma unroll
                 for (int r = 0; r < kXRows; ++r) {
                     if (r < nr) {
-                        const uint4 xv = a.xf ? load_x_normed(a.xf + (rb + r) * K, a.norm_w, i, inv[r])
-                                              : load_x(xr[r], i, K, a.swiglu);
+                        uint4 xv;
+                        if constexpr (kNormed) xv = load_x_normed(a.xf + (rb + r) * K, a.norm_w, i, inv[r]);
+                        else xv = load_x(xr[r], i, K, a.swiglu);
 #pragma unroll
                         for (int c = 0; c < kWRows; ++c) acc[c][r] += dot8(wv[u][c], xv);
                     }
@@ -340,20 +351,21 @@ __global__ void __launch_bounds__(128) grouped_mma_kernel(GemvArgs a, bf16* __re
 // gemv_kernel for short K (K8 < 512) with every thread's K pieces in flight at once and (nearly) none idle: one
 // piece per thread in blocks of K8 rounded up to 32, 64, 96, 128, 160, 192 or 256 threads, else 256 threads with
 // two. The one block-size ladder of both callers (batch 1 and several rows per group).
-template <int kXRows, int kWRows, typename OutT>
+template <int kXRows, int kWRows, typename OutT, int kMode>
 void launch_short(const GemvArgs& a, int64_t K8, dim3 grid, OutT* y, cudaStream_t stream) {
-    if (K8 <= 32) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 32>, grid, 32, 0, stream, a, y);
-    else if (K8 <= 64) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 64>, grid, 64, 0, stream, a, y);
-    else if (K8 <= 96) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 96>, grid, 96, 0, stream, a, y);
-    else if (K8 <= 128) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 128>, grid, 128, 0, stream, a, y);
-    else if (K8 <= 160) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 160>, grid, 160, 0, stream, a, y);
-    else if (K8 <= 192) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 192>, grid, 192, 0, stream, a, y);
-    else if (K8 <= 256) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 256>, grid, 256, 0, stream, a, y);
-    else launch_pdl(gemv_kernel<kXRows, kWRows, 2, OutT, 256>, grid, 256, 0, stream, a, y);
+    if (K8 <= 32) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 32, kMode>, grid, 32, 0, stream, a, y);
+    else if (K8 <= 64) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 64, kMode>, grid, 64, 0, stream, a, y);
+    else if (K8 <= 96) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 96, kMode>, grid, 96, 0, stream, a, y);
+    else if (K8 <= 128) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 128, kMode>, grid, 128, 0, stream, a, y);
+    else if (K8 <= 160) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 160, kMode>, grid, 160, 0, stream, a, y);
+    else if (K8 <= 192) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 192, kMode>, grid, 192, 0, stream, a, y);
+    else if (K8 <= 256) launch_pdl(gemv_kernel<kXRows, kWRows, 1, OutT, 256, kMode>, grid, 256, 0, stream, a, y);
+    else launch_pdl(gemv_kernel<kXRows, kWRows, 2, OutT, 256, kMode>, grid, 256, 0, stream, a, y);
 }
 
 // rows_per_group: the most rows one group has (known for dense and direct; 8 for grouped, which can be anything).
-template <typename OutT>
+// kMode other than 0 serves decode steps only (≤ kGemvNormRows rows): the larger kernels are not built for it.
+template <typename OutT, int kMode = 0>
 void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, cudaStream_t stream) {
     if (a.T == 0 || a.N == 0 || groups == 0) return;
     if (a.K % 8 != 0) throw std::invalid_argument("cuda::gemv: K must be a multiple of 8");
@@ -363,22 +375,25 @@ void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, 
         // Batch 1, measured on H100 (8B shape decode 166.1 -> 170.9 tok/s, 30B-A3B 225.7 -> 233.5 against 4 rows ×
         // 2 pieces): 8 weight rows per block throughout; long K (the 14336-wide down projection) in 128-thread blocks
         // with 2 pieces per row in flight, K of 2048-8191 one piece per row and thread.
-        if (K8 >= 1024) launch_pdl(gemv_kernel<1, 8, 2, OutT, 128>, grid(8), 128, 0, stream, a, y);
-        else if (K8 >= 3 * kThreads / 4) launch_pdl(gemv_kernel<1, 8, 1, OutT>, grid(8), kThreads, 0, stream, a, y);
-        else launch_short<1, 16, OutT>(a, K8, grid(16), y, stream);  // K8 < 192: 16 rows per block
+        if (K8 >= 1024) launch_pdl(gemv_kernel<1, 8, 2, OutT, 128, kMode>, grid(8), 128, 0, stream, a, y);
+        else if (K8 >= 3 * kThreads / 4)
+            launch_pdl(gemv_kernel<1, 8, 1, OutT, kThreads, kMode>, grid(8), kThreads, 0, stream, a, y);
+        else launch_short<1, 16, OutT, kMode>(a, K8, grid(16), y, stream);  // K8 < 192: 16 rows per block
+    } else if (kMode != 0 && rows_per_group > kGemvNormRows) {
+        throw std::invalid_argument("cuda::gemv: a folded norm takes at most 4 rows");
     } else if (K8 < 2 * kThreads) {
         // Short K with several x rows (MoE experts at 16-64 decoding sequences): more weight rows per block, in
         // blocks of K's size, so a block streams 12-32 KB instead of retiring after a few loads with half its
         // threads idle (every expert is active there and these launches are most of a step).
-        if (rows_per_group <= 2) launch_short<2, 8, OutT>(a, K8, grid(8), y, stream);
-        else if (rows_per_group <= 4) launch_short<4, 8, OutT>(a, K8, grid(8), y, stream);
-        else launch_short<8, 4, OutT>(a, K8, grid(4), y, stream);
+        if (rows_per_group <= 2) launch_short<2, 8, OutT, kMode>(a, K8, grid(8), y, stream);
+        else if (rows_per_group <= 4) launch_short<4, 8, OutT, kMode>(a, K8, grid(8), y, stream);
+        else if constexpr (kMode == 0) launch_short<8, 4, OutT, 0>(a, K8, grid(4), y, stream);
     } else if (rows_per_group <= 2) {
-        launch_pdl(gemv_kernel<2, 4, 2, OutT>, grid(4), kThreads, 0, stream, a, y);
+        launch_pdl(gemv_kernel<2, 4, 2, OutT, kThreads, kMode>, grid(4), kThreads, 0, stream, a, y);
     } else if (rows_per_group <= 4) {
-        launch_pdl(gemv_kernel<4, 4, 2, OutT>, grid(4), kThreads, 0, stream, a, y);
-    } else {
-        launch_pdl(gemv_kernel<8, 4, 2, OutT>, grid(4), kThreads, 0, stream, a, y);
+        launch_pdl(gemv_kernel<4, 4, 2, OutT, kThreads, kMode>, grid(4), kThreads, 0, stream, a, y);
+    } else if constexpr (kMode == 0) {
+        launch_pdl(gemv_kernel<8, 4, 2, OutT, kThreads, 0>, grid(4), kThreads, 0, stream, a, y);
     }
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
@@ -429,10 +444,10 @@ void gemv_rms(const float* x, const float* norm_w, float eps, int64_t T, const b
     if (!gemv_rms_supported(T, in)) throw std::invalid_argument("cuda::gemv_rms: needs T ≤ 4 and in % 256 == 0");
     GemvArgs a = dense(nullptr, T, w, out, in, false);
     a.xf = x, a.norm_w = norm_w, a.eps = eps;
-    launch(a, 1, T, y, stream);
+    launch<bf16, kNormedIn>(a, 1, T, y, stream);
 }
 
-bool gemv_rms_supported(int64_t T, int64_t in) { return T >= 1 && T <= 4 && in % 256 == 0; }
+bool gemv_rms_supported(int64_t T, int64_t in) { return T >= 1 && T <= kGemvNormRows && in % 256 == 0; }
 
 void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,
                         int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream) {

@@ -373,6 +373,7 @@ template <int kMode>
 __global__ void combine_rows_kernel(const bf16* __restrict__ y, const int32_t* __restrict__ slot_row,
                                     const float* __restrict__ weights, int64_t k, int64_t n, float* __restrict__ out) {
     pdl_trigger();  // a gemv launched after it may issue its weight loads (it waits for out itself)
+    pdl_wait();     // launched with PDL: resident while the expert products finish, so no launch gap after them
     const int64_t t = blockIdx.x;
     for (int64_t i = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.y) * blockDim.x) {
         float* o = out + t * n + i;
@@ -387,7 +388,7 @@ void launch_combine(const bf16* y, const int32_t* slot_row, const float* weights
     if (T == 0) return;
     // Column chunks as a second grid dimension: at batch 1 one block per token would walk all n·k values alone.
     const dim3 grid(unsigned(T), unsigned(std::min<int64_t>((n + 255) / 256, 64)));
-    combine_rows_kernel<kMode><<<grid, 256, 0, stream>>>(y, slot_row, weights, k, n, out);
+    launch_pdl(combine_rows_kernel<kMode>, grid, 256, 0, stream, y, slot_row, weights, k, n, out);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

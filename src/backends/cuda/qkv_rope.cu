@@ -5,6 +5,7 @@
 // In a decode step this replaces four launches per layer with one. Steps of ≤ 64 tokens of most models take the
 // warp-per-head form below.
 #include "backends/cuda/ops.h"
+#include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
 
 namespace moeinfer::cuda {
@@ -90,20 +91,22 @@ __global__ void qkv_rope_heads_kernel(const bf16* __restrict__ qkv, int64_t num_
     const int64_t h = int64_t(blockIdx.y) * (blockDim.x / 32) + (threadIdx.x >> 5);
     if (h >= num_heads + 2 * hkv) return;  // whole warps leave
     const int64_t width = (num_heads + 2 * hkv) * D;
-    // Every load that does not depend on another is issued first — the head's values, its norm weights and RoPE
-    // frequencies (constants) — so the chain is one memory round trip plus the position → block-table lookup, not
-    // one round trip per stage.
+    // Every load that does not depend on another is issued first — the head's norm weights and RoPE frequencies
+    // (constants, before waiting for the q|k|v product: the kernel is launched with PDL), then its values — so the
+    // chain is one memory round trip plus the position → block-table lookup, not one round trip per stage.
     float x[kPer], nw[kPer], freq[kHalf];
     const bool v_head = h >= num_heads + hkv;
     const float* norm_w = p.qk_norm == QkNormKind::PerHead && !v_head ? (h < num_heads ? p.q_norm : p.k_norm) : nullptr;
 #pragma unroll
+    for (int u = 0; u < kPer; ++u) nw[u] = norm_w ? norm_w[lane + 32 * u] : 1.0f;
+#pragma unroll
+    for (int u = 0; u < kHalf; ++u) freq[u] = v_head ? 0.0f : p.inv_freq[lane + 32 * u];
+    pdl_wait();
+#pragma unroll
     for (int u = 0; u < kPer; ++u) {
         const int64_t i = h * D + lane + 32 * u;
         x[u] = __bfloat162float(qkv[t * width + i]) + (p.bias ? p.bias[i] : 0.0f);
-        nw[u] = norm_w ? norm_w[lane + 32 * u] : 1.0f;
     }
-#pragma unroll
-    for (int u = 0; u < kHalf; ++u) freq[u] = v_head ? 0.0f : p.inv_freq[lane + 32 * u];
     const int32_t pos = positions[t];
     const int64_t block = kv.block_tables[int64_t(token_seq[t]) * kv.max_blocks_per_seq + pos / kv.block_size];
     const int64_t slot = ((block * kv.block_size + pos % kv.block_size) * hkv) * D;
@@ -139,8 +142,8 @@ void launch_heads(const bf16* qkv, int64_t T, int64_t num_heads, const int32_t* 
                   cudaStream_t stream) {
     constexpr int kWarps = 4;
     const dim3 grid(unsigned(T), unsigned((num_heads + 2 * kv.num_kv_heads + kWarps - 1) / kWarps));
-    qkv_rope_heads_kernel<D><<<grid, 32 * kWarps, 0, stream>>>(qkv, num_heads, positions, token_seq, post, kv, q_out,
-                                                              k_cache, v_cache);
+    launch_pdl(qkv_rope_heads_kernel<D>, grid, 32 * kWarps, 0, stream, qkv, num_heads, positions, token_seq, post, kv,
+               q_out, k_cache, v_cache);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

@@ -27,8 +27,11 @@
 namespace moeinfer::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
+// Warps of a decode block: 4 where they split the key tiles (large batches, prefill), 8 where they split the heads
+// (small batches). There a warp's instruction chain is the step's critical path (ncu, 30B-A3B shape at batch 1 on
+// H100: ~5 cycles per issued instruction, one warp per scheduler), so one head a warp, where 4 warps carried two.
+template <bool kSplitHeads>
+constexpr int kDecodeWarps = kSplitHeads ? 8 : 4;
 constexpr int kTile = 32;  // key positions per warp step = one per lane
 
 // kCols consecutive bf16 values of a V row, kept raw (half the registers of fp32) from load to use: one load where
@@ -83,9 +86,10 @@ __device__ __forceinline__ int64_t kv_offset(const PagedKv& kv, const int32_t* t
 }
 
 template <int D, int GMAX, bool kSplitHeads>
-__global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a, PagedKv kv,
-                                                          const bf16* __restrict__ k_cache,
-                                                          const bf16* __restrict__ v_cache) {
+__global__ void __launch_bounds__(32 * kDecodeWarps<kSplitHeads>) decode_kernel(DecodeAttentionArgs a, PagedKv kv,
+                                                                                const bf16* __restrict__ k_cache,
+                                                                                const bf16* __restrict__ v_cache) {
+    constexpr int kWarps = kDecodeWarps<kSplitHeads>, kThreads = 32 * kWarps;
     constexpr int kCols = (D + 31) / 32;  // output columns per lane (head_dim 16: lanes 16-31 own none)
     constexpr int kPieces = D / 8;        // 16-byte pieces of a K row
     // Small batches (kSplitHeads) are a chain of memory round trips, so a tile's whole K row and its 32 V rows are
@@ -96,7 +100,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
     constexpr int kKBatch =
         kEarlyLoads ? kPieces : kPieces % 8 == 0 ? (kSplitHeads ? 8 : 4) : kPieces % 4 == 0 ? 4 : kPieces;
     constexpr int kVBatch = kSplitHeads ? 16 : 8;
-    // Most heads one warp serves: all G when the warps split the key tiles; with kSplitHeads, G / 4 rounded up
+    // Most heads one warp serves: all G when the warps split the key tiles; with kSplitHeads, G / kWarps rounded up
     // (dispatch guarantees G > GMAX / 2 for GMAX > 4).
     constexpr int GW = kSplitHeads ? (GMAX + kWarps - 1) / kWarps : GMAX;
     if (a.num_splits == 1) pdl_trigger();  // no merge after it: the output projection may start loading weights
@@ -300,11 +304,12 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(DecodeAttentionArgs a,
 template <int D, int GMAX, bool kSplitHeads>
 void launch_decode(const DecodeAttentionArgs& args, const PagedKv& kv, const bf16* k_cache, const bf16* v_cache,
                    cudaStream_t stream) {
+    constexpr int kWarps = kDecodeWarps<kSplitHeads>;
     constexpr int GW = kSplitHeads ? (GMAX + kWarps - 1) / kWarps : GMAX;
     const size_t smem = sizeof(float) * (GMAX * D + kWarps * GW * (D + 2));
     allow_dynamic_smem(decode_kernel<D, GMAX, kSplitHeads>, smem);  // Hopper allows up to 227 KB
     const dim3 grid(kv.num_kv_heads, args.num_seqs, args.num_splits);
-    decode_kernel<D, GMAX, kSplitHeads><<<grid, kThreads, smem, stream>>>(args, kv, k_cache, v_cache);
+    decode_kernel<D, GMAX, kSplitHeads><<<grid, 32 * kWarps, smem, stream>>>(args, kv, k_cache, v_cache);
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 

@@ -89,6 +89,13 @@ TEST(MoeCombine, AddNormEqualsCombineThenAddNorm) {
     DeviceBuffer dres3 = to_device(res);
     add_combined_rows(dy.as<bf16>(), dsr.as<int32_t>(), dwt.as<float>(), T, k, n, dres3.as<float>(), nullptr);
     EXPECT_EQ(to_host<float>(dres3, T * n), to_host<float>(dres1, T * n));
+    // No slot_row: rows in (token, slot) order, as an identity slot_row gives them.
+    std::vector<int32_t> identity(N);
+    for (int64_t i = 0; i < N; ++i) identity[i] = int32_t(i);
+    DeviceBuffer did = to_device(identity), dres4 = to_device(res), dres5 = to_device(res);
+    add_combined_rows(dy.as<bf16>(), did.as<int32_t>(), dwt.as<float>(), T, k, n, dres4.as<float>(), nullptr);
+    add_combined_rows(dy.as<bf16>(), nullptr, dwt.as<float>(), T, k, n, dres5.as<float>(), nullptr);
+    EXPECT_EQ(to_host<float>(dres5, T * n), to_host<float>(dres4, T * n));
 }
 
 INSTANTIATE_TEST_SUITE_P(

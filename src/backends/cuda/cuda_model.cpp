@@ -252,7 +252,7 @@ private:
     DeviceBuffer summary_ws_;  // summarize_rows' per-chunk statistics
     DeviceBuffer adjust_;      // the step's logit adjustments, their row offsets and saved raw logits
     DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, route_tickets_, topk_ids_, topk_w_,
-        offsets_, row_token_, slot_row_, iota_, summary_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
+        offsets_, row_token_, slot_row_, summary_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
     PinnedBuffer offsets_host_;
     // Launched steps, oldest first (at most two: the host prepares one while the device runs the other). Step k
     // uses pinned slot k % 2 for its metadata and results, and events k % 4, so the events of step k - 1 are
@@ -420,12 +420,6 @@ void CudaForward::reserve(const Dims& d) {
     offsets_ = f32(2 * E + 1);
     row_token_ = f32(N);
     slot_row_ = f32(N);
-    iota_ = f32(N);
-    {
-        std::vector<int32_t> iota(N);
-        for (int64_t i = 0; i < N; ++i) iota[i] = int32_t(i);
-        MOEINFER_CUDA_CHECK(cudaMemcpy(iota_.get(), iota.data(), size_t(N) * 4, cudaMemcpyHostToDevice));
-    }
     perm_ws_ = f32(moe_permute_workspace_ints(N, E));
     xp_ = b16(N * H);
     y_ = b16(N * H);
@@ -479,7 +473,7 @@ bool CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float
         route_topk(router_.as<float>(), T, E, k, l.normalize_topk, ints(topk_ids_), topk_w_.as<float>(), stream_);
     }
     const bf16* x = xn_.as<bf16>();
-    const int32_t* slot_rows = ints(iota_);
+    const int32_t* slot_rows = nullptr;  // the direct products' rows are in (token, slot) order
     if (T <= kDirectMoeTokens) {
         // Each (token, slot) row multiplies its expert directly, in assignment order: no permutation kernels.
         direct_expert_gemv(x, k, ints(topk_ids_), N, l.experts.gate_up.as<bf16>(), 2 * ff, H, false, gu_.as<bf16>(), stream_);

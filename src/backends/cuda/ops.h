@@ -133,7 +133,8 @@ void moe_permute(const int32_t* ids, int64_t T, int64_t k, int64_t E, int32_t* w
                  int32_t* active, int32_t* row_token, int32_t* slot_row, cudaStream_t stream);
 // xp[r, :] = x[row_token[r], :]. x: [T, n]; xp: [N, n].
 void gather_rows(const bf16* x, const int32_t* row_token, int64_t N, int64_t n, bf16* xp, cudaStream_t stream);
-// out[t, :] (+)= Σ_slot weights[t, slot] · y[slot_row[t·k + slot], :]; y: [N, n] bf16, out: [T, n] fp32.
+// out[t, :] (+)= Σ_slot weights[t, slot] · y[slot_row[t·k + slot], :]; y: [N, n] bf16, out: [T, n] fp32. Here and in
+// add_combined_rows and combine_add_rms_norm, slot_row == nullptr means row t·k + slot (direct_expert_gemv's order).
 void combine_rows(const bf16* y, const int32_t* slot_row, const float* weights, int64_t T, int64_t k, int64_t n,
                   bool accumulate, float* out, cudaStream_t stream);
 // residual[t, :] += Σ_slot weights[t, slot] · y[slot_row[t·k + slot], :]: the sum first, then the add, as

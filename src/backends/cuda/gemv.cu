@@ -28,7 +28,7 @@ constexpr int64_t kGemvNormRows = 4;
 // count, whatever path a launch takes, sets how many of its blocks stay resident, so a path only some launches take
 // gets its own instantiations (a runtime switch to a MoE combine folded into gemv_rms took the batch-1 kernel from 74
 // to 128 registers and the 8B decode from 228 to 175 tok/s on H200; the folded norm as its own instantiation, 64
-// registers where the shared kernel had 74, took the 8B decode from 228.9 to 231.4).
+// registers where the shared kernel had 74, took the 8B decode from 228.9 to 231.4 on H200, neutral on H100).
 constexpr int kNormedIn = 1;  // x rows are the normalized fp32 residual rows (gemv_rms)
 // Template parameters of the kernel: kXRows activation rows per pass (1, 2, 4, 8: registers hold kXRows·kWRows
 // accumulators, so batch 1 runs with room for more resident blocks), kWRows weight rows per block (4; 8 or 16 at

@@ -170,15 +170,14 @@ bool amx_bf16_gemm(const float* x, int64_t T, const Tensor& w, int64_t row_begin
     return true;
 }
 
-#elif MOEINFER_AVX512
-
-// AMX is used from the avx512 level only (every AMX CPU has AVX-512 BF16); the avx512vnni panels do the products.
-bool amx_available() { return false; }
-bool amx_bf16_gemm(const float*, int64_t, const Tensor&, int64_t, int64_t, float*, int64_t) { return false; }
-
 #else
 
-bool amx_available() { return false; }  // AMX is used from the avx512 level only
+// AMX is used from the avx512 level only (every AMX CPU has AVX-512 BF16); the avx512vnni level's panels do the
+// products its table would have sent to AMX.
+bool amx_available() { return false; }
+#if MOEINFER_AVX512
+bool amx_bf16_gemm(const float*, int64_t, const Tensor&, int64_t, int64_t, float*, int64_t) { return false; }
+#endif
 
 #endif
 

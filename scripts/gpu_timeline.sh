@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where a decode step's time goes with CUDA graphs on (as `bench` and the server run): `moeinfer bench` under Nsight
 # Systems with graph nodes traced one by one, then scripts/timeline_table.py: per kernel, busy µs per step and the
-# idle µs before it. (scripts/gpu_profile.sh, on ncu, runs without graphs and serializes kernels: it gives each
+# idle µs before it, then the chain (each kernel's start and end against the end of the kernel before it: a negative
+# start is a kernel resident early through programmatic dependent launch). (scripts/gpu_profile.sh, on ncu, runs without graphs and serializes kernels: it gives each
 # kernel's own duration, not the gaps.) Without nsys (the GPU machines here have none), the same trace comes from
 # tools/cupti_trace.cpp, a CUPTI injection library built on the spot with the CUDA of nvcc (or /usr/local/cuda) and
 # g++ (first run 2026-11-27 on H200: ~20k kernel records of a 40-step run, graph nodes one by one). The busy time of

@@ -7,7 +7,8 @@ graph node is its own record, with its real start and duration, unlike ncu, whic
 at each embed_kernel. Prints, for the last LAST_STEPS steps (default 8), per kernel name: launches per step, busy
 µs per step, and the µs per step the GPU spent with none of the step's kernels running just before it (launch
 latency, dependency waits); then the step's wall time, busy time and idle time. Kernels that overlap (programmatic
-dependent launch) count their overlap once in the busy time and leave no gap.
+dependent launch) count their overlap once in the busy time and leave no gap. Last, the chain: each kernel's start and
+end relative to the end of the kernel before it.
 """
 import csv
 import io
@@ -78,6 +79,26 @@ def main():
         print(f"{name[:60]:60s} {cnt / n:8.1f} {b / n / 1e3:9.1f} {g / n / 1e3:8.1f}")
     print(f"step wall {wall / n / 1e3:.1f} us = busy {busy / n / 1e3:.1f} + idle {(wall - busy) / n / 1e3:.1f} "
           f"(mean of {n} steps)")
+    # The chain: each kernel (keyed by its name and the one before it, so a kernel used at two places of a layer is
+    # two rows) relative to the end of the kernel before it in launch order: where it started (negative: resident
+    # early, programmatic dependent launch), where it ended, and its own duration, in µs, means over every launch.
+    chain = {}
+    for step in steps:
+        prev_end, prev_name = None, "-"
+        for s, d, name in step:
+            key = (name, prev_name)
+            row = chain.setdefault(key, [0, 0.0, 0.0, 0.0])
+            if prev_end is not None:
+                row[0] += 1
+                row[1] += s - prev_end
+                row[2] += s + d - prev_end
+                row[3] += d
+            prev_end, prev_name = s + d, name
+    print(f"\n{'kernel (after)':72s} {'count':>6s} {'start':>7s} {'end':>7s} {'dur':>7s}  (µs from the previous end)")
+    for (name, before), (cnt, st, en, du) in chain.items():
+        if cnt:
+            label = f"{name[:44]} (after {before[:18]})"
+            print(f"{label:72s} {cnt / n:6.1f} {st / cnt / 1e3:7.2f} {en / cnt / 1e3:7.2f} {du / cnt / 1e3:7.2f}")
 
 
 if __name__ == "__main__":

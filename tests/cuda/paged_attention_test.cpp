@@ -78,13 +78,17 @@ TEST_P(DecodeAttentionTest, MatchesCpuPagedAttention) {
     DecodeAttentionArgs args{dq.as<bf16>(), dlens.as<int32_t>(), S, nh, window, shape.scale, max_len, splits,
                              dws.as<float>(), dout.as<bf16>()};
     const PagedKv kv{dtab.as<int32_t>(), max_blocks, bs, nkv, hd};
-    for (bool heads : {false, true}) {  // warps splitting the keys, then the heads
-        args.split_heads = heads;
-        // Poisoned before each launch: the second one's output must come from its own run.
+    // Warps splitting the keys, then the small-batch form (the tensor-core kernel for head_dim 64 and 128, warps
+    // over heads otherwise), then that form copying the keys before the newest one ahead of its wait.
+    const char* what[] = {"decode attention, warps over keys", "decode attention, small batch",
+                          "decode attention, small batch, older keys first"};
+    for (int variant = 0; variant < 3; ++variant) {
+        args.split_heads = variant > 0;
+        if (variant == 2) args.fresh_keys = 1;
+        // Poisoned before each launch: each output must come from its own run.
         MOEINFER_CUDA_CHECK(cudaMemset(dout.get(), 0xff, dout.bytes()));
         paged_decode_attention(args, kv, dk.as<bf16>(), dv.as<bf16>(), nullptr);
-        expect_close(to_host_bf16(dout, want.size()), want, kBf16Rtol, 1e-2 * rms(want),
-                     heads ? "decode attention, warps over heads" : "decode attention, warps over keys");
+        expect_close(to_host_bf16(dout, want.size()), want, kBf16Rtol, 1e-2 * rms(want), what[variant]);
     }
 }
 

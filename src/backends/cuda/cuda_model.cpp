@@ -201,6 +201,7 @@ struct Dims {
     int splits = 1;
     bool graphed = false;  // captured: no host syncs inside
     int64_t tiles = 0;     // prefill attention tiles (0: every query through the decode kernel)
+    int64_t fresh = 0;     // most keys one sequence writes into the cache this step (an upper bound)
 };
 
 class CudaForward : public DeviceForward {
@@ -577,6 +578,7 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
                               attn_.as<bf16>()};
         a.query_seq = token_seq;
         a.split_heads = choose_decode_split_heads(T, nkv, num_sms_);
+        a.fresh_keys = d.fresh;
         if (d.tiles > 0) {
             const PrefillAttentionArgs pa{q_.as<bf16>(), tiles, d.tiles, nh, c_.sliding_window, a.scale, attn_.as<bf16>()};
             paged_prefill_attention(pa, pk, kv.k(li), kv.v(li), stream_);
@@ -653,8 +655,10 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
         while (d.max_ctx < max_ctx) d.max_ctx *= 2;
         d.max_blocks = (d.max_ctx + bs - 1) / bs;
         d.graphed = true;
+        d.fresh = L;
     } else {
         d.T = T, d.R = R, d.S = S, d.max_ctx = max_ctx;
+        d.fresh = T;
         d.max_blocks = *std::max_element(need.begin(), need.end());
     }
     d.splits = choose_decode_splits(d.T, c_.num_kv_heads, d.max_ctx, bs, num_sms_);

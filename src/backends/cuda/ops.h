@@ -77,6 +77,9 @@ struct DecodeAttentionArgs {
     bf16* out;                    // [num_seqs, num_heads, head_dim]
     const int32_t* query_seq = nullptr;  // [num_seqs] block-table row per query; nullptr: row = query index
     bool split_heads = false;     // a block's warps split the heads rather than the keys (choose_decode_split_heads)
+    // The newest fresh_keys positions of every context may be written by the kernel just before (RoPE + KV write):
+    // keys older than that may be loaded before waiting for it (launched with PDL). The default waits for every key.
+    int64_t fresh_keys = int64_t(1) << 40;
 };
 int64_t decode_attention_workspace_floats(int64_t num_seqs, int64_t num_heads, int64_t head_dim, int num_splits);
 // A split count that spreads a small batch's keys over the device (1 for one-tile contexts or large batches).

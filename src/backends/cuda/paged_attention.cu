@@ -16,10 +16,12 @@
 // With DecodeAttentionArgs::query_seq the same kernel serves prefill tokens (each query is its own row, causal by its
 // context length; a length of 0 yields zeros, which CUDA-graph padding rows use).
 // At small batches a tile's K and V loads are all issued before its arithmetic (kEarlyLoads).
-// Prompts use the tensor-core kernel of prefill_attention.cu.
+// Small batches with head_dim 64 or 128 take the tensor-core decode kernel of decode_attention_mma.cu instead (same
+// grid, split ranges and workspace; the merge below serves both). Prompts use the kernel of prefill_attention.cu.
 #include <algorithm>
 #include <cmath>
 
+#include "backends/cuda/decode_attention_mma.h"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
@@ -397,7 +399,9 @@ void paged_decode_attention(const DecodeAttentionArgs& args, const PagedKv& kv, 
     if (args.num_splits < 1 || (args.num_splits > 1 && !args.workspace))
         throw std::invalid_argument("cuda::paged_decode_attention: split-K needs num_splits ≥ 1 and a workspace");
     if (args.num_splits > 64) throw std::invalid_argument("cuda::paged_decode_attention: more than 64 splits");
-    switch (kv.head_dim) {
+    if (args.split_heads && decode_attention_mma_supported(args, kv)) {
+        decode_attention_mma(args, kv, k_cache, v_cache, stream);
+    } else switch (kv.head_dim) {
         case 16: dispatch_group<16>(args, kv, k_cache, v_cache, stream); break;
         case 32: dispatch_group<32>(args, kv, k_cache, v_cache, stream); break;
         case 64: dispatch_group<64>(args, kv, k_cache, v_cache, stream); break;

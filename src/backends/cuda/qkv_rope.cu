@@ -89,6 +89,7 @@ __global__ void qkv_rope_heads_kernel(const bf16* __restrict__ qkv, int64_t num_
     const int lane = threadIdx.x & 31;
     const int64_t t = blockIdx.x, hkv = kv.num_kv_heads;
     const int64_t h = int64_t(blockIdx.y) * (blockDim.x / 32) + (threadIdx.x >> 5);
+    pdl_trigger();  // the decode attention after it may get resident and load the keys it does not write
     if (h >= num_heads + 2 * hkv) return;  // whole warps leave
     const int64_t width = (num_heads + 2 * hkv) * D;
     // Every load that does not depend on another is issued first — the head's norm weights and RoPE frequencies

@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "backends/cuda/decode_attention_mma.h"
+#include "backends/cuda/decode_split.cuh"
 #include "backends/cuda/mma.cuh"
 #include "backends/cuda/pdl.cuh"
 
@@ -136,28 +137,7 @@ __global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeAttention
 #pragma unroll
                 for (int e = 0; e < 4; ++e)
                     s[j][e] = kw + 8 * j + 2 * t4 + (e & 1) < end ? s[j][e] * scale_log2 : -INFINITY;
-            // Online softmax per row over the 4 threads of its group (every row has a valid key: kw < end).
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                float mx = fmaxf(m[r], fmaxf(fmaxf(s[0][2 * r], s[0][2 * r + 1]), fmaxf(s[1][2 * r], s[1][2 * r + 1])));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float corr = exp2f(m[r] - mx);  // 0 while m is -inf
-                m[r] = mx;
-                float sum = 0.0f;
-#pragma unroll
-                for (int j = 0; j < 2; ++j) {
-                    s[j][2 * r] = exp2f(s[j][2 * r] - mx);
-                    s[j][2 * r + 1] = exp2f(s[j][2 * r + 1] - mx);
-                    sum += s[j][2 * r] + s[j][2 * r + 1];
-                }
-                l[r] = l[r] * corr + sum;
-#pragma unroll
-                for (int j = 0; j < 2 * kSteps; ++j) {
-                    o[j][2 * r] *= corr;
-                    o[j][2 * r + 1] *= corr;
-                }
-            }
+            online_softmax_step(s, m, l, o);
             // O += P·V over the warp's 16 keys: P's A fragment is the two S tiles rounded to bf16; one
             // ldmatrix.x4.trans of V gives the B fragments of two 8-column output tiles.
             const uint32_t pa[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]),
@@ -192,7 +172,6 @@ __global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeAttention
                 *reinterpret_cast<float2*>(&sm.u.o[warp][row][8 * j + 2 * t4]) = make_float2(o[j][2 * r], o[j][2 * r + 1]);
     }
     __syncthreads();
-    const int64_t rows = int64_t(gridDim.y) * a.num_heads * S;
     for (int i = threadIdx.x; i < G * D; i += 32 * kWarps) {
         const int row = i / D, d = i % D;
         float M = -INFINITY;
@@ -208,18 +187,8 @@ __global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeAttention
                 A += sm.u.o[w][row][d] * f;
             }
         }
-        const int64_t h = kvh * G + row;
-        if (S == 1) {
-            a.out[(seq * a.num_heads + h) * D + d] = __float2bfloat16(L > 0.0f ? A / L : 0.0f);
-        } else {
-            // Workspace as decode_kernel writes it; m in natural-log units of the scaled score, as merge_kernel reads.
-            const int64_t r = (seq * a.num_heads + h) * S + split;
-            a.workspace[2 * rows + r * D + d] = A;
-            if (d == 0) {
-                a.workspace[2 * r] = M * 0.6931471805599453f;
-                a.workspace[2 * r + 1] = L;
-            }
-        }
+        // M from log2 units to the natural-log ones of the workspace.
+        store_decode_result(a, seq, kvh * G + row, split, D, d, A, L, M * 0.6931471805599453f);
     }
 }
 

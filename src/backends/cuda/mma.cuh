@@ -1,7 +1,9 @@
-// Tensor-core building blocks shared by the mma.sync kernels (prefill attention, grouped expert GEMM): cp.async
-// copies into shared memory, ldmatrix loads of 8 × 8 bf16 tiles, the m16n8k16 bf16 MMA with fp32 accumulators, and
-// the XOR-swizzled row layout that lets ldmatrix read 8 rows of 16-byte chunks without bank conflicts.
+// Tensor-core building blocks shared by the mma.sync kernels (prefill and decode attention, grouped expert GEMM):
+// cp.async copies into shared memory, ldmatrix loads of 8 × 8 bf16 tiles, the m16n8k16 bf16 MMA with fp32
+// accumulators, the XOR-swizzled row layout that lets ldmatrix read 8 rows of 16-byte chunks without bank conflicts,
+// and the attention kernels' online-softmax step.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "backends/cuda/common.h"
@@ -45,6 +47,40 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 template <int D>
 __device__ __forceinline__ bf16* chunk_at(bf16* tile, int row, int chunk) {
     return tile + row * D + ((chunk ^ (row & 7)) << 3);
+}
+
+// One online-softmax step of FlashAttention-style kernels for the two rows (g and g + 8 of 16) a thread holds in
+// m16n8 accumulator fragments: s, kTiles tiles of 8 scores in log2 units (-inf where masked), becomes P (each score
+// exponentiated against the new running max); m is the running max, l this thread's share of the running sum (the
+// 4 threads of a row group hold one share each), o the kOTiles output tiles, rescaled by the change of max. Each
+// row's max is taken over the 4 threads of its group. A row with nothing visible yet stays at zero.
+template <int kTiles, int kOTiles>
+__device__ __forceinline__ void online_softmax_step(float (&s)[kTiles][4], float (&m)[2], float (&l)[2],
+                                                    float (&o)[kOTiles][4]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float mx = m[r];
+#pragma unroll
+        for (int j = 0; j < kTiles; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float base = mx == -INFINITY ? 0.0f : mx;
+        const float corr = exp2f(m[r] - base);  // 0 while m is -inf
+        m[r] = mx;
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < kTiles; ++j) {
+            s[j][2 * r] = exp2f(s[j][2 * r] - base);
+            s[j][2 * r + 1] = exp2f(s[j][2 * r + 1] - base);
+            sum += s[j][2 * r] + s[j][2 * r + 1];
+        }
+        l[r] = l[r] * corr + sum;
+#pragma unroll
+        for (int j = 0; j < kOTiles; ++j) {
+            o[j][2 * r] *= corr;
+            o[j][2 * r + 1] *= corr;
+        }
+    }
 }
 
 // cp.async of 16 bytes that writes zeros instead of reading when !valid (src must still be a mapped address).

@@ -22,6 +22,7 @@
 #include <cmath>
 
 #include "backends/cuda/decode_attention_mma.h"
+#include "backends/cuda/decode_split.cuh"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
@@ -272,8 +273,6 @@ __global__ void __launch_bounds__(32 * kDecodeWarps<kSplitHeads>) decode_kernel(
         }
     }
     __syncthreads();
-    const int64_t S = a.num_splits;
-    const int64_t rows = int64_t(gridDim.y) * a.num_heads * S;
     for (int i = threadIdx.x; i < G * D; i += kThreads) {
         const int g = i / D, d = i % D;
         const int ghg = g / gw, j = g % gw;
@@ -288,18 +287,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps<kSplitHeads>) decode_kernel(
                 A += r[d] * f;
             }
         }
-        const int64_t h = kvh * G + g;
-        if (S == 1) {
-            a.out[(seq * a.num_heads + h) * D + d] = __float2bfloat16(L > 0.0f ? A / L : 0.0f);
-        } else {
-            // Workspace: ml [num_seqs, num_heads, splits, 2] then acc [num_seqs, num_heads, splits, D].
-            const int64_t r = (seq * a.num_heads + h) * S + split;
-            a.workspace[2 * rows + r * D + d] = A;
-            if (d == 0) {
-                a.workspace[2 * r] = M;
-                a.workspace[2 * r + 1] = L;
-            }
-        }
+        store_decode_result(a, seq, kvh * G + g, split, D, d, A, L, M);
     }
 }
 

@@ -124,31 +124,7 @@ __global__ void __launch_bounds__(32 * kWarps, 2) prefill_kernel(PrefillAttentio
                 s[j][e] = x;
             }
 
-        // Online softmax per row: the row's max over the 4 threads of its group, rescale what came before.
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float mx = m[r];
-#pragma unroll
-            for (int j = 0; j < kBK / 8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float base = mx == -INFINITY ? 0.0f : mx;  // a row with nothing visible yet stays at zero
-            const float corr = exp2f(m[r] - base);            // 0 while m is -inf
-            m[r] = mx;
-            float sum = 0.0f;
-#pragma unroll
-            for (int j = 0; j < kBK / 8; ++j) {
-                s[j][2 * r] = exp2f(s[j][2 * r] - base);
-                s[j][2 * r + 1] = exp2f(s[j][2 * r + 1] - base);
-                sum += s[j][2 * r] + s[j][2 * r + 1];
-            }
-            l[r] = l[r] * corr + sum;
-#pragma unroll
-            for (int j = 0; j < 2 * kSteps; ++j) {
-                o[j][2 * r] *= corr;
-                o[j][2 * r + 1] *= corr;
-            }
-        }
+        online_softmax_step(s, m, l, o);
 
         // O += P·V, 16 keys at a time: P's A fragment is two S tiles rounded to bf16; one ldmatrix.x4.trans of V
         // gives the B fragments of two 8-column output tiles.

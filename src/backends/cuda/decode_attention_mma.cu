@@ -3,11 +3,11 @@
 // about 9 µs a layer for a 640-token context of the 30B-A3B shape on H100, for 1.3 MB of keys and values. Here the
 // G query heads of one kv head are the M side of m16n8k16 MMAs (rows past G are zeros), as the prefill kernel's
 // query rows are: a warp scores its 16 keys against all the group's heads with kSteps·2 MMAs and multiplies P·V with
-// as many, a few hundred instructions where the fp32 kernel has thousands. Grid, split ranges and the split-K
-// workspace are the decode kernel's (the same merge_kernel follows); a block's 4 warps take 16 keys each of a
-// 64-key step whose K/V rows stream into shared memory with cp.async (two stages, XOR-swizzled rows), each warp
-// keeps an online softmax of its keys, and the warps' (m, l, O) meet in shared memory at the end. P is rounded to
-// bf16 for the P·V product, as in the prefill kernel.
+// as many, where the fp32 kernel's lanes walk every dot product and every V row one FMA at a time. Grid, split
+// ranges and the split-K workspace are the decode kernel's (the same merge_kernel follows); a block's 4 warps take 16
+// keys each of a 64-key step whose K/V rows stream into shared memory with cp.async (two stages, XOR-swizzled rows),
+// each warp keeps an online softmax of its keys, and the warps' (m, l, O) meet in shared memory at the end. P is
+// rounded to bf16 for the P·V product, as in the prefill kernel.
 // H100, 30B-A3B shape, batch 1, 640-token context (bench/RESULTS.md 2026-11-27 10:24): 9.15 → 6.41 µs a layer,
 // decode 266.7 → 277.3 tok/s; launched with PDL, its first keys loaded while RoPE runs: 278.1 → 283.5.
 #include <cmath>
@@ -15,6 +15,7 @@
 #include "backends/cuda/decode_attention_mma.h"
 #include "backends/cuda/decode_split.cuh"
 #include "backends/cuda/mma.cuh"
+#include "backends/cuda/paged_kv.cuh"
 #include "backends/cuda/pdl.cuh"
 
 namespace moeinfer::cuda {
@@ -70,18 +71,14 @@ __global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeAttention
         const int c = threadIdx.x % kChunks, r0 = threadIdx.x / kChunks;
         int64_t off[kStepKeys / kRowsPerPass];
 #pragma unroll
-        for (int p = 0; p < kStepKeys / kRowsPerPass; ++p) {
-            const int64_t pos = k0 + r0 + p * kRowsPerPass;
-            off[p] = pos < end ? ((int64_t(table[pos / kv.block_size]) * kv.block_size + pos % kv.block_size) *
-                                      kv.num_kv_heads + kvh) * D + 8 * c
-                               : -1;
-        }
+        for (int p = 0; p < kStepKeys / kRowsPerPass; ++p)
+            off[p] = kv_offset(kv, table, k0 + r0 + p * kRowsPerPass, end, kvh, D) + 8 * c;
 #pragma unroll
         for (int p = 0; p < kStepKeys / kRowsPerPass; ++p) {
             const int r = r0 + p * kRowsPerPass;
-            const bool ok = off[p] >= 0;
-            cp_async16_or_zero(chunk_at<D>(sm.u.kv.k[stage], r, c), k_cache + (ok ? off[p] : 0), ok);
-            cp_async16_or_zero(chunk_at<D>(sm.u.kv.v[stage], r, c), v_cache + (ok ? off[p] : 0), ok);
+            const bool ok = k0 + r < end;
+            cp_async16_or_zero(chunk_at<D>(sm.u.kv.k[stage], r, c), k_cache + off[p], ok);
+            cp_async16_or_zero(chunk_at<D>(sm.u.kv.v[stage], r, c), v_cache + off[p], ok);
         }
     };
     // The group's query rows (zeros past G) with the first step, in one copy group.

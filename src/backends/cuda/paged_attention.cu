@@ -24,6 +24,7 @@
 #include "backends/cuda/decode_attention_mma.h"
 #include "backends/cuda/decode_split.cuh"
 #include "backends/cuda/ops.h"
+#include "backends/cuda/paged_kv.cuh"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
 
@@ -79,13 +80,6 @@ __device__ __forceinline__ void load_cols(const bf16* p, float (&out)[kCols]) {
     RawCols<kCols> raw;
     raw.load(p);
     raw.to_float(out);
-}
-
-// Cache offset of position pos's K/V row for kv head kvh; 0 (a valid row) for positions outside [.., end).
-__device__ __forceinline__ int64_t kv_offset(const PagedKv& kv, const int32_t* table, int64_t pos, int64_t end,
-                                             int64_t kvh, int D) {
-    if (pos >= end) return 0;
-    return ((int64_t(table[pos / kv.block_size]) * kv.block_size + pos % kv.block_size) * kv.num_kv_heads + kvh) * D;
 }
 
 template <int D, int GMAX, bool kSplitHeads>

@@ -13,6 +13,7 @@
 
 #include "backends/cuda/mma.cuh"
 #include "backends/cuda/ops.h"
+#include "backends/cuda/paged_kv.cuh"
 
 namespace moeinfer::cuda {
 namespace {
@@ -53,9 +54,7 @@ __global__ void __launch_bounds__(32 * kWarps, 2) prefill_kernel(PrefillAttentio
     auto load_kv = [&](int stage, int64_t k0) {
         for (int i = threadIdx.x; i < kBK * kChunks; i += 32 * kWarps) {
             const int r = i / kChunks, c = i % kChunks;
-            const int64_t pos = min(k0 + r, last);
-            const int64_t off =
-                ((int64_t(table[pos / kv.block_size]) * kv.block_size + pos % kv.block_size) * kv.num_kv_heads + kvh) * D;
+            const int64_t off = kv_offset(kv, table, min(k0 + r, last), last + 1, kvh, D);
             cp_async16(chunk_at<D>(sm.k[stage], r, c), k_cache + off + 8 * c);
             cp_async16(chunk_at<D>(sm.v[stage], r, c), v_cache + off + 8 * c);
         }

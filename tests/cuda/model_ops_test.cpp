@@ -55,8 +55,9 @@ TEST(ModelOps, RouterLogitsNormalizeThenMultiplyInFp32) {
 }
 
 // route_decode == router_logits, then route_topk, then rms_norm for the experts' input: the same logits, ids and
-// weights bit for bit (one launch, the top-k by each token's last block), xn as rms_norm writes it (to a rounding). Three launches
-// on the same tickets: each must leave them at zero for the next.
+// weights bit for bit (one launch, the top-k by each token's first block from the mailbox), xn as rms_norm writes it
+// (to a rounding). Three launches on the same mailbox: each must leave it empty for the next; the last one without
+// the optional logits output.
 TEST(ModelOps, RouteDecodeEqualsRouterLogitsThenTopk) {
     MOEINFER_REQUIRE_GPU();
     for (const auto& [T, E, k, H, norm] : {std::make_tuple(1, 128, 8, 2048, true), std::make_tuple(3, 60, 4, 72, false),
@@ -69,18 +70,23 @@ TEST(ModelOps, RouteDecodeEqualsRouterLogitsThenTopk) {
         router_logits(dx.as<float>(), dn.as<float>(), 1e-6f, dw.as<bf16>(), T, E, H, logits1.as<float>(), nullptr);
         route_topk(logits1.as<float>(), T, E, k, norm, ids1.as<int32_t>(), w1.as<float>(), nullptr);
         rms_norm(dx.as<float>(), dn.as<float>(), 1e-6f, T, H, xn1.as<bf16>(), nullptr);
-        DeviceBuffer tickets = to_device(std::vector<int32_t>(kRouteDecodeMaxTokens, 0));
+        const int64_t box_floats = kRouteDecodeMaxTokens * E;
+        DeviceBuffer mailbox(sizeof(float) * box_floats);
+        fill_route_mailbox(mailbox.as<float>(), box_floats, nullptr);
         for (int launch = 0; launch < 3; ++launch) {
             DeviceBuffer logits2 = poisoned(T * E, 4), ids2 = poisoned(T * k, 4), w2 = poisoned(T * k, 4), xn2 = poisoned(T * H, 2);
-            route_decode(dx.as<float>(), dn.as<float>(), 1e-6f, dw.as<bf16>(), T, E, H, k, norm, logits2.as<float>(),
-                         ids2.as<int32_t>(), w2.as<float>(), xn2.as<bf16>(), tickets.as<int32_t>(), nullptr);
-            EXPECT_EQ(to_host<float>(logits2, T * E), to_host<float>(logits1, T * E));
+            route_decode(dx.as<float>(), dn.as<float>(), 1e-6f, dw.as<bf16>(), T, E, H, k, norm,
+                         launch < 2 ? logits2.as<float>() : nullptr, ids2.as<int32_t>(), w2.as<float>(), xn2.as<bf16>(),
+                         mailbox.as<float>(), nullptr);
+            if (launch < 2) {
+                EXPECT_EQ(to_host<float>(logits2, T * E), to_host<float>(logits1, T * E));
+            }
             EXPECT_EQ(to_host<int32_t>(ids2, T * k), to_host<int32_t>(ids1, T * k));
             EXPECT_EQ(to_host<float>(w2, T * k), to_host<float>(w1, T * k));
             // Its own sum of squares (another order than rms_norm's): one bf16 rounding apart at most.
             expect_close(to_host_bf16(xn2, T * H), to_host_bf16(xn1, T * H), kBf16Rtol, 1e-6, "experts' input");
         }
-        EXPECT_EQ(to_host<int32_t>(tickets, kRouteDecodeMaxTokens), std::vector<int32_t>(kRouteDecodeMaxTokens, 0));
+        EXPECT_EQ(to_host<uint32_t>(mailbox, box_floats), std::vector<uint32_t>(box_floats, kRouteMailboxEmpty));
     }
 }
 

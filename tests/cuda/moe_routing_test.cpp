@@ -2,6 +2,8 @@
 // (exact), gather_rows, combine_rows, combine_add_rms_norm and add_combined_rows.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "backends/cpu/moe.h"
 #include "backends/cuda/ops.h"
 #include "cuda/cuda_test_util.h"
@@ -24,6 +26,27 @@ TEST_P(MoeTest, RouteTopkMatchesCpu) {
     route_topk(dl.as<float>(), T, E, k, norm, dids.as<int32_t>(), dw.as<float>(), nullptr);
     EXPECT_EQ(to_host<int32_t>(dids, T * k), ids_want);
     expect_close(to_host<float>(dw, T * k), w_want, kFp32Rtol, 1e-7, "routing weights");
+}
+
+// Many equal logits (five values, +0 beside -0) across and within lanes, up to the 32 logits a lane holds at
+// E = 1000: the same experts as the CPU, whose ties go to the lower id.
+TEST(MoeTopk, TiesGoToTheLowerIdAsOnTheCpu) {
+    MOEINFER_REQUIRE_GPU();
+    for (const auto& [T, E, k] : {std::make_tuple(4, 128, 8), std::make_tuple(3, 1000, 40), std::make_tuple(2, 70, 70)}) {
+        SCOPED_TRACE("E " + std::to_string(E) + " k " + std::to_string(k));
+        std::vector<float> logits = random_vector(T * E, 51, 2.0f);
+        const float levels[] = {0.0f, -0.0f, 0.5f, -1.0f, 1.25f};
+        for (size_t i = 0; i < logits.size(); ++i) logits[i] = levels[size_t(std::abs(logits[i]) * 1000.0f) % 5];
+        for (const bool norm : {true, false}) {
+            std::vector<int32_t> ids_want(T * k);
+            std::vector<float> w_want(T * k);
+            cpu::route_topk(logits.data(), T, E, k, norm, ids_want.data(), w_want.data());
+            DeviceBuffer dl = to_device(logits), dids = poisoned(T * k, 4), dw = poisoned(T * k, 4);
+            route_topk(dl.as<float>(), T, E, k, norm, dids.as<int32_t>(), dw.as<float>(), nullptr);
+            EXPECT_EQ(to_host<int32_t>(dids, T * k), ids_want);
+            expect_close(to_host<float>(dw, T * k), w_want, kFp32Rtol, 1e-7, "routing weights");
+        }
+    }
 }
 
 TEST_P(MoeTest, PermuteGatherCombineMatchCpu) {

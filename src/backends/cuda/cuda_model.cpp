@@ -252,7 +252,7 @@ private:
     DeviceBuffer meta_;  // ids | positions | token_seq | ctx_lens | logit_rows | tables (int32)
     DeviceBuffer summary_ws_;  // summarize_rows' per-chunk statistics
     DeviceBuffer adjust_;      // the step's logit adjustments, their row offsets and saved raw logits
-    DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, route_tickets_, topk_ids_, topk_w_,
+    DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, route_mailbox_, topk_ids_, topk_w_,
         offsets_, row_token_, slot_row_, summary_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
     PinnedBuffer offsets_host_;
     // Launched steps, oldest first (at most two: the host prepares one while the device runs the other). Step k
@@ -414,8 +414,8 @@ void CudaForward::reserve(const Dims& d) {
     gu_ = b16(N * 2 * ff_max_);
     act_ = b16(N * ff_max_);
     router_ = f32(T * E);
-    route_tickets_ = f32(kRouteDecodeMaxTokens);
-    MOEINFER_CUDA_CHECK(cudaMemset(route_tickets_.get(), 0, route_tickets_.bytes()));  // route_decode's tickets
+    route_mailbox_ = f32(kRouteDecodeMaxTokens * E);
+    fill_route_mailbox(route_mailbox_.as<float>(), kRouteDecodeMaxTokens * E, stream_);
     topk_ids_ = f32(N);
     topk_w_ = f32(N);
     offsets_ = f32(2 * E + 1);
@@ -467,7 +467,7 @@ bool CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float
         // The attention output is already in x (gemv_add); one launch normalizes, routes, picks the top-k and
         // writes the experts' bf16 input.
         route_decode(x_.as<float>(), l.ffn_norm.as<float>(), eps, l.router.as<bf16>(), T, E, H, k, l.normalize_topk,
-                     router_.as<float>(), ints(topk_ids_), topk_w_.as<float>(), xn_.as<bf16>(), ints(route_tickets_), stream_);
+                     nullptr, ints(topk_ids_), topk_w_.as<float>(), xn_.as<bf16>(), route_mailbox_.as<float>(), stream_);
     } else {
         add_rms_norm(branch_.as<bf16>(), x_.as<float>(), l.ffn_norm.as<float>(), eps, T, H, xn_.as<bf16>(), stream_);
         router_logits(x_.as<float>(), l.ffn_norm.as<float>(), eps, l.router.as<bf16>(), T, E, H, router_.as<float>(), stream_);

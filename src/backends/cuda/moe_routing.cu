@@ -1,12 +1,11 @@
 // MoE routing on the device: fp32 router logits, softmax top-k gating, the stable expert permutation, row gather and
 // weighted combine (the combine fused with the residual add and the next norm is in rms_norm.cu).
 // route_topk: one warp per token holding the row in registers; the k winners are found in k rounds, each a warp
-// arg-max over the experts not yet taken in (logit desc, id asc) order, so ties go to the lower id as on the CPU.
+// max-reduction over the experts not yet taken in (logit desc, id asc) order, so ties go to the lower id as on the CPU.
 // moe_permute: counts per (tile of 256 assignments, expert), a column scan giving
 // each tile its base row per expert, then each tile's warp walks its assignments in order, ranking equal experts
 // within 32 lanes by __match_any_sync; the result is the CPU's stable order, with no global atomics on row slots.
 #include <algorithm>
-#include <climits>
 #include <cmath>
 
 #include "backends/cuda/expert_rows.cuh"
@@ -21,85 +20,92 @@ namespace {
 constexpr int kTileAssign = 256;  // assignments per permutation tile (one warp)
 constexpr int kMaxExperts = 4096; // bound of the scan kernel's shared totals
 
-// (logit, id) order: a ranks before b when its logit is larger, or equal with a lower id.
-__device__ __forceinline__ bool ranks_before(float la, int ia, float lb, int ib) {
-    return la > lb || (la == lb && ia < ib);
-}
-
 constexpr int kMaxRouted = 1024;  // experts route_topk handles: 32 lanes × up to 32 logits each
 
-// One warp picks a token row's k winners; ids, weights: that token's [k] outputs. Lane j holds experts j, j + 32,
-// ... (kPer of them) in registers, so the k rounds cost no memory round trips: each round every lane offers its
-// best not-yet-taken expert in (logit desc, id asc) order and a 5-step shuffle tree finds the warp's best. The row
-// is read once, with every lane's loads in flight together.
-template <int kPer>
-__device__ void topk_warp(const float* row, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights) {
-    const int lane = threadIdx.x & 31;
-    float v[kPer];
-    bool taken[kPer];
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-        const int e = lane + 32 * j;
-        v[j] = e < E ? row[e] : -INFINITY;
-        taken[j] = e >= E;
-    }
-    float mx = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) mx = fmaxf(mx, v[j]);
-    mx = warp_max(mx);
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j)
-        if (!taken[j]) sum += expf(v[j] - mx);
-    sum = warp_sum(sum);
-
-    float picked = 0.0f;  // Σ of the chosen probabilities (same value in every lane)
-    for (int64_t r = 0; r < k; ++r) {
-        float best_l = -INFINITY;
-        int best_i = INT_MAX, best_j = -1;
-#pragma unroll
-        for (int j = 0; j < kPer; ++j)
-            if (!taken[j] && ranks_before(v[j], lane + 32 * j, best_l, best_i)) {
-                best_l = v[j];
-                best_i = lane + 32 * j;
-                best_j = j;
-            }
-        float wl = best_l;
-        int wi = best_i;
-        for (int o = 16; o > 0; o >>= 1) {
-            const float ol = __shfl_xor_sync(0xffffffffu, wl, o);
-            const int oi = __shfl_xor_sync(0xffffffffu, wi, o);
-            if (ranks_before(ol, oi, wl, wi)) {
-                wl = ol;
-                wi = oi;
-            }
-        }
-        if (wi == best_i) {  // this lane's offer won: it is taken
-#pragma unroll
-            for (int j = 0; j < kPer; ++j)
-                if (j == best_j) taken[j] = true;
-        }
-        const float p = expf(wl - mx) / sum;
-        picked += p;
-        if (lane == 0) {
-            ids[r] = wi;
-            weights[r] = p;
-        }
-    }
-    if (normalize) {
-        __syncwarp();  // lane 0's weight stores become visible to the other lanes
-        for (int64_t r = lane; r < k; r += 32) weights[r] /= picked;
-    }
+// A logit as an unsigned key in the same order (larger logit, larger key), so a round of the top-k is one warp
+// max-reduction instruction. -0 counts as +0 (equal in the CPU's float compare), NaN ranks below every number, and
+// 0 is left for "taken / no expert".
+__device__ __forceinline__ unsigned rank_key(float v) {
+    if (v != v) return 1u;
+    const unsigned b = __float_as_uint(v + 0.0f);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+__device__ __forceinline__ float key_value(unsigned key) {
+    return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
 }
 
-// topk_warp with the register count for E (runtime dispatch to the smallest fitting kPer).
-__device__ void topk_row(const float* row, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights) {
-    if (E <= 32) return topk_warp<1>(row, E, k, normalize, ids, weights);
-    if (E <= 64) return topk_warp<2>(row, E, k, normalize, ids, weights);
-    if (E <= 128) return topk_warp<4>(row, E, k, normalize, ids, weights);
-    if (E <= 256) return topk_warp<8>(row, E, k, normalize, ids, weights);
-    if (E <= 512) return topk_warp<16>(row, E, k, normalize, ids, weights);
-    topk_warp<32>(row, E, k, normalize, ids, weights);
+// One warp picks a token row's k winners; ids, weights: that token's [k] outputs. Lane j holds experts j, j + 32,
+// ... (kPer of them) in registers, filled by load(v) (-inf past E). Each of the k rounds is a warp max-reduction
+// (redux.sync) over every lane's best remaining key and a ballot: the lane holding the maximum takes it (on a tie of
+// logits, the lowest id, as on the CPU). A lane remembers the rounds its experts won, so no value travels between
+// lanes, and the weights need no further round trip: softmax numerators against the largest logit, divided by their
+// sum over the winners (`normalize`) or over all experts.
+template <int kPer, typename Load>
+__device__ void topk_warp(Load&& load, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights) {
+    const int lane = threadIdx.x & 31;
+    float v[kPer];
+    load(v);
+    unsigned key[kPer];
+    int won[kPer];  // the round expert lane + 32·j won, or -1
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        key[j] = lane + 32 * j < E ? rank_key(v[j]) : 0u;
+        won[j] = -1;
+    }
+    unsigned top = 0;  // the largest key (round 0's)
+    for (int r = 0; r < int(k); ++r) {
+        unsigned best = 0;
+#pragma unroll
+        for (int j = 0; j < kPer; ++j) best = max(best, key[j]);
+        const unsigned m = __reduce_max_sync(0xffffffffu, best);
+        if (r == 0) top = m;
+        const unsigned holders = __ballot_sync(0xffffffffu, best == m);
+        int winner = __ffs(holders) - 1;
+        if (__popc(holders) > 1) {  // equal logits in several lanes: the lowest id among each lane's first one
+            unsigned id = 0xffffffffu;
+#pragma unroll
+            for (int j = kPer - 1; j >= 0; --j)
+                if (key[j] == m) id = unsigned(lane + 32 * j);
+            winner = int(__reduce_min_sync(0xffffffffu, id) & 31u);
+        }
+        if (lane == winner) {
+            bool first = true;  // a lane's equal logits go in id order
+#pragma unroll
+            for (int j = 0; j < kPer; ++j)
+                if (first && key[j] == m) {
+                    key[j] = 0;
+                    won[j] = r;
+                    first = false;
+                }
+        }
+    }
+    const float l0 = key_value(top);
+    float p[kPer], winners = 0.0f, all = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        p[j] = lane + 32 * j < E ? expf(v[j] - l0) : 0.0f;
+        all += p[j];
+        if (won[j] >= 0) winners += p[j];
+    }
+    const float sum = warp_sum(normalize ? winners : all);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j)
+        if (won[j] >= 0) {
+            ids[won[j]] = lane + 32 * j;
+            weights[won[j]] = p[j] / sum;
+        }
+}
+
+// topk_warp with the register count for E (runtime dispatch to the smallest fitting kPer). load(v) is a generic
+// callable filling its float (&v)[kPer] with the lane's experts lane, lane + 32, ... (-inf past E).
+template <typename Load>
+__device__ void topk_row(Load&& load, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights) {
+    if (E <= 32) return topk_warp<1>(load, E, k, normalize, ids, weights);
+    if (E <= 64) return topk_warp<2>(load, E, k, normalize, ids, weights);
+    if (E <= 128) return topk_warp<4>(load, E, k, normalize, ids, weights);
+    if (E <= 256) return topk_warp<8>(load, E, k, normalize, ids, weights);
+    if (E <= 512) return topk_warp<16>(load, E, k, normalize, ids, weights);
+    topk_warp<32>(load, E, k, normalize, ids, weights);
 }
 
 __global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, int64_t E, int64_t k, bool normalize,
@@ -107,7 +113,13 @@ __global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, i
     pdl_trigger();  // the expert products after it wait for its ids; their blocks may get resident now
     const int64_t t = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
     if (t >= T) return;  // whole warps leave together: t is uniform across a warp
-    topk_row(logits + t * E, E, k, normalize, ids + t * k, weights + t * k);
+    const float* row = logits + t * E;
+    const int lane = threadIdx.x & 31;
+    topk_row([&](auto& v) {
+        constexpr int kPer = sizeof(v) / sizeof(v[0]);
+#pragma unroll
+        for (int j = 0; j < kPer; ++j) v[j] = lane + 32 * j < E ? row[lane + 32 * j] : -INFINITY;
+    }, E, k, normalize, ids + t * k, weights + t * k);
 }
 
 // The router's arithmetic, shared by the per-token kernel (decode) and the tiled one (prefill) below.
@@ -187,21 +199,34 @@ __device__ __forceinline__ void load_router_batch(const bf16* w, int64_t H8, int
         raw[u] = i0 + 32 * u < H8 ? __ldg(reinterpret_cast<const uint4*>(w) + i0 + 32 * u) : make_uint4(0, 0, 0, 0);
 }
 
-// The optional top-k (route_decode): TopkArgs::ids set. Each block takes a ticket after writing its logits; the
-// token's last block reads the row back and picks its experts, so routing is one launch where it was two.
+// The optional top-k (route_decode): TopkArgs::ids set. Every warp also posts its logit to a mailbox row of the token
+// (relaxed stores of the value itself; the mailbox holds kRouteMailboxEmpty where nothing is posted), and the token's
+// first block's first warp polls that row until every expert's logit is there, picks the experts and empties the row
+// for the next launch. A logit is its own "ready" flag, so no fence, ticket or re-read stands between the last logit
+// and the pick (the ticket version: a fence, an atomic and a reload from L2, ~2 µs a layer on the 30B-A3B shape).
 struct TopkArgs {
     int64_t k = 0;
     bool normalize = false;
     int32_t* ids = nullptr;
     float* weights = nullptr;
     bf16* xn = nullptr;  // the normed row in bf16, written by each token's first block
-    int32_t* tickets = nullptr;
+    float* mailbox = nullptr;
 };
+
+__device__ __forceinline__ float load_relaxed(const float* p) {
+    float v;
+    asm volatile("ld.relaxed.gpu.global.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void store_relaxed(float* p, float v) {
+    asm volatile("st.relaxed.gpu.global.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory");
+}
+__device__ __forceinline__ bool mailbox_empty(float v) { return __float_as_uint(v) == kRouteMailboxEmpty; }
 
 __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restrict__ x, const float* __restrict__ norm_w,
                                                             float eps, const bf16* __restrict__ Wr, int64_t E, int64_t H,
                                                             float* __restrict__ out, TopkArgs topk) {
-    extern __shared__ __align__(16) float xs[];  // [max(H, E)]: the normed row, then (top-k) the token's logits
+    extern __shared__ __align__(16) float xs[];  // [H]: the normed row
     const int64_t t = blockIdx.x;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const int64_t e_first = int64_t(blockIdx.y) * warps + warp, H8 = H / 8;
@@ -240,22 +265,31 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
         } else {
             add_row_unaligned(s, xs, H, w, lane);
         }
-        store_logits(s, 1, out + t * E + e, E, lane);
+        const float logit = warp_sum(s[0]);
+        if (lane == 0) {
+            if (out) out[t * E + e] = logit;
+            // Arithmetic never yields the empty pattern (a NaN with every bit set); mapped to the usual NaN anyway.
+            if (topk.ids) store_relaxed(topk.mailbox + t * E + e, mailbox_empty(logit) ? __uint_as_float(0x7fffffffu) : logit);
+        }
     }
-    if (!topk.ids) return;
-    __shared__ bool last;
-    __threadfence();  // this block's logits are visible device-wide before its ticket is
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        last = atomicAdd(&topk.tickets[t], 1) == int(gridDim.y) - 1;
-        if (last) topk.tickets[t] = 0;  // every block of this token has taken its ticket
-    }
-    __syncthreads();
-    if (!last || warp != 0) return;
-    __threadfence();
-    for (int64_t e = lane; e < E; e += 32) xs[e] = __ldcg(out + t * E + e);  // from L2: other blocks wrote them
-    __syncwarp();
-    topk_row(xs, E, topk.k, topk.normalize, topk.ids + t * topk.k, topk.weights + t * topk.k);
+    if (!topk.ids || blockIdx.y != 0 || warp != 0) return;
+    float* box = topk.mailbox + t * E;
+    topk_row([&](auto& v) {
+        constexpr int kPer = sizeof(v) / sizeof(v[0]);
+        bool missing = true;
+        while (__any_sync(0xffffffffu, missing)) {  // every lane's loads in flight together, until all have arrived
+            missing = false;
+#pragma unroll
+            for (int j = 0; j < kPer; ++j) {
+                v[j] = lane + 32 * j < E ? load_relaxed(box + lane + 32 * j) : -INFINITY;
+                missing |= mailbox_empty(v[j]);
+            }
+        }
+        // Emptied for the next launch, whose stores come after this grid has finished (stream order).
+#pragma unroll
+        for (int j = 0; j < kPer; ++j)
+            if (lane + 32 * j < E) store_relaxed(box + lane + 32 * j, __uint_as_float(kRouteMailboxEmpty));
+    }, E, topk.k, topk.normalize, topk.ids + t * topk.k, topk.weights + t * topk.k);
 }
 
 // Router logits for large steps (prefill): a block takes kRouterTile tokens, each warp normalizes one of their rows
@@ -406,7 +440,7 @@ void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool norma
 
 static void launch_router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E,
                                  int64_t H, float* out, const TopkArgs& topk, cudaStream_t stream) {
-    const size_t smem = size_t(std::max(H, E)) * sizeof(float);
+    const size_t smem = size_t(H) * sizeof(float);
     allow_dynamic_smem(router_logits_kernel, smem);
     // Every block normalizes its row again (H floats from L2: cheap) so the experts spread over the SMs: 4-warp
     // blocks for decode-sized steps (E / 4 blocks per token), 8-warp ones for large steps (less repeated work).
@@ -433,12 +467,18 @@ void router_logits(const float* x, const float* norm_w, float eps, const bf16* W
 }
 
 void route_decode(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
-                  int64_t k, bool normalize, float* logits, int32_t* ids, float* weights, bf16* xn, int32_t* tickets,
+                  int64_t k, bool normalize, float* logits, int32_t* ids, float* weights, bf16* xn, float* mailbox,
                   cudaStream_t stream) {
     if (T == 0) return;
     if (T > kRouteDecodeMaxTokens) throw std::invalid_argument("cuda::route_decode: more than 8 tokens");
     if (k < 1 || k > E || E > kMaxRouted) throw std::invalid_argument("cuda::route_decode: need 1 ≤ k ≤ E ≤ 1024");
-    launch_router_logits(x, norm_w, eps, Wr, T, E, H, logits, TopkArgs{k, normalize, ids, weights, xn, tickets}, stream);
+    if (!mailbox || !ids || !weights) throw std::invalid_argument("cuda::route_decode: needs ids, weights and a mailbox");
+    launch_router_logits(x, norm_w, eps, Wr, T, E, H, logits, TopkArgs{k, normalize, ids, weights, xn, mailbox}, stream);
+}
+
+void fill_route_mailbox(float* mailbox, int64_t floats, cudaStream_t stream) {
+    static_assert(kRouteMailboxEmpty == 0xffffffffu, "filled bytewise");
+    MOEINFER_CUDA_CHECK(cudaMemsetAsync(mailbox, 0xff, sizeof(float) * size_t(floats), stream));
 }
 
 int64_t moe_permute_workspace_ints(int64_t N, int64_t E) { return ((N + kTileAssign - 1) / kTileAssign) * E; }

@@ -17,9 +17,10 @@ build_cuda() {  # dir jobs targets...
   cmake -S "$dir" -B "$dir/build-cuda" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEINFER_CUDA=ON "${gtest_arg[@]}" &&
     cmake --build "$dir/build-cuda" -j"$jobs" --target "$@"
 }
-# build-cuda's GPU tests: log in $OUT/tests.log, the summary and the first failures in the report.
+# build-cuda's GPU tests (a hang ends after 120 s, exit 124): log in $OUT/tests.log, the summary and the first
+# failures in the report.
 run_gpu_tests() {
-  build-cuda/moeinfer_cuda_tests --gtest_brief=1 >"$OUT/tests.log" 2>&1
+  timeout 120 build-cuda/moeinfer_cuda_tests --gtest_brief=1 >"$OUT/tests.log" 2>&1
   say "moeinfer_cuda_tests: exit $?; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/tests.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED|Failure' "$OUT/tests.log" | head -30 | tee -a "$report"
 }
@@ -27,6 +28,6 @@ run_gpu_tests() {
 # bench arguments (one string, split into words). Its stderr goes to $OUT/bench.log.
 bench_line() {
   # shellcheck disable=SC2086
-  timeout 300 "$1" bench --model "bench/configs/$2.json" --random-weights --device cuda $3 --json \
+  timeout 120 "$1" bench --model "bench/configs/$2.json" --random-weights --device cuda $3 --json \
     2>>"$OUT/bench.log" | tail -1
 }

@@ -72,7 +72,7 @@ TEST(ModelOps, RouteDecodeEqualsRouterLogitsThenTopk) {
         rms_norm(dx.as<float>(), dn.as<float>(), 1e-6f, T, H, xn1.as<bf16>(), nullptr);
         const int64_t box_floats = kRouteDecodeMaxTokens * E;
         DeviceBuffer mailbox(sizeof(float) * box_floats);
-        fill_route_mailbox(mailbox.as<float>(), box_floats, nullptr);
+        fill_mailbox(mailbox.as<float>(), box_floats, nullptr);
         for (int launch = 0; launch < 3; ++launch) {
             DeviceBuffer logits2 = poisoned(T * E, 4), ids2 = poisoned(T * k, 4), w2 = poisoned(T * k, 4), xn2 = poisoned(T * H, 2);
             route_decode(dx.as<float>(), dn.as<float>(), 1e-6f, dw.as<bf16>(), T, E, H, k, norm,
@@ -86,7 +86,7 @@ TEST(ModelOps, RouteDecodeEqualsRouterLogitsThenTopk) {
             // Its own sum of squares (another order than rms_norm's): one bf16 rounding apart at most.
             expect_close(to_host_bf16(xn2, T * H), to_host_bf16(xn1, T * H), kBf16Rtol, 1e-6, "experts' input");
         }
-        EXPECT_EQ(to_host<uint32_t>(mailbox, box_floats), std::vector<uint32_t>(box_floats, kRouteMailboxEmpty));
+        EXPECT_EQ(to_host<uint32_t>(mailbox, box_floats), std::vector<uint32_t>(box_floats, kMailboxEmpty));
     }
 }
 

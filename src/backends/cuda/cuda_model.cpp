@@ -415,7 +415,7 @@ void CudaForward::reserve(const Dims& d) {
     act_ = b16(N * ff_max_);
     router_ = f32(T * E);
     route_mailbox_ = f32(kRouteDecodeMaxTokens * E);
-    fill_route_mailbox(route_mailbox_.as<float>(), kRouteDecodeMaxTokens * E, stream_);
+    fill_mailbox(route_mailbox_.as<float>(), kRouteDecodeMaxTokens * E, stream_);
     topk_ids_ = f32(N);
     topk_w_ = f32(N);
     offsets_ = f32(2 * E + 1);

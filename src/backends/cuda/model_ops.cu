@@ -56,4 +56,9 @@ void fill_random(bf16* x, int64_t n, uint64_t seed, float scale, cudaStream_t st
     MOEINFER_CUDA_LAUNCH_CHECK();
 }
 
+void fill_mailbox(float* mailbox, int64_t floats, cudaStream_t stream) {
+    static_assert(kMailboxEmpty == 0xffffffffu, "filled bytewise");
+    if (floats > 0) MOEINFER_CUDA_CHECK(cudaMemsetAsync(mailbox, 0xff, sizeof(float) * size_t(floats), stream));
+}
+
 }  // namespace moeinfer::cuda

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "backends/cuda/expert_rows.cuh"
+#include "backends/cuda/mailbox.cuh"
 #include "backends/cuda/norm_weights.cuh"
 #include "backends/cuda/ops.h"
 #include "backends/cuda/pdl.cuh"
@@ -199,11 +200,11 @@ __device__ __forceinline__ void load_router_batch(const bf16* w, int64_t H8, int
         raw[u] = i0 + 32 * u < H8 ? __ldg(reinterpret_cast<const uint4*>(w) + i0 + 32 * u) : make_uint4(0, 0, 0, 0);
 }
 
-// The optional top-k (route_decode): TopkArgs::ids set. Every warp also posts its logit to a mailbox row of the token
-// (relaxed stores of the value itself; the mailbox holds kRouteMailboxEmpty where nothing is posted), and the token's
-// first block's first warp polls that row until every expert's logit is there, picks the experts and empties the row
-// for the next launch. A logit is its own "ready" flag, so no fence, ticket or re-read stands between the last logit
-// and the pick (the ticket version: a fence, an atomic and a reload from L2, ~2 µs a layer on the 30B-A3B shape).
+// The optional top-k (route_decode): TopkArgs::ids set. Every warp also posts its logit to the token's mailbox row
+// (mailbox.cuh), and the token's first block's first warp polls that row until every expert's logit is there, picks
+// the experts and empties the row for the next launch. A logit is its own "ready" flag, so no fence, ticket or
+// re-read stands between the last logit and the pick (the ticket version: a fence, an atomic and a reload from L2,
+// ~2 µs a layer on the 30B-A3B shape).
 struct TopkArgs {
     int64_t k = 0;
     bool normalize = false;
@@ -213,15 +214,26 @@ struct TopkArgs {
     float* mailbox = nullptr;
 };
 
-__device__ __forceinline__ float load_relaxed(const float* p) {
-    float v;
-    asm volatile("ld.relaxed.gpu.global.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
-    return v;
+// The token's top-k from its mailbox row, by one warp, which then empties the row.
+__device__ void pick_from_mailbox(const TopkArgs& topk, int64_t t, int64_t E, int lane) {
+    float* box = topk.mailbox + t * E;
+    topk_row([&](auto& v) {
+        constexpr int kPer = sizeof(v) / sizeof(v[0]);
+        bool missing = true;
+        while (__any_sync(0xffffffffu, missing)) {  // every lane's loads in flight together, until all have arrived
+            missing = false;
+#pragma unroll
+            for (int j = 0; j < kPer; ++j) {
+                v[j] = lane + 32 * j < E ? mailbox_load(box + lane + 32 * j) : -INFINITY;
+                missing |= mailbox_is_empty(v[j]);
+            }
+        }
+        // Emptied for the next launch, whose stores come after this grid has finished (stream order).
+#pragma unroll
+        for (int j = 0; j < kPer; ++j)
+            if (lane + 32 * j < E) mailbox_clear(box + lane + 32 * j);
+    }, E, topk.k, topk.normalize, topk.ids + t * topk.k, topk.weights + t * topk.k);
 }
-__device__ __forceinline__ void store_relaxed(float* p, float v) {
-    asm volatile("st.relaxed.gpu.global.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory");
-}
-__device__ __forceinline__ bool mailbox_empty(float v) { return __float_as_uint(v) == kRouteMailboxEmpty; }
 
 __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restrict__ x, const float* __restrict__ norm_w,
                                                             float eps, const bf16* __restrict__ Wr, int64_t E, int64_t H,
@@ -268,28 +280,11 @@ __global__ void __launch_bounds__(256) router_logits_kernel(const float* __restr
         const float logit = warp_sum(s[0]);
         if (lane == 0) {
             if (out) out[t * E + e] = logit;
-            // Arithmetic never yields the empty pattern (a NaN with every bit set); mapped to the usual NaN anyway.
-            if (topk.ids) store_relaxed(topk.mailbox + t * E + e, mailbox_empty(logit) ? __uint_as_float(0x7fffffffu) : logit);
+            if (topk.ids) mailbox_post(topk.mailbox + t * E + e, logit);
         }
     }
     if (!topk.ids || blockIdx.y != 0 || warp != 0) return;
-    float* box = topk.mailbox + t * E;
-    topk_row([&](auto& v) {
-        constexpr int kPer = sizeof(v) / sizeof(v[0]);
-        bool missing = true;
-        while (__any_sync(0xffffffffu, missing)) {  // every lane's loads in flight together, until all have arrived
-            missing = false;
-#pragma unroll
-            for (int j = 0; j < kPer; ++j) {
-                v[j] = lane + 32 * j < E ? load_relaxed(box + lane + 32 * j) : -INFINITY;
-                missing |= mailbox_empty(v[j]);
-            }
-        }
-        // Emptied for the next launch, whose stores come after this grid has finished (stream order).
-#pragma unroll
-        for (int j = 0; j < kPer; ++j)
-            if (lane + 32 * j < E) store_relaxed(box + lane + 32 * j, __uint_as_float(kRouteMailboxEmpty));
-    }, E, topk.k, topk.normalize, topk.ids + t * topk.k, topk.weights + t * topk.k);
+    pick_from_mailbox(topk, t, E, lane);
 }
 
 // Router logits for large steps (prefill): a block takes kRouterTile tokens, each warp normalizes one of their rows
@@ -474,11 +469,6 @@ void route_decode(const float* x, const float* norm_w, float eps, const bf16* Wr
     if (k < 1 || k > E || E > kMaxRouted) throw std::invalid_argument("cuda::route_decode: need 1 ≤ k ≤ E ≤ 1024");
     if (!mailbox || !ids || !weights) throw std::invalid_argument("cuda::route_decode: needs ids, weights and a mailbox");
     launch_router_logits(x, norm_w, eps, Wr, T, E, H, logits, TopkArgs{k, normalize, ids, weights, xn, mailbox}, stream);
-}
-
-void fill_route_mailbox(float* mailbox, int64_t floats, cudaStream_t stream) {
-    static_assert(kRouteMailboxEmpty == 0xffffffffu, "filled bytewise");
-    MOEINFER_CUDA_CHECK(cudaMemsetAsync(mailbox, 0xff, sizeof(float) * size_t(floats), stream));
 }
 
 int64_t moe_permute_workspace_ints(int64_t N, int64_t E) { return ((N + kTileAssign - 1) / kTileAssign) * E; }

@@ -116,16 +116,18 @@ void paged_prefill_attention(const PrefillAttentionArgs& args, const PagedKv& kv
 // out[t, e] = rms_norm(x[t, :]) · norm_w · Wr[e, :] in fp32 (x: the fp32 residual stream; Wr: [E, H] bf16).
 void router_logits(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
                    float* out, cudaStream_t stream);
+// Mailboxes (mailbox.cuh): fp32 slots through which blocks of one grid hand values over; every slot holds
+// kMailboxEmpty between launches. fill_mailbox empties `floats` slots (once, after allocating).
+constexpr uint32_t kMailboxEmpty = 0xffffffffu;
+void fill_mailbox(float* mailbox, int64_t floats, cudaStream_t stream);
 // Decode-sized routing in one launch (T ≤ kRouteDecodeMaxTokens): router_logits into `logits` (may be null), then
 // the top-k as route_topk computes it, by each token's first block once every logit has arrived in `mailbox`
-// ([T, E] floats, every 32-bit word kRouteMailboxEmpty before the first launch — fill_route_mailbox — and left so);
+// ([T, E] floats, empty before the first launch — fill_mailbox — and left so);
 // xn, when not null, receives rms_norm(x) · norm_w in bf16 (the experts' input, as add_rms_norm would write it).
 constexpr int64_t kRouteDecodeMaxTokens = 8;
-constexpr unsigned kRouteMailboxEmpty = 0xffffffffu;
 void route_decode(const float* x, const float* norm_w, float eps, const bf16* Wr, int64_t T, int64_t E, int64_t H,
                   int64_t k, bool normalize, float* logits, int32_t* ids, float* weights, bf16* xn, float* mailbox,
                   cudaStream_t stream);
-void fill_route_mailbox(float* mailbox, int64_t floats, cudaStream_t stream);
 // logits: [T, E] fp32. Softmax over E, the k largest (ties → lower id), weights divided by their sum when
 // `normalize`. ids, weights: [T, k], best first. k == E is soft routing. Requires E ≤ 1024 (throws otherwise).
 void route_topk(const float* logits, int64_t T, int64_t E, int64_t k, bool normalize, int32_t* ids, float* weights,

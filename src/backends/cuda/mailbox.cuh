@@ -2,10 +2,10 @@
 // fence, ticket or kernel boundary. Every slot holds kMailboxEmpty (all bits set: a NaN arithmetic never produces)
 // until a value is posted; a value is its own "ready" flag, so the reader polls the slots it needs with relaxed
 // loads until none is empty, then empties them again for the next launch (whose writes come after this grid ends,
-// in stream order). Each slot has one reader, which is the only one to empty it. The readers spin, so every block
-// that posts must be resident alongside them: use it only for grids that fit the device at once.
-// Used by route_decode (router logits → the token's top-k block). Measured and dropped: the decode attention's split
-// merge this way (bench/RESULTS.md 2026-11-27 11:44-11:58: the in-kernel merge cost ~10 µs a layer where the merge
+// in stream order). Each slot has one reader, which is the only one to empty it. Readers spin: the posting blocks
+// must never wait on them, and there must be few readers, so that the posters always get SM slots to run in.
+// Used by route_decode (router logits → each token's top-k warp). Measured and dropped: the decode attention's split
+// merge this way (bench/RESULTS.md 2026-11-27 11:30-12:12: the in-kernel merge cost ~10 µs a layer where the merge
 // kernel costs 4.6).
 #pragma once
 #include "backends/cuda/ops.h"  // kMailboxEmpty, fill_mailbox

@@ -15,10 +15,8 @@ using namespace testing;
 
 class MoeTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t, bool>> {};  // (T, E, k, norm)
 
-TEST_P(MoeTest, RouteTopkMatchesCpu) {
-    MOEINFER_REQUIRE_GPU();
-    const auto [T, E, k, norm] = GetParam();
-    const std::vector<float> logits = random_vector(T * E, 31, 2.0f);
+// route_topk on the GPU against the CPU's: ids exact, weights to fp32 tolerance.
+void expect_topk_matches_cpu(const std::vector<float>& logits, int64_t T, int64_t E, int64_t k, bool norm) {
     std::vector<int32_t> ids_want(T * k);
     std::vector<float> w_want(T * k);
     cpu::route_topk(logits.data(), T, E, k, norm, ids_want.data(), w_want.data());
@@ -26,6 +24,12 @@ TEST_P(MoeTest, RouteTopkMatchesCpu) {
     route_topk(dl.as<float>(), T, E, k, norm, dids.as<int32_t>(), dw.as<float>(), nullptr);
     EXPECT_EQ(to_host<int32_t>(dids, T * k), ids_want);
     expect_close(to_host<float>(dw, T * k), w_want, kFp32Rtol, 1e-7, "routing weights");
+}
+
+TEST_P(MoeTest, RouteTopkMatchesCpu) {
+    MOEINFER_REQUIRE_GPU();
+    const auto [T, E, k, norm] = GetParam();
+    expect_topk_matches_cpu(random_vector(T * E, 31, 2.0f), T, E, k, norm);
 }
 
 // Many equal logits (five values, +0 beside -0) across and within lanes, up to the 32 logits a lane holds at
@@ -37,15 +41,7 @@ TEST(MoeTopk, TiesGoToTheLowerIdAsOnTheCpu) {
         std::vector<float> logits = random_vector(T * E, 51, 2.0f);
         const float levels[] = {0.0f, -0.0f, 0.5f, -1.0f, 1.25f};
         for (size_t i = 0; i < logits.size(); ++i) logits[i] = levels[size_t(std::abs(logits[i]) * 1000.0f) % 5];
-        for (const bool norm : {true, false}) {
-            std::vector<int32_t> ids_want(T * k);
-            std::vector<float> w_want(T * k);
-            cpu::route_topk(logits.data(), T, E, k, norm, ids_want.data(), w_want.data());
-            DeviceBuffer dl = to_device(logits), dids = poisoned(T * k, 4), dw = poisoned(T * k, 4);
-            route_topk(dl.as<float>(), T, E, k, norm, dids.as<int32_t>(), dw.as<float>(), nullptr);
-            EXPECT_EQ(to_host<int32_t>(dids, T * k), ids_want);
-            expect_close(to_host<float>(dw, T * k), w_want, kFp32Rtol, 1e-7, "routing weights");
-        }
+        for (const bool norm : {true, false}) expect_topk_matches_cpu(logits, T, E, k, norm);
     }
 }
 

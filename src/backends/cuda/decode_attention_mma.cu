@@ -25,7 +25,6 @@ constexpr int kWarps = 4;
 constexpr int kWarpKeys = 16;                   // keys a warp takes per step: one k step of P·V
 constexpr int kStepKeys = kWarps * kWarpKeys;   // keys per block step
 constexpr int kRows = 16;                       // MMA rows: the group's query heads, zeros past G
-constexpr int kSplitUnit = 32;                  // split ranges are whole 32-key tiles, as in decode_kernel
 
 template <int D>
 struct DecodeMmaSmem {
@@ -51,17 +50,13 @@ __global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeAttention
     if (a.num_splits == 1) pdl_trigger();  // no merge after it: the output projection may start loading weights
     extern __shared__ __align__(128) unsigned char smem_raw[];
     DecodeMmaSmem<D>& sm = *reinterpret_cast<DecodeMmaSmem<D>*>(smem_raw);
-    const int64_t kvh = blockIdx.x, seq = blockIdx.y, split = blockIdx.z, S = a.num_splits;
+    const int64_t kvh = blockIdx.x, seq = blockIdx.y, split = blockIdx.z;
     const int G = int(a.num_heads / kv.num_kv_heads);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
 
-    const int64_t len = a.context_lens[seq];
-    const int64_t start = a.sliding_window > 0 ? max(int64_t(0), len - a.sliding_window) : 0;
-    const int64_t units = (len - start + kSplitUnit - 1) / kSplitUnit;
-    const int64_t per_split = (units + S - 1) / S;
-    const int64_t begin = start + split * per_split * kSplitUnit;
-    const int64_t end = min(len, begin + per_split * kSplitUnit);
+    const DecodeSplitRange range = decode_split_range(a, seq, split);
+    const int64_t len = range.len, begin = range.begin, end = range.end;
     const int n_steps = end > begin ? int((end - begin + kStepKeys - 1) / kStepKeys) : 0;
     const int32_t* table = kv.block_tables + (a.query_seq ? int64_t(a.query_seq[seq]) : seq) * kv.max_blocks_per_seq;
 

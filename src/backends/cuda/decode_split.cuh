@@ -7,6 +7,23 @@
 
 namespace moeinfer::cuda {
 
+// The keys [begin, end) split `split` of query seq attends to: its visible keys [max(0, len − window), len) in whole
+// units of kDecodeSplitKeys, spread evenly over the splits (a split past the last unit gets an empty range). Both
+// decode kernels use it, so their splits cover the same keys (choose_decode_splits counts these units).
+constexpr int64_t kDecodeSplitKeys = 32;
+struct DecodeSplitRange {
+    int64_t len, begin, end;
+};
+__device__ __forceinline__ DecodeSplitRange decode_split_range(const DecodeAttentionArgs& a, int64_t seq,
+                                                               int64_t split) {
+    const int64_t len = a.context_lens[seq];
+    const int64_t start = a.sliding_window > 0 ? max(int64_t(0), len - a.sliding_window) : 0;
+    const int64_t units = (len - start + kDecodeSplitKeys - 1) / kDecodeSplitKeys;
+    const int64_t per_split = (units + a.num_splits - 1) / a.num_splits;
+    const int64_t begin = start + split * per_split * kDecodeSplitKeys;
+    return {len, begin, min(len, begin + per_split * kDecodeSplitKeys)};
+}
+
 // Column d of head h of sequence seq: A = Σ p·v over the block's keys, L = Σ p, M the max the p are relative to.
 __device__ __forceinline__ void store_decode_result(const DecodeAttentionArgs& a, int64_t seq, int64_t h, int64_t split,
                                                     int64_t D, int64_t d, float A, float L, float M) {

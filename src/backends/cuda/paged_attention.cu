@@ -118,12 +118,9 @@ __global__ void __launch_bounds__(32 * kDecodeWarps<kSplitHeads>) decode_kernel(
     const int gw = (G + HG - 1) / HG;               // heads per group
     const int g0 = hg * gw, gn = min(gw, G - g0);   // this warp's heads: [g0, g0 + gn)
 
-    const int64_t len = a.context_lens[seq];
-    const int64_t start = a.sliding_window > 0 ? max(int64_t(0), len - a.sliding_window) : 0;
-    const int64_t tiles = (len - start + kTile - 1) / kTile;  // split ranges are whole tiles
-    const int64_t tiles_per_split = (tiles + a.num_splits - 1) / a.num_splits;
-    const int64_t begin = start + split * tiles_per_split * kTile;
-    const int64_t end = min(len, begin + tiles_per_split * kTile);
+    static_assert(kTile == kDecodeSplitKeys, "split ranges are whole tiles");
+    const DecodeSplitRange range = decode_split_range(a, seq, split);
+    const int64_t begin = range.begin, end = range.end;
     const int32_t* table = kv.block_tables + (a.query_seq ? int64_t(a.query_seq[seq]) : seq) * kv.max_blocks_per_seq;
     const bool active = warp < HG * TG;  // warps past the last full group idle (G = 3: 3 of 4 work)
 

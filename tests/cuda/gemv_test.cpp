@@ -114,16 +114,22 @@ TEST(GemvRms, MatchesRmsNormThenGemv) {
         DeviceBuffer fused = poisoned(T * out, 2), plain = poisoned(T * out, 2);
         ASSERT_TRUE(gemv_rms_supported(T, in));
         gemv_rms(dx.as<float>(), dnw.as<float>(), eps, T, dw.as<bf16>(), out, in, fused.as<bf16>(), nullptr);
+        DeviceBuffer fused32 = poisoned(T * out, 4);  // the fp32-output form (the lm_head's)
+        gemv_rms(dx.as<float>(), dnw.as<float>(), eps, T, dw.as<bf16>(), out, in, fused32.as<float>(), nullptr);
         rms_norm(dx.as<float>(), dnw.as<float>(), eps, T, in, dxn.as<bf16>(), nullptr);
         gemv(dxn.as<bf16>(), T, dw.as<bf16>(), out, in, plain.as<bf16>(), nullptr);
         const std::string at = "T=" + std::to_string(T) + " out=" + std::to_string(out) + " in=" + std::to_string(in);
         expect_close(to_host_bf16(fused, T * out), want, kBf16Rtol, 1e-2 * rms(want) + 1e-6, "vs reference, " + at);
         expect_close(to_host_bf16(fused, T * out), to_host_bf16(plain, T * out), kBf16Rtol, 1e-2 * rms(want) + 1e-6,
                      "vs rms_norm + gemv, " + at);
+        expect_close(to_host<float>(fused32, T * out), want, 1e-3, 1e-3 * rms(want) + 1e-6, "fp32 out vs reference, " + at);
     }
     EXPECT_FALSE(gemv_rms_supported(5, 2048));
     EXPECT_FALSE(gemv_rms_supported(1, 2040));
-    EXPECT_THROW(gemv_rms(nullptr, nullptr, 1e-6f, 1, nullptr, 8, 2040, nullptr, nullptr), std::invalid_argument);
+    EXPECT_THROW(gemv_rms(nullptr, nullptr, 1e-6f, 1, nullptr, 8, 2040, static_cast<bf16*>(nullptr), nullptr),
+                 std::invalid_argument);
+    EXPECT_THROW(gemv_rms(nullptr, nullptr, 1e-6f, 5, nullptr, 8, 2048, static_cast<float*>(nullptr), nullptr),
+                 std::invalid_argument);
 }
 
 // T tokens pick k of E experts; rows are permuted by expert on the device (moe_permute) and the grouped product

@@ -124,19 +124,26 @@ TEST(ModelOps, SummarizeRowsGivesArgmaxAndItsLogprob) {
     logits[2 * V + 9000] = logits[2 * V + 150000] = 40.0f;  // a tie between chunks
     DeviceBuffer dl = to_device(logits), ids = poisoned(R, 4), lp = poisoned(R, 4);
     DeviceBuffer params = to_device(std::vector<float>(kSummaryParams * R, 0.0f));  // temperature 0: greedy
-    summarize(SummarizeArgs{dl.as<float>(), R, V, params.as<float>()}, ids, lp);
-    const std::vector<int32_t> got_ids = to_host<int32_t>(ids, R);
-    const std::vector<float> got_lp = to_host<float>(lp, R);
-    for (int64_t r = 0; r < R; ++r) {
-        const float* row = logits.data() + r * V;
-        const int64_t best = std::max_element(row, row + V) - row;
-        double sum = 0;
-        for (int64_t i = 0; i < V; ++i) sum += std::exp(double(row[i]) - row[best]);
-        EXPECT_EQ(got_ids[r], best) << "row " << r;
-        EXPECT_NEAR(got_lp[r], -std::log(sum), 1e-4) << "row " << r;
+    // Every pass, then the greedy-only path (no cut, no kept weights), each into fresh poisoned outputs.
+    for (bool all_greedy : {false, true}) {
+        SummarizeArgs a{dl.as<float>(), R, V, params.as<float>()};
+        a.all_greedy = all_greedy;
+        MOEINFER_CUDA_CHECK(cudaMemset(ids.get(), 0xff, ids.bytes()));
+        MOEINFER_CUDA_CHECK(cudaMemset(lp.get(), 0xff, lp.bytes()));
+        summarize(a, ids, lp);
+        const std::vector<int32_t> got_ids = to_host<int32_t>(ids, R);
+        const std::vector<float> got_lp = to_host<float>(lp, R);
+        for (int64_t r = 0; r < R; ++r) {
+            const float* row = logits.data() + r * V;
+            const int64_t best = std::max_element(row, row + V) - row;
+            double sum = 0;
+            for (int64_t i = 0; i < V; ++i) sum += std::exp(double(row[i]) - row[best]);
+            EXPECT_EQ(got_ids[r], best) << "row " << r << (all_greedy ? ", greedy path" : "");
+            EXPECT_NEAR(got_lp[r], -std::log(sum), 1e-4) << "row " << r << (all_greedy ? ", greedy path" : "");
+        }
+        EXPECT_EQ(got_ids[1], 77);
+        EXPECT_EQ(got_ids[2], 9000);
     }
-    EXPECT_EQ(got_ids[1], 77);
-    EXPECT_EQ(got_ids[2], 9000);
 }
 
 // Sampling: N rows of the same logits at u = (i + ½)/N must hit token t about p_t·N times (a uniform grid through the

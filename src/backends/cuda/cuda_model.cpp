@@ -202,6 +202,7 @@ struct Dims {
     bool graphed = false;  // captured: no host syncs inside
     int64_t tiles = 0;     // prefill attention tiles (0: every query through the decode kernel)
     int64_t fresh = 0;     // most keys one sequence writes into the cache this step (an upper bound)
+    bool identity_rows = false;  // logit row r is token r for every token (R == T)
 };
 
 class CudaForward : public DeviceForward {
@@ -606,10 +607,16 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
             normed = true;
         }
     }
+    const bf16* lm_head = (tied_ ? embed_ : lm_head_).as<bf16>();
+    if (!normed && fold && d.identity_rows) {
+        // Decode: the logits of every row, the final norm folded into the lm_head product (no norm, no gather).
+        gemv_rms(x, final_norm_.as<float>(), eps, T, lm_head, c_.vocab_size, H, logits_.as<float>(), stream_);
+        return;
+    }
     if (!normed) rms_norm(x, final_norm_.as<float>(), eps, T, H, xn, stream_);
     // xn now holds every row after the final norm; the lm_head reads only the requested ones.
     gather_rows(xn, logit_rows, d.R, H, rows_.as<bf16>(), stream_);
-    linear(rows_.as<bf16>(), d.R, (tied_ ? embed_ : lm_head_).as<bf16>(), c_.vocab_size, H, logits_.as<float>());
+    linear(rows_.as<bf16>(), d.R, lm_head, c_.vocab_size, H, logits_.as<float>());
 }
 
 void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, RowSummary* summaries) {
@@ -656,8 +663,11 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
         d.max_blocks = (d.max_ctx + bs - 1) / bs;
         d.graphed = true;
         d.fresh = L;
+        d.identity_rows = d.R == d.T;  // every row's logits (or L = 1): rows[r] = r below
     } else {
         d.T = T, d.R = R, d.S = S, d.max_ctx = max_ctx;
+        d.identity_rows = R == T;
+        for (int64_t r = 0; d.identity_rows && r < R; ++r) d.identity_rows = batch.logit_rows[r] == r;
         d.fresh = T;
         d.max_blocks = *std::max_element(need.begin(), need.end());
     }
@@ -748,6 +758,7 @@ void CudaForward::launch(const Batch& batch, DeviceKv& kv_base, float* logits, R
         float* dparams = summary_.as<float>() + 2 * R;
         MOEINFER_CUDA_CHECK(cudaMemcpyAsync(dparams, params, size_t(R) * 4 * kSummaryParams, cudaMemcpyHostToDevice, stream_));
         SummarizeArgs sa{logits_.as<float>(), R, V, dparams};
+        sa.all_greedy = std::all_of(summaries, summaries + R, [](const RowSummary& q) { return q.temperature <= 0.0f; });
         if (num_adjust > 0) {
             auto* offsets = reinterpret_cast<int32_t*>(host + offsets_at);
             auto* adjust = reinterpret_cast<LogitAdjust*>(host + adjust_at);

@@ -164,7 +164,7 @@ __device__ __forceinline__ uint4 load_x(const bf16* row, int64_t i, int64_t K, b
 }
 
 template <int kXRows, int kWRows, int kUnroll, typename OutT, int kBlock, int kMode>
-__global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restrict__ y) {
+__device__ __forceinline__ void gemv_body(const GemvArgs& a, OutT* __restrict__ y) {
     constexpr bool kNormed = kMode & kNormedIn;
     // Dense products (launched with launch_pdl) issue their first weight loads before waiting for the kernel that
     // writes x; grouped and direct ones first need the expert routing that kernel may still be writing.
@@ -257,6 +257,21 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restri
         }
         __syncthreads();  // partial is reused by the next row pass
     }
+}
+
+template <int kXRows, int kWRows, int kUnroll, typename OutT, int kBlock, int kMode>
+__global__ void __launch_bounds__(kBlock) gemv_kernel(GemvArgs a, OutT* __restrict__ y) {
+    gemv_body<kXRows, kWRows, kUnroll, OutT, kBlock, kMode>(a, y);
+}
+
+// The same with launch bounds for 5 resident blocks an SM (≤ 102 registers at 128 threads; the 256-thread batch-1
+// kernel takes 72, 3 blocks an SM). In this form the 30B-A3B shape's q|k|v product — 640 blocks of 8 rows, K = 2048
+// as 2 pieces a row for each of 128 threads — is one wave, so every weight load is issued before it waits for the MoE
+// combine; in 1.6 waves only the first wave's were. (Asking for 1 block an SM is not the same as asking nothing:
+// `__launch_bounds__(256, 1)` took these kernels from 72 to 119-124 registers and every decode 3-5 % slower.)
+template <int kXRows, int kWRows, int kUnroll, typename OutT, int kBlock, int kMode>
+__global__ void __launch_bounds__(kBlock, 5) gemv_one_wave_kernel(GemvArgs a, OutT* __restrict__ y) {
+    gemv_body<kXRows, kWRows, kUnroll, OutT, kBlock, kMode>(a, y);
 }
 
 // Grouped products with several rows per expert (16-64 decoding sequences: every expert active, a few tokens
@@ -371,7 +386,14 @@ void launch(const GemvArgs& a, int64_t groups, int64_t rows_per_group, OutT* y, 
     if (a.K % 8 != 0) throw std::invalid_argument("cuda::gemv: K must be a multiple of 8");
     const int64_t K8 = a.K / 8;
     auto grid = [&](int w_rows) { return dim3(unsigned((a.N + w_rows - 1) / w_rows), unsigned(groups)); };
-    if (rows_per_group <= 1) {
+    if (rows_per_group <= 1 && (kMode & kNormedIn) && K8 == 2 * 128) {
+        // gemv_rms at batch 1 over K = 2048 (a decode step's q|k|v after the MoE combine): one wave, every weight
+        // load before the wait (gemv_one_wave_kernel). Measured on H100 (30B-A3B decode +0.9 %); the same form for
+        // the o projection (K = 4096, 2 blocks an SM) and for the experts' gate|up (which cannot load before their
+        // wait for the routing) was not faster.
+        if constexpr ((kMode & kNormedIn) != 0)
+            launch_pdl(gemv_one_wave_kernel<1, 8, 2, OutT, 128, kMode>, grid(8), 128, 0, stream, a, y);
+    } else if (rows_per_group <= 1) {
         // Batch 1, measured on H100 (8B shape decode 166.1 -> 170.9 tok/s, 30B-A3B 225.7 -> 233.5 against 4 rows ×
         // 2 pieces): 8 weight rows per block throughout; long K (the 14336-wide down projection) in 128-thread blocks
         // with 2 pieces per row in flight, K of 2048-8191 one piece per row and thread.
@@ -439,12 +461,24 @@ void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offset
     }
     launch(a, std::min(E, N_rows), avg <= 1 ? 1 : avg <= 2 ? 2 : avg <= 4 ? 4 : 8, y, stream);
 }
-void gemv_rms(const float* x, const float* norm_w, float eps, int64_t T, const bf16* w, int64_t out, int64_t in,
-              bf16* y, cudaStream_t stream) {
+namespace {
+template <typename OutT>
+void launch_rms(const float* x, const float* norm_w, float eps, int64_t T, const bf16* w, int64_t out, int64_t in,
+                OutT* y, cudaStream_t stream) {
     if (!gemv_rms_supported(T, in)) throw std::invalid_argument("cuda::gemv_rms: needs T ≤ 4 and in % 256 == 0");
     GemvArgs a = dense(nullptr, T, w, out, in, false);
     a.xf = x, a.norm_w = norm_w, a.eps = eps;
-    launch<bf16, kNormedIn>(a, 1, T, y, stream);
+    launch<OutT, kNormedIn>(a, 1, T, y, stream);
+}
+}  // namespace
+
+void gemv_rms(const float* x, const float* norm_w, float eps, int64_t T, const bf16* w, int64_t out, int64_t in,
+              bf16* y, cudaStream_t stream) {
+    launch_rms(x, norm_w, eps, T, w, out, in, y, stream);
+}
+void gemv_rms(const float* x, const float* norm_w, float eps, int64_t T, const bf16* w, int64_t out, int64_t in,
+              float* y, cudaStream_t stream) {
+    launch_rms(x, norm_w, eps, T, w, out, in, y, stream);
 }
 
 bool gemv_rms_supported(int64_t T, int64_t in) { return T >= 1 && T <= kGemvNormRows && in % 256 == 0; }

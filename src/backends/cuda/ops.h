@@ -167,6 +167,9 @@ void gemv_swiglu_add(const bf16* gate_up, int64_t T, const bf16* w, int64_t out,
 // shapes it takes (decode steps: T ≤ 4, in % 256 == 0).
 void gemv_rms(const float* x, const float* norm_w, float eps, int64_t T, const bf16* w, int64_t out, int64_t in,
               bf16* y, cudaStream_t stream);
+// The same into fp32 y (the lm_head's logits, the final norm folded in).
+void gemv_rms(const float* x, const float* norm_w, float eps, int64_t T, const bf16* w, int64_t out, int64_t in,
+              float* y, cudaStream_t stream);
 bool gemv_rms_supported(int64_t T, int64_t in);
 // Grouped over experts: w = E stacked [out, in] matrices; rows [offsets[e], offsets[e+1]) of y [N_rows, out] use
 // expert e and read x row row_token[r] (row_token == nullptr: x row r). offsets and active (the experts with
@@ -203,6 +206,9 @@ struct SummarizeArgs {
     void* workspace = nullptr;  // summarize_workspace_bytes(rows, V)
     int32_t* token = nullptr;
     float* logprob = nullptr;
+    // Every row greedy (temperature ≤ 0), as the caller knows from the parameters it uploaded: the passes only
+    // sampling needs (the top-k / top-p cut, the kept weights) are not launched.
+    bool all_greedy = false;
 };
 size_t summarize_workspace_bytes(int64_t rows, int64_t V);
 void summarize_rows(const SummarizeArgs& args, cudaStream_t stream);

@@ -395,10 +395,12 @@ void summarize_rows(const SummarizeArgs& a, cudaStream_t stream) {
         summary_chunk_kernel<<<grid, kThreads, 0, stream>>>(a.logits, V, stats);
         MOEINFER_CUDA_LAUNCH_CHECK();
     }
-    summary_cut_kernel<<<dim3(unsigned(rows)), kCutThreads, 0, stream>>>(a.logits, V, chunks, a.params, stats, info);
-    MOEINFER_CUDA_LAUNCH_CHECK();
-    summary_weight_kernel<<<grid, kThreads, 0, stream>>>(a.logits, V, a.params, info, stats);
-    MOEINFER_CUDA_LAUNCH_CHECK();
+    if (!a.all_greedy) {  // greedy rows read neither the cut nor the kept weights
+        summary_cut_kernel<<<dim3(unsigned(rows)), kCutThreads, 0, stream>>>(a.logits, V, chunks, a.params, stats, info);
+        MOEINFER_CUDA_LAUNCH_CHECK();
+        summary_weight_kernel<<<grid, kThreads, 0, stream>>>(a.logits, V, a.params, info, stats);
+        MOEINFER_CUDA_LAUNCH_CHECK();
+    }
     summary_pick_kernel<<<dim3(unsigned(rows)), kThreads, 0, stream>>>(a.logits, V, chunks, a.params, info, stats,
                                                                        a.adjust, a.adjust_offsets, a.adjust_raw,
                                                                        a.token, a.logprob);

@@ -22,7 +22,7 @@ file(GLOB MOEINFER_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backen
      ${CMAKE_SOURCE_DIR}/src/backends/cuda/*.cpp)
 add_library(moeinfer_cuda STATIC ${MOEINFER_CUDA_SOURCES})
 target_include_directories(moeinfer_cuda PUBLIC ${CMAKE_SOURCE_DIR}/src)
-target_link_libraries(moeinfer_cuda PUBLIC moeinfer_core CUDA::cudart CUDA::cublas CUDA::cublasLt)
+target_link_libraries(moeinfer_cuda PUBLIC moeinfer_core CUDA::cudart CUDA::cublasLt)
 
 # The CLI of this build gets --device cuda.
 target_link_libraries(moeinfer PRIVATE moeinfer_cuda)

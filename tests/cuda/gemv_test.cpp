@@ -1,5 +1,5 @@
 // gemv (skinny products), grouped_gemv / direct_expert_gemv (MoE experts, rows found on the device) and the
-// cuBLAS grouped GEMM (Gemm::grouped_matmul) against cpu::matmul with the same bf16 weights, at odd sizes:
+// tensor-core grouped GEMM (grouped_gemm, prefill's experts) against cpu::matmul with the same bf16 weights, at odd sizes:
 // rows 1..9 (crossing the 8-row pass), out not a multiple of the warp tile.
 #include <gtest/gtest.h>
 
@@ -8,7 +8,6 @@
 #include "backends/cpu/elementwise.h"
 #include "backends/cpu/matmul.h"
 #include "backends/cpu/moe.h"
-#include "backends/cuda/gemm.h"
 #include "backends/cuda/ops.h"
 #include "cuda/cuda_test_util.h"
 
@@ -165,12 +164,10 @@ TEST_P(GroupedGemvTest, MatchesPerExpertCpuMatmul) {
     direct_expert_gemv(dx.as<bf16>(), k, dids.as<int32_t>(), T * k, dw.as<bf16>(), out, in, false, dd.as<bf16>(),
                        nullptr);
     const std::vector<float> direct = to_host_bf16(dd, T * k * out);
-    // The prefill form: rows gathered in expert order, one cuBLAS grouped GEMM with the offsets on the host.
-    DeviceBuffer xp(T * k * in * 2), dg = poisoned(T * k * out, 2);
-    gather_rows(dx.as<bf16>(), row_token.as<int32_t>(), T * k, in, xp.as<bf16>(), nullptr);
-    const std::vector<int32_t> off = to_host<int32_t>(offsets, E + 1);
-    Gemm gemm;
-    gemm.grouped_matmul(xp.as<bf16>(), off.data(), E, dw.as<bf16>(), out, in, dg.as<bf16>(), nullptr);
+    // The prefill form: the tensor-core grouped GEMM, reading the offsets on the device.
+    DeviceBuffer dg = poisoned(T * k * out, 2);
+    grouped_gemm(dx.as<bf16>(), row_token.as<int32_t>(), offsets.as<int32_t>(), E, T * k, dw.as<bf16>(), out, in,
+                 dg.as<bf16>(), nullptr);
     const std::vector<float> grouped = to_host_bf16(dg, T * k * out);
     const std::vector<float> got = to_host_bf16(dy, T * k * out);
     const std::vector<int32_t> slot = to_host<int32_t>(slot_row, T * k);
@@ -193,7 +190,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GroupedGemvTest,
                                            std::make_tuple(5, 8, 2, 33, 264), std::make_tuple(40, 4, 2, 70, 128),
                                            std::make_tuple(7, 60, 4, 129, 1024), std::make_tuple(1, 128, 8, 2048, 768),
                                            std::make_tuple(1, 16, 4, 40, 1272), std::make_tuple(16, 16, 4, 200, 2048),
-                                           std::make_tuple(64, 32, 8, 96, 768)));
+                                           std::make_tuple(64, 32, 8, 96, 768),
+                                           // many rows per expert (the grouped GEMM's 64- and 128-row tiles, partial
+                                           // tiles, odd out and K not a multiple of its 64-wide steps)
+                                           std::make_tuple(300, 8, 2, 200, 264), std::make_tuple(700, 4, 2, 129, 200),
+                                           std::make_tuple(512, 16, 4, 384, 2048)));
 
 // The grouped product with the SwiGLU input fused (the MoE down projection) equals silu_mul followed by the plain
 // grouped product, bit for bit, on the tensor-core form (experts averaging ≥ 2 rows) and the gemv form (~1 row).

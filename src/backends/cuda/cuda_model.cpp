@@ -232,9 +232,9 @@ private:
     // An MoE layer from the attention output (branch_, or already in x_ at decode sizes) to the next layer's input:
     // residual add and norm, routing, experts, combine, residual add, and the next norm into xn_ unless the step is
     // small enough for the next product to normalize x_ itself (returns whether xn_ holds the next norm).
-    bool moe(const DevLayer& l, int64_t T, bool allow_sync, const float* next_norm);
+    bool moe(const DevLayer& l, int64_t T, const float* next_norm);
     // Expert products over expert-contiguous rows (moe_permute): y_[N, H] in permuted order.
-    void grouped_experts(const DevLayer& l, const bf16* x, int64_t T, bool allow_sync);
+    void grouped_experts(const DevLayer& l, const bf16* x, int64_t T);
 
     ModelConfig c_;
     CudaForwardOptions opt_;
@@ -254,8 +254,7 @@ private:
     DeviceBuffer summary_ws_;  // summarize_rows' per-chunk statistics
     DeviceBuffer adjust_;      // the step's logit adjustments, their row offsets and saved raw logits
     DeviceBuffer x_, xn_, qkv_, q_, attn_, branch_, moe_out_, gu_, act_, router_, route_mailbox_, topk_ids_, topk_w_,
-        offsets_, row_token_, slot_row_, summary_, perm_ws_, xp_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
-    PinnedBuffer offsets_host_;
+        offsets_, row_token_, slot_row_, summary_, perm_ws_, y_, shared_, shared_gate_, attn_ws_, rows_, logits_;
     // Launched steps, oldest first (at most two: the host prepares one while the device runs the other). Step k
     // uses pinned slot k % 2 for its metadata and results, and events k % 4, so the events of step k - 1 are
     // still intact when step k finishes and the device's idle gap between them can be read.
@@ -423,7 +422,6 @@ void CudaForward::reserve(const Dims& d) {
     row_token_ = f32(N);
     slot_row_ = f32(N);
     perm_ws_ = f32(moe_permute_workspace_ints(N, E));
-    xp_ = b16(N * H);
     y_ = b16(N * H);
     shared_ = b16(T * H);
     shared_gate_ = f32(T);
@@ -461,7 +459,7 @@ void CudaForward::mlp(const DevMlp& m, const bf16* x, int64_t T, bf16* out) {
     linear(act_.as<bf16>(), T, m.down.as<bf16>(), H, m.ff, out);
 }
 
-bool CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float* next_norm) {
+bool CudaForward::moe(const DevLayer& l, int64_t T, const float* next_norm) {
     const int64_t H = c_.hidden_size, E = c_.num_experts, k = l.top_k, ff = l.experts.ff, N = T * k;
     const float eps = float(c_.rms_eps);
     if (T <= kDirectMoeTokens) {
@@ -487,7 +485,7 @@ bool CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float
             return false;
         }
     } else {
-        grouped_experts(l, x, T, allow_sync);
+        grouped_experts(l, x, T);
         slot_rows = ints(slot_row_);
     }
     if (!l.has_shared && T <= kFusedCombineTokens) {  // combine + residual add + the next norm in one launch
@@ -510,7 +508,7 @@ bool CudaForward::moe(const DevLayer& l, int64_t T, bool allow_sync, const float
     return true;
 }
 
-void CudaForward::grouped_experts(const DevLayer& l, const bf16* x, int64_t T, bool allow_sync) {
+void CudaForward::grouped_experts(const DevLayer& l, const bf16* x, int64_t T) {
     const int64_t H = c_.hidden_size, E = c_.num_experts, k = l.top_k, ff = l.experts.ff, N = T * k;
     int32_t* active = ints(offsets_) + E + 1;  // offsets_ holds [E + 1] offsets, then the [E] active experts
     moe_permute(ints(topk_ids_), T, k, E, ints(perm_ws_), ints(offsets_), active, ints(row_token_), ints(slot_row_),
@@ -518,19 +516,15 @@ void CudaForward::grouped_experts(const DevLayer& l, const bf16* x, int64_t T, b
     const bf16* Wgu = l.experts.gate_up.as<bf16>();
     const bf16* Wd = l.experts.down.as<bf16>();
     bf16 *gu = gu_.as<bf16>(), *act = act_.as<bf16>(), *y = y_.as<bf16>();
-    if (!allow_sync || N < kGroupedRowsPerExpert * E) {
+    if (N < kGroupedRowsPerExpert * E) {
         grouped_gemv(x, ints(row_token_), ints(offsets_), active, E, N, Wgu, 2 * ff, H, false, gu, stream_);
         grouped_gemv(gu, nullptr, ints(offsets_), active, E, N, Wd, H, ff, true, y, stream_);
     } else {
-        // Many rows per expert (prefill): one grouped tensor-core GEMM per projection over the active experts;
-        // cuBLAS takes the group sizes on the host, so the offsets are synced once per layer.
-        gather_rows(x, ints(row_token_), N, H, xp_.as<bf16>(), stream_);
-        auto* off = static_cast<int32_t*>(offsets_host_.get(size_t(E + 1) * 4));
-        MOEINFER_CUDA_CHECK(cudaMemcpyAsync(off, offsets_.get(), size_t(E + 1) * 4, cudaMemcpyDeviceToHost, stream_));
-        MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        gemm_->grouped_matmul(xp_.as<bf16>(), off, E, Wgu, 2 * ff, H, gu, stream_);
+        // Many rows per expert (prefill): one grouped tensor-core GEMM per projection over the active experts,
+        // which finds its row ranges on the device (no host sync).
+        grouped_gemm(x, ints(row_token_), ints(offsets_), E, N, Wgu, 2 * ff, H, gu, stream_);
         silu_mul(gu, gu + ff, 2 * ff, N, ff, act, stream_);
-        gemm_->grouped_matmul(act, off, E, Wd, H, ff, y, stream_);
+        grouped_gemm(act, nullptr, ints(offsets_), E, N, Wd, H, ff, y, stream_);
     }
 }
 
@@ -594,7 +588,7 @@ void CudaForward::run(const Dims& d, CudaKv& kv, int64_t block_size) {
             linear(attn_.as<bf16>(), T, l.o.as<bf16>(), H, qw, branch_.as<bf16>());
         const float* next_norm = li + 1 < layers_.size() ? layers_[li + 1].attn_norm.as<float>() : final_norm_.as<float>();
         if (l.is_moe) {
-            normed = moe(l, T, !d.graphed, next_norm);
+            normed = moe(l, T, next_norm);
         } else if (fold) {  // norm → gate|up → SwiGLU → down, added into x; the next product normalizes x
             const DevMlp& m = l.mlp;
             gemv_rms(x, l.ffn_norm.as<float>(), eps, T, m.gate_up.as<bf16>(), 2 * m.ff, H, gu_.as<bf16>(), stream_);

@@ -4,11 +4,9 @@
 // pointer alignments are cached per shape, so a decode step pays no heuristic query after its first call (and the
 // call sequence is graph-capturable once warm).
 #include <cublasLt.h>
-#include <cublas_v2.h>
 
 #include <map>
 #include <tuple>
-#include <vector>
 
 #include "backends/cuda/gemm.h"
 
@@ -18,7 +16,7 @@ namespace {
 void check_cublas(cublasStatus_t st, const char* what, const char* file, int line) {
     if (st != CUBLAS_STATUS_SUCCESS) {
         throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what + ": " +
-                                 cublasGetStatusString(st));
+                                 cublasLtGetStatusString(st));
     }
 }
 #define CUBLAS_CHECK(expr) check_cublas((expr), #expr, __FILE__, __LINE__)
@@ -42,11 +40,7 @@ struct Gemm::Impl {
         cublasLtMatmulAlgo_t algo{};
     };
     cublasLtHandle_t handle = nullptr;
-    cublasHandle_t blas = nullptr;  // grouped GEMMs
     DeviceBuffer workspace;
-    DeviceBuffer group_ptrs;        // [3, E] device pointers for the grouped call
-    void* group_ptrs_host = nullptr;  // pinned staging of the same
-    size_t group_cap = 0;
     std::map<Key, Plan> plans;
 
     ~Impl() {
@@ -57,8 +51,6 @@ struct Gemm::Impl {
             cublasLtMatmulDescDestroy(p.desc);
         }
         if (handle) cublasLtDestroy(handle);
-        if (blas) cublasDestroy(blas);
-        if (group_ptrs_host) cudaFreeHost(group_ptrs_host);
     }
 
     const Plan& plan(int64_t T, int64_t out, int64_t in, cudaDataType_t ytype, const void* x, const void* w,
@@ -128,44 +120,6 @@ void Gemm::matmul(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t 
 
 void Gemm::matmul(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y, cudaStream_t stream) {
     impl_->run(x, T, w, out, in, y, CUDA_R_32F, stream);
-}
-
-void Gemm::grouped_matmul(const bf16* x, const int32_t* offsets, int64_t E, const bf16* w, int64_t out, int64_t in,
-                          bf16* y, cudaStream_t stream) {
-    Impl& m = *impl_;
-    if (!m.blas) CUBLAS_CHECK(cublasCreate(&m.blas));
-    CUBLAS_CHECK(cublasSetStream(m.blas, stream));
-    if (size_t(E) > m.group_cap) {
-        // The staging buffer is only rewritten after the caller's next host sync, when the last copy has run.
-        MOEINFER_CUDA_CHECK(cudaStreamSynchronize(stream));
-        if (m.group_ptrs_host) cudaFreeHost(m.group_ptrs_host);
-        MOEINFER_CUDA_CHECK(cudaMallocHost(&m.group_ptrs_host, 3 * E * sizeof(void*)));
-        m.group_ptrs = DeviceBuffer(3 * E * sizeof(void*));
-        m.group_cap = size_t(E);
-    }
-    // Column-major view as in run(): expert e computes Yc[out, rows] = Wcᵀ · Xc over its rows, one problem per group.
-    std::vector<int> rows, outs, ins;
-    auto** ptrs = static_cast<const void**>(m.group_ptrs_host);
-    int64_t g = 0;
-    for (int64_t e = 0; e < E; ++e) {
-        const int32_t n = offsets[e + 1] - offsets[e];
-        if (n <= 0) continue;
-        ptrs[g] = w + e * out * in;
-        ptrs[E + g] = x + int64_t(offsets[e]) * in;
-        ptrs[2 * E + g] = y + int64_t(offsets[e]) * out;
-        rows.push_back(n);
-        ++g;
-    }
-    if (g == 0) return;
-    MOEINFER_CUDA_CHECK(cudaMemcpyAsync(m.group_ptrs.get(), m.group_ptrs_host, 3 * E * sizeof(void*),
-                                        cudaMemcpyHostToDevice, stream));
-    void** dptrs = static_cast<void**>(m.group_ptrs.get());
-    const std::vector<cublasOperation_t> ta(g, CUBLAS_OP_T), tb(g, CUBLAS_OP_N);
-    const std::vector<int> mm(g, int(out)), kk(g, int(in)), group_size(g, 1);
-    const std::vector<float> alpha(g, 1.0f), beta(g, 0.0f);
-    CUBLAS_CHECK(cublasGemmGroupedBatchedEx(m.blas, ta.data(), tb.data(), mm.data(), rows.data(), kk.data(), alpha.data(),
-                                            dptrs, CUDA_R_16BF, kk.data(), dptrs + E, CUDA_R_16BF, kk.data(), beta.data(),
-                                            dptrs + 2 * E, CUDA_R_16BF, mm.data(), int(g), group_size.data(), CUBLAS_COMPUTE_32F));
 }
 
 }  // namespace moeinfer::cuda

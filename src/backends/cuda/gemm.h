@@ -18,11 +18,6 @@ public:
     // y[T, out] = x[T, in] · w[out, in]ᵀ, all row-major; y in bf16 (activations) or fp32 (router logits, lm head).
     void matmul(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);
     void matmul(const bf16* x, int64_t T, const bf16* w, int64_t out, int64_t in, float* y, cudaStream_t stream);
-    // MoE experts in one cuBLAS grouped call (cublasGemmGroupedBatchedEx): rows [offsets[e], offsets[e+1]) of x
-    // [N, in] times expert e of w (E stacked [out, in] matrices) into the same rows of y [N, out]. `offsets` is on
-    // the host (the caller synced it); experts without rows are skipped.
-    void grouped_matmul(const bf16* x, const int32_t* offsets, int64_t E, const bf16* w, int64_t out, int64_t in,
-                        bf16* y, cudaStream_t stream);
 
 private:
     struct Impl;

@@ -176,6 +176,10 @@ bool gemv_rms_supported(int64_t T, int64_t in);
 // rows, -1 after the last) live on the device (moe_permute). swiglu: x rows are [gate in | up in] as for gemv_swiglu.
 void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, const int32_t* active, int64_t E,
                   int64_t N_rows, const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream);
+// The same for many rows per expert (prefill), on tensor cores (grouped_gemm.cu): y rows [offsets[e], offsets[e+1])
+// = x rows row_token[r] (nullptr: r) · w[e]ᵀ; offsets on the device, no host sync. in % 8 == 0.
+void grouped_gemm(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
+                  const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);
 // Direct (no permutation; decode): y row r = x row (r / x_row_div) · w[expert_of_row[r]]ᵀ. With expert_of_row =
 // the [T, k] top-k ids and x_row_div = k, row t·k + j is token t through its j-th expert.
 void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,

@@ -191,7 +191,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GroupedGemvTest,
                                            std::make_tuple(7, 60, 4, 129, 1024), std::make_tuple(1, 128, 8, 2048, 768),
                                            std::make_tuple(1, 16, 4, 40, 1272), std::make_tuple(16, 16, 4, 200, 2048),
                                            std::make_tuple(64, 32, 8, 96, 768),
-                                           // many rows per expert (the grouped GEMM's 64- and 128-row tiles, partial
+                                           // many rows per expert (the grouped GEMM's 32-, 64- and 128-row tiles, partial
                                            // tiles, odd out and K not a multiple of its 64-wide steps)
                                            std::make_tuple(300, 8, 2, 200, 264), std::make_tuple(700, 4, 2, 129, 200),
                                            std::make_tuple(512, 16, 4, 384, 2048)));

@@ -131,6 +131,19 @@ TEST(GemvRms, MatchesRmsNormThenGemv) {
                  std::invalid_argument);
 }
 
+// [T, k] expert ids: k distinct experts per token, uniformly drawn.
+std::vector<int32_t> random_topk_ids(int64_t T, int64_t E, int64_t k, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<int32_t> ids(T * k), all(E);
+    for (int64_t t = 0; t < T; ++t) {
+        for (int64_t e = 0; e < E; ++e) all[e] = int32_t(e);
+        std::shuffle(all.begin(), all.end(), rng);
+        std::sort(all.begin(), all.begin() + k);
+        for (int64_t j = 0; j < k; ++j) ids[t * k + j] = all[j];
+    }
+    return ids;
+}
+
 // T tokens pick k of E experts; rows are permuted by expert on the device (moe_permute) and the grouped product
 // must equal, row by row, x[token] · W[expert]ᵀ.
 class GroupedGemvTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>> {};
@@ -141,15 +154,7 @@ TEST_P(GroupedGemvTest, MatchesPerExpertCpuMatmul) {
     const auto [T, E, k, out, in] = GetParam();
     const std::vector<float> x = round_bf16(random_vector(T * in, 41));
     const std::vector<uint16_t> w = to_bf16_bits(random_vector(E * out * in, 42, 0.05f));
-    std::mt19937 rng(43);
-    std::vector<int32_t> ids(T * k);
-    for (int64_t t = 0; t < T; ++t) {  // k distinct experts per token, skewed toward low ids
-        std::vector<int32_t> all(E);
-        for (int64_t e = 0; e < E; ++e) all[e] = int32_t(e);
-        std::shuffle(all.begin(), all.end(), rng);
-        std::sort(all.begin(), all.begin() + k);
-        for (int64_t j = 0; j < k; ++j) ids[t * k + j] = all[j];
-    }
+    const std::vector<int32_t> ids = random_topk_ids(T, E, k, 43);
 
     DeviceBuffer dx = to_device_bf16(x), dw = to_device(w), dids = to_device(ids);
     DeviceBuffer ws(size_t(std::max<int64_t>(1, moe_permute_workspace_ints(T * k, E))) * 4);
@@ -222,6 +227,30 @@ TEST(GroupedGemv, SwigluEqualsSiluMulThenProduct) {
         grouped_gemv(act.as<bf16>(), nullptr, offsets.as<int32_t>(), active.as<int32_t>(), E, N, dw.as<bf16>(), out,
                      ff, false, plain.as<bf16>(), nullptr);
         EXPECT_EQ(to_host<uint16_t>(fused, N * out), to_host<uint16_t>(plain, N * out)) << "T=" << T;
+    }
+}
+
+// The gate|up product with SwiGLU in the grouped GEMM's epilogue equals the plain grouped GEMM followed by silu_mul,
+// bit for bit: 32-, 64- and 128-row tiles, ff not a multiple of the 64 features a block covers, odd ff.
+TEST(GroupedGemm, SwigluEqualsGemmThenSiluMul) {
+    MOEINFER_REQUIRE_GPU();
+    for (const auto& [T, E, k, ff, in] : {std::make_tuple(16, 128, 8, 96, 256), std::make_tuple(300, 8, 2, 33, 200),
+                                          std::make_tuple(700, 4, 2, 100, 264)}) {
+        const int64_t N = T * k;
+        const std::vector<int32_t> ids = random_topk_ids(T, E, k, 71);
+        DeviceBuffer dx = to_device_bf16(round_bf16(random_vector(T * in, 72)));
+        DeviceBuffer dw = to_device(to_bf16_bits(random_vector(E * 2 * ff * in, 73, 0.05f))), dids = to_device(ids);
+        DeviceBuffer ws(size_t(std::max<int64_t>(1, moe_permute_workspace_ints(N, E))) * 4);
+        DeviceBuffer offsets((E + 1) * 4), active(E * 4), row_token(N * 4), slot_row(N * 4);
+        moe_permute(dids.as<int32_t>(), T, k, E, ws.as<int32_t>(), offsets.as<int32_t>(), active.as<int32_t>(),
+                    row_token.as<int32_t>(), slot_row.as<int32_t>(), nullptr);
+        DeviceBuffer gu = poisoned(N * 2 * ff, 2), plain = poisoned(N * ff, 2), fused = poisoned(N * ff, 2);
+        grouped_gemm(dx.as<bf16>(), row_token.as<int32_t>(), offsets.as<int32_t>(), E, N, dw.as<bf16>(), 2 * ff, in,
+                     gu.as<bf16>(), nullptr);
+        silu_mul(gu.as<bf16>(), gu.as<bf16>() + ff, 2 * ff, N, ff, plain.as<bf16>(), nullptr);
+        grouped_gemm_swiglu(dx.as<bf16>(), row_token.as<int32_t>(), offsets.as<int32_t>(), E, N, dw.as<bf16>(), ff,
+                            in, fused.as<bf16>(), nullptr);
+        EXPECT_EQ(to_host<uint16_t>(fused, N * ff), to_host<uint16_t>(plain, N * ff)) << "T=" << T << " ff=" << ff;
     }
 }
 

@@ -1,6 +1,7 @@
 // SwiGLU activation: out = silu(gate) · up, elementwise over bf16 rows with fp32 math. Pure bandwidth: a 2-D grid
 // (row, column chunk) with one element per thread keeps every access coalesced for any n, odd sizes included.
 #include "backends/cuda/ops.h"
+#include "backends/cuda/swiglu.cuh"
 
 namespace moeinfer::cuda {
 namespace {
@@ -14,7 +15,7 @@ __global__ void silu_mul_kernel(const bf16* __restrict__ gate, const bf16* __res
     if (i >= n) return;
     const float g = __bfloat162float(gate[row * in_stride + i]);
     const float u = __bfloat162float(up[row * in_stride + i]);
-    out[row * n + i] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+    out[row * n + i] = __float2bfloat16(silu_times(g, u));
 }
 
 }  // namespace

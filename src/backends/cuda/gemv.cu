@@ -17,6 +17,7 @@
 #include "backends/cuda/ops.h"
 #include "backends/cuda/pdl.cuh"
 #include "backends/cuda/reduce.cuh"
+#include "backends/cuda/swiglu.cuh"
 
 namespace moeinfer::cuda {
 namespace {
@@ -158,7 +159,7 @@ __device__ __forceinline__ uint4 load_x(const bf16* row, int64_t i, int64_t K, b
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
         const float2 gf = __bfloat1622float2(gp[j]), uf = __bfloat1622float2(up[j]);
-        op[j] = __floats2bfloat162_rn(gf.x / (1.0f + __expf(-gf.x)) * uf.x, gf.y / (1.0f + __expf(-gf.y)) * uf.y);
+        op[j] = __floats2bfloat162_rn(silu_times(gf.x, uf.x), silu_times(gf.y, uf.y));
     }
     return out;
 }

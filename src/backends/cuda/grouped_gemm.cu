@@ -12,6 +12,7 @@
 
 #include "backends/cuda/mma.cuh"
 #include "backends/cuda/ops.h"
+#include "backends/cuda/swiglu.cuh"
 
 namespace moeinfer::cuda {
 namespace {
@@ -22,7 +23,7 @@ struct GroupedGemmArgs {
     const bf16* x;
     const int32_t* row_token;  // nullptr: x row r for y row r
     const int32_t* offsets;    // [E + 1]
-    const bf16* W;             // [E, N, K]
+    const bf16* W;             // [E, N, K]; with SwiGLU [E, 2·N, K]: N gate rows, then N up rows
     int64_t E, N, K;
     bf16* y;  // [N_rows, N]
 };
@@ -70,7 +71,10 @@ struct Smem {
     bf16 w[kStages][kBN * kBK];
 };
 
-template <int kBM>
+// kSwiGLU: the block's 128 weight rows are 64 gate rows and the 64 up rows of the same features, so warps 2-3 along
+// N hold the up values of warps 0-1's gate values, fragment for fragment; the epilogue meets them in shared memory
+// and writes silu(gate) · up for 64 features (each product rounded to bf16 first, as silu_mul after a plain GEMM).
+template <int kBM, bool kSwiGLU>
 __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemmArgs a) {
     constexpr int kMTiles = kBM / 32;  // m16 tiles per warp (2 warps along M)
     constexpr int kXLoads = kBM * 8 / kThreads, kWLoads = kBN * 8 / kThreads;  // 16-byte chunks per thread and stage
@@ -80,7 +84,7 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemmArgs 
     Smem<kBM>& sm = *reinterpret_cast<Smem<kBM>*>(smem_raw);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wm = warp & 1, wn = warp >> 1;
     const int g = lane >> 2, t4 = lane & 3;
-    const int64_t N = a.N, K = a.K, n0 = int64_t(blockIdx.x) * kBN;
+    const int64_t N = a.N, K = a.K, n0 = int64_t(blockIdx.x) * (kSwiGLU ? kBN / 2 : kBN);
     const int chunk = threadIdx.x & 7, row0 = threadIdx.x >> 3;  // this thread copies chunk `chunk` of rows row0 + 32i
 
     const bf16* xsrc[kXLoads];
@@ -93,7 +97,12 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemmArgs 
     }
     const bf16* wsrc[kWLoads];
 #pragma unroll
-    for (int i = 0; i < kWLoads; ++i) wsrc[i] = a.W + (e * N + min(n0 + row0 + 32 * i, N - 1)) * K;
+    for (int i = 0; i < kWLoads; ++i) {
+        const int r = row0 + 32 * i;
+        int64_t w_row = min(n0 + r, N - 1);
+        if constexpr (kSwiGLU) w_row = min(n0 + (r % (kBN / 2)), N - 1) + (r < kBN / 2 ? 0 : N);
+        wsrc[i] = a.W + (e * (kSwiGLU ? 2 * N : N) + w_row) * K;
+    }
 
     auto load_stage = [&](int stage, int64_t k0) {
         const int64_t k = k0 + 8 * chunk;
@@ -143,7 +152,26 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemmArgs 
     }
     cp_async_wait<0>();
 
-    // acc[mi][ni]: rows g and g + 8 of m16 tile mi, columns 2·t4 and 2·t4 + 1 of n8 tile ni.
+    if constexpr (kSwiGLU) {
+        // Warps 2-3 along N post their up fragments; warps 0-1 take the ones matching theirs.
+        constexpr int kAcc = kMTiles * 16;  // accumulator floats per thread
+        float* up_s = reinterpret_cast<float*>(smem_raw);  // [2 (wm), 2 (wn % 2), kAcc, 32 lanes]
+        float* mine = up_s + ((wm * 2 + (wn & 1)) * kAcc) * 32 + lane;
+        __syncthreads();  // every warp is done with the pipeline's buffers
+        if (wn >= 2) {
+#pragma unroll
+            for (int i = 0; i < kAcc; ++i) mine[i * 32] = acc[i / 16][(i / 4) % 4][i % 4];
+        }
+        __syncthreads();
+        if (wn >= 2) return;
+#pragma unroll
+        for (int i = 0; i < kAcc; ++i) {
+            const float g = __bfloat162float(__float2bfloat16(acc[i / 16][(i / 4) % 4][i % 4]));
+            acc[i / 16][(i / 4) % 4][i % 4] = silu_times(g, __bfloat162float(__float2bfloat16(mine[i * 32])));
+        }
+    }
+    // acc[mi][ni]: rows g and g + 8 of m16 tile mi, columns 2·t4 and 2·t4 + 1 of n8 tile ni (warps 0-1 along N only
+    // with SwiGLU, whose 64 columns are features).
     const bool pairs = N % 2 == 0;  // a bf16 pair store is 4-byte aligned only then
 #pragma unroll
     for (int mi = 0; mi < kMTiles; ++mi)
@@ -166,32 +194,42 @@ __global__ void __launch_bounds__(kThreads) grouped_gemm_kernel(GroupedGemmArgs 
         }
 }
 
-template <int kBM>
+template <int kBM, bool kSwiGLU>
 void launch(const GroupedGemmArgs& a, int64_t N_rows, cudaStream_t stream) {
     const int64_t max_tiles = (N_rows + kBM - 1) / kBM + std::min(a.E, N_rows);
     if (max_tiles > 65535) throw std::invalid_argument("cuda::grouped_gemm: too many rows for one launch");
-    const dim3 grid(unsigned((a.N + kBN - 1) / kBN), unsigned(max_tiles));
+    const int64_t cols = kSwiGLU ? kBN / 2 : kBN;  // output columns per block
+    const dim3 grid(unsigned((a.N + cols - 1) / cols), unsigned(max_tiles));
     const int smem = int(sizeof(Smem<kBM>));
     // Above the 48 KB default: opted in per launch (cheap, and right for whichever device is current).
     MOEINFER_CUDA_CHECK(
-        cudaFuncSetAttribute(grouped_gemm_kernel<kBM>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    grouped_gemm_kernel<kBM><<<grid, kThreads, smem, stream>>>(a);
+        cudaFuncSetAttribute(grouped_gemm_kernel<kBM, kSwiGLU>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    grouped_gemm_kernel<kBM, kSwiGLU><<<grid, kThreads, smem, stream>>>(a);
     MOEINFER_CUDA_LAUNCH_CHECK();
+}
+
+template <bool kSwiGLU>
+void dispatch(const GroupedGemmArgs& a, int64_t N_rows, cudaStream_t stream) {
+    if (a.K % 8 != 0) throw std::invalid_argument("cuda::grouped_gemm: in must be a multiple of 8");
+    if (N_rows == 0 || a.N == 0 || a.E == 0) return;
+    // Tiles about as tall as an expert's rows, so little of the last tile is zero padding: at 1-4 rows an expert
+    // (16-64 decoding sequences of the 30B-A3B shape) 32-row tiles were 3-11 % faster than 64-row ones on H100;
+    // 128-row ones do prefill (pp4096: 256 rows an expert).
+    if (N_rows < 24 * a.E) launch<32, kSwiGLU>(a, N_rows, stream);
+    else if (N_rows < 96 * a.E) launch<64, kSwiGLU>(a, N_rows, stream);
+    else launch<128, kSwiGLU>(a, N_rows, stream);
 }
 
 }  // namespace
 
 void grouped_gemm(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
                   const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream) {
-    if (in % 8 != 0) throw std::invalid_argument("cuda::grouped_gemm: in must be a multiple of 8");
-    if (N_rows == 0 || out == 0 || E == 0) return;
-    const GroupedGemmArgs a{x, row_token, offsets, w, E, out, in, y};
-    // Tiles about as tall as an expert's rows, so little of the last tile is zero padding: at 1-4 rows an expert
-    // (16-64 decoding sequences of the 30B-A3B shape) 32-row tiles were 3-11 % faster than 64-row ones on H100;
-    // 128-row ones do prefill (pp4096: 256 rows an expert).
-    if (N_rows < 24 * E) launch<32>(a, N_rows, stream);
-    else if (N_rows < 96 * E) launch<64>(a, N_rows, stream);
-    else launch<128>(a, N_rows, stream);
+    dispatch<false>(GroupedGemmArgs{x, row_token, offsets, w, E, out, in, y}, N_rows, stream);
+}
+
+void grouped_gemm_swiglu(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
+                         const bf16* w_gate_up, int64_t ff, int64_t in, bf16* y, cudaStream_t stream) {
+    dispatch<true>(GroupedGemmArgs{x, row_token, offsets, w_gate_up, E, ff, in, y}, N_rows, stream);
 }
 
 }  // namespace moeinfer::cuda

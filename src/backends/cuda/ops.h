@@ -180,6 +180,10 @@ void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offset
 // = x rows row_token[r] (nullptr: r) · w[e]ᵀ; offsets on the device, no host sync. in % 8 == 0.
 void grouped_gemm(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
                   const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);
+// The gate|up product with SwiGLU applied: w_gate_up = E stacked [2·ff, in] (gate rows, then up rows), y [N_rows, ff]
+// = silu(x · gateᵀ) · (x · upᵀ), bit for bit what grouped_gemm followed by silu_mul gives (no [N_rows, 2·ff] buffer).
+void grouped_gemm_swiglu(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
+                         const bf16* w_gate_up, int64_t ff, int64_t in, bf16* y, cudaStream_t stream);
 // Direct (no permutation; decode): y row r = x row (r / x_row_div) · w[expert_of_row[r]]ᵀ. With expert_of_row =
 // the [T, k] top-k ids and x_row_div = k, row t·k + j is token t through its j-th expert.
 void direct_expert_gemv(const bf16* x, int64_t x_row_div, const int32_t* expert_of_row, int64_t N_rows, const bf16* w,

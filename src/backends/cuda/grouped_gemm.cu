@@ -6,7 +6,8 @@
 //
 // A block computes a BM × 128 tile of y (BM = 32, 64 or 128 token rows of one expert × 128 weight rows) with 8
 // warps of m16n8k16 MMAs, 2 along M and 4 along N; K in 64-wide steps, 3 stages deep with cp.async. x rows are
-// loaded straight from their token's row (row_token), so no gathered copy of x is made.
+// loaded straight from their token's row (row_token), so no gathered copy of x is made. The gate|up form
+// (grouped_gemm_swiglu) spends a block's 128 weight rows on 64 features' gate and up rows and writes SwiGLU's output.
 #include <algorithm>
 #include <stdexcept>
 

@@ -1,6 +1,6 @@
 // gemv (skinny products), grouped_gemv / direct_expert_gemv (MoE experts, rows found on the device) and the
-// tensor-core grouped GEMM (grouped_gemm, prefill's experts) against cpu::matmul with the same bf16 weights, at odd sizes:
-// rows 1..9 (crossing the 8-row pass), out not a multiple of the warp tile.
+// tensor-core grouped GEMM (grouped_gemm: experts with a row or more each) against cpu::matmul with the same bf16
+// weights, at odd sizes: rows 1..9 (crossing the 8-row pass), out not a multiple of the warp tile.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -169,7 +169,7 @@ TEST_P(GroupedGemvTest, MatchesPerExpertCpuMatmul) {
     direct_expert_gemv(dx.as<bf16>(), k, dids.as<int32_t>(), T * k, dw.as<bf16>(), out, in, false, dd.as<bf16>(),
                        nullptr);
     const std::vector<float> direct = to_host_bf16(dd, T * k * out);
-    // The prefill form: the tensor-core grouped GEMM, reading the offsets on the device.
+    // The tensor-core grouped GEMM (prefill, batched decode), reading the offsets on the device.
     DeviceBuffer dg = poisoned(T * k * out, 2);
     grouped_gemm(dx.as<bf16>(), row_token.as<int32_t>(), offsets.as<int32_t>(), E, T * k, dw.as<bf16>(), out, in,
                  dg.as<bf16>(), nullptr);

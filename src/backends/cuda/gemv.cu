@@ -275,11 +275,12 @@ __global__ void __launch_bounds__(kBlock, 5) gemv_one_wave_kernel(GemvArgs a, Ou
     gemv_body<kXRows, kWRows, kUnroll, OutT, kBlock, kMode>(a, y);
 }
 
-// Grouped products with several rows per expert (16-64 decoding sequences: every expert active, a few tokens
-// each) on tensor cores. A block owns 64 weight rows of one expert and streams them through shared memory in
-// 64-wide K steps, kStages deep with cp.async, so the bytes in flight are not bounded by registers as the gemv's
-// are; the expert's rows (up to 16 at a time, zero-padded) are the M side of m16n8k16 MMAs, each warp 16 weight rows.
-// Each expert's weights are read once per 16 of its rows. fp32 accumulation, bf16 output.
+// Grouped products with up to a few rows per expert on tensor cores (the model sends them here from half a row
+// per expert on, e.g. 8-15 decoding sequences of the 30B-A3B shape; from one row on it uses grouped_gemm.cu). A
+// block owns 64 weight rows of one expert and streams them through shared memory in 64-wide K steps, kStages deep
+// with cp.async, so the bytes in flight are not bounded by registers as the gemv's are; the expert's rows (up to
+// 16 at a time, zero-padded) are the M side of m16n8k16 MMAs, each warp 16 weight rows. Each expert's weights are
+// read once per 16 of its rows. fp32 accumulation, bf16 output.
 constexpr int kMmaRowsN = 64;  // weight rows per block
 constexpr int kMmaK = 64;      // K step
 constexpr int kMmaStages = 3;

@@ -176,8 +176,9 @@ bool gemv_rms_supported(int64_t T, int64_t in);
 // rows, -1 after the last) live on the device (moe_permute). swiglu: x rows are [gate in | up in] as for gemv_swiglu.
 void grouped_gemv(const bf16* x, const int32_t* row_token, const int32_t* offsets, const int32_t* active, int64_t E,
                   int64_t N_rows, const bf16* w, int64_t out, int64_t in, bool swiglu, bf16* y, cudaStream_t stream);
-// The same for many rows per expert (prefill), on tensor cores (grouped_gemm.cu): y rows [offsets[e], offsets[e+1])
-// = x rows row_token[r] (nullptr: r) · w[e]ᵀ; offsets on the device, no host sync. in % 8 == 0.
+// The same on tensor cores in tiles of up to 128 rows of one expert (grouped_gemm.cu; the model's choice from one
+// row per expert on: prefill, batched decode): y rows [offsets[e], offsets[e+1]) = x rows row_token[r] (nullptr: r)
+// · w[e]ᵀ; offsets on the device, no host sync. in % 8 == 0.
 void grouped_gemm(const bf16* x, const int32_t* row_token, const int32_t* offsets, int64_t E, int64_t N_rows,
                   const bf16* w, int64_t out, int64_t in, bf16* y, cudaStream_t stream);
 // The gate|up product with SwiGLU applied: w_gate_up = E stacked [2·ff, in] (gate rows, then up rows), y [N_rows, ff]
